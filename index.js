@@ -1,0 +1,295 @@
+'use strict';
+
+/**
+ * alt-session: asynchronous, per-key sessions for Express, on Redis or in memory.
+ *
+ * A thin adapter over the Rust engine (binding.js). The engine owns ids, cookie
+ * signing and parsing, option validation and storage; this file only turns a
+ * request into an engine call, JSON-encodes values (V8 does that fastest), and
+ * offers every method with both a Node-style callback and a Promise.
+ */
+
+const { Engine } = require('./binding');
+
+const ERROR_CODE = /^(ERR_SESSION_[A-Z_]+): /;
+
+/**
+ * Creates the session middleware on Redis.
+ * @param {object} [options] `{ redis: {...}, session: {...} }`, see README.md
+ */
+function altSession(options) {
+  return middleware(createEngine('redis', options));
+}
+
+/**
+ * The same middleware on the embedded in-memory store: for tests and
+ * single-process apps. Sessions are isolated and expire after `tti` idle seconds.
+ */
+altSession.mock = function mock(options) {
+  return middleware(createEngine('memory', options));
+};
+
+function createEngine(backend, options) {
+  try {
+    return Engine[backend](serializeOptions(options));
+  } catch (err) {
+    throw sessionError(err, 'ERR_SESSION_CONFIG');
+  }
+}
+
+/** Options cross as JSON; numbers JSON cannot hold are kept visible so they fail validation. */
+function serializeOptions(options) {
+  if (options === undefined) return 'null';
+  return JSON.stringify(options, (key, value) => {
+    if (typeof value === 'bigint') return String(value);
+    if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+    return value;
+  });
+}
+
+function middleware(engine) {
+  const cookieName = engine.cookieName;
+  const verifiesCookies = engine.hasSecret;
+  const awaitTouch = engine.awaitTouch;
+
+  function session(req, res, next) {
+    let opened;
+    try {
+      opened = engine.open(
+        req.headers.cookie,
+        verifiesCookies ? undefined : parsedSessionId(req, cookieName),
+        verifiesCookies ? undefined : req.secret,
+        isSecure(req)
+      );
+    } catch (err) {
+      return next(sessionError(err));
+    }
+    if (opened.setCookie) appendSetCookie(res, opened.setCookie);
+    req.session = new Session(engine, opened.id, opened.isNew, req, res);
+
+    // A brand-new id has nothing stored yet, so there is no idle TTL to refresh.
+    if (opened.isNew) return next();
+    const touched = engine.touch(opened.id);
+    if (!awaitTouch) {
+      touched.catch(noop);
+      return next();
+    }
+    touched.then(() => next(), (err) => next(sessionError(err))).catch(rethrowOutsidePromise);
+  }
+
+  /** Graceful shutdown: calls in flight finish, then the connection closes. */
+  session.close = (callback) => settle(engine.close(), callback);
+  return session;
+}
+
+/** The id cookie-parser verified, if any (`false` when its signature was wrong). */
+function parsedSessionId(req, cookieName) {
+  const value = req.signedCookies && req.signedCookies[cookieName];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function isSecure(req) {
+  if (typeof req.secure === 'boolean') return req.secure; // Express, honours trust proxy
+  return Boolean(req.socket && req.socket.encrypted);
+}
+
+/** Adds a Set-Cookie header without clobbering those other code has set. */
+function appendSetCookie(res, cookie, replacingName) {
+  if (res.headersSent) return;
+  let existing = res.getHeader('Set-Cookie');
+  if (existing === undefined) return res.setHeader('Set-Cookie', cookie);
+  existing = [].concat(existing);
+  if (replacingName) existing = existing.filter((c) => !String(c).startsWith(`${replacingName}=`));
+  res.setHeader('Set-Cookie', existing.concat(cookie));
+}
+
+/**
+ * `req.session`: the session of one request. Every method takes an optional
+ * Node-style callback and returns a Promise; a rejection nobody listens to is
+ * never reported as unhandled (code written for the original omits callbacks).
+ */
+class Session {
+  constructor(engine, id, isNew, req, res) {
+    this.id = id;
+    this.isNew = isNew;
+    // Non-enumerable: keeps `console.log(req.session)` and JSON output small.
+    Object.defineProperties(this, {
+      engine: { value: engine },
+      req: { value: req },
+      res: { value: res },
+    });
+  }
+
+  /** Reads one key; a missing key reads as `null`. */
+  get(key, callback) {
+    return run(callback, () => {
+      checkKey(key);
+      return this.engine.get(this.id, key).then(decode);
+    });
+  }
+
+  /** Reads several keys into `{ key: value }`. */
+  mget(keys, callback) {
+    return run(callback, () => {
+      const list = keyList(keys, 'mget');
+      return this.engine
+        .mget(this.id, list)
+        .then((values) => Object.fromEntries(list.map((key, i) => [key, decode(values[i])])));
+    });
+  }
+
+  /** Every key of the session, decoded. */
+  getAll(callback) {
+    return run(callback, () =>
+      this.engine.getAll(this.id).then((flat) => {
+        const entries = [];
+        for (let i = 0; i < flat.length; i += 2) entries.push([flat[i], decode(flat[i + 1])]);
+        return Object.fromEntries(entries);
+      })
+    );
+  }
+
+  /** Stores one key; `undefined` removes it (as JSON.stringify drops it). */
+  set(key, value, callback) {
+    return run(callback, () => {
+      checkKey(key);
+      const json = encode(key, value);
+      return json === undefined
+        ? this.engine.write(this.id, [], [key])
+        : this.engine.write(this.id, [key, json], []);
+    });
+  }
+
+  /** Stores several keys atomically: all of them are written, or none. */
+  mset(values, callback) {
+    return run(callback, () => {
+      if (values === null || typeof values !== 'object' || Array.isArray(values)) {
+        throw argumentError('mset takes an object of { key: value }');
+      }
+      const set = [];
+      const remove = [];
+      for (const key of Object.keys(values)) {
+        const json = encode(key, values[key]);
+        if (json === undefined) remove.push(key);
+        else set.push(key, json);
+      }
+      return this.engine.write(this.id, set, remove);
+    });
+  }
+
+  /** Removes one key or an array of keys. */
+  remove(keys, callback) {
+    return run(callback, () => this.engine.write(this.id, [], keyList(keys, 'remove')));
+  }
+
+  /** Deletes the whole session and clears the cookie (with its path and domain). */
+  invalidate(callback) {
+    return run(callback, () => {
+      const clear = this.engine.clearCookie(isSecure(this.req));
+      appendSetCookie(this.res, clear, this.engine.cookieName);
+      return this.engine.destroy(this.id);
+    });
+  }
+
+  /** Refreshes the idle timeout (the middleware does this on every request). */
+  touch(callback) {
+    return run(callback, () => this.engine.touch(this.id));
+  }
+}
+
+function checkKey(key) {
+  if (typeof key !== 'string' || key === '') {
+    throw argumentError(`session keys must be non-empty strings, got ${describe(key)}`);
+  }
+}
+
+function keyList(keys, method) {
+  const list = typeof keys === 'string' ? [keys] : keys;
+  if (!Array.isArray(list)) {
+    throw argumentError(`${method} takes a key or an array of keys, got ${describe(keys)}`);
+  }
+  list.forEach(checkKey);
+  return list;
+}
+
+function encode(key, value) {
+  try {
+    return JSON.stringify(value);
+  } catch (err) {
+    throw argumentError(`the value of "${key}" cannot be stored as JSON: ${err.message}`);
+  }
+}
+
+/** Values are JSON; a field someone stored raw reads back as the raw string. */
+function decode(value) {
+  if (value === null || value === undefined) return null;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}
+
+function describe(value) {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'string' ? JSON.stringify(value) : `a ${typeof value}`;
+}
+
+/**
+ * Runs one session operation: validation errors and engine errors alike
+ * reach the callback and the returned promise, never a throw.
+ */
+function run(callback, operation) {
+  let promise;
+  try {
+    promise = operation().catch((err) => Promise.reject(sessionError(err)));
+  } catch (err) {
+    promise = Promise.reject(sessionError(err));
+  }
+  return settle(promise, callback);
+}
+
+function settle(promise, callback) {
+  promise.catch(noop); // handled: code written for the original passes no callback
+  if (typeof callback === 'function') {
+    // Called outside the promise chain: a throwing callback is an ordinary
+    // uncaught exception, as with any Node callback, not a lost rejection.
+    promise.then(
+      (value) => process.nextTick(callback, null, value),
+      (err) => process.nextTick(callback, err)
+    );
+  }
+  return promise;
+}
+
+function argumentError(message) {
+  const err = new Error(message);
+  err.code = 'ERR_SESSION_ARGUMENT';
+  return err;
+}
+
+/** Engine errors arrive as "ERR_SESSION_X: message"; lift the code into `err.code`. */
+function sessionError(err, fallbackCode) {
+  if (!(err instanceof Error)) err = new Error(String(err));
+  const match = ERROR_CODE.exec(err.message);
+  if (match) {
+    err.code = match[1];
+    err.message = err.message.slice(match[0].length);
+  } else if (!String(err.code || '').startsWith('ERR_SESSION_')) {
+    err.code = fallbackCode || 'ERR_SESSION_ARGUMENT';
+  }
+  return err;
+}
+
+function rethrowOutsidePromise(err) {
+  process.nextTick(() => {
+    throw err;
+  });
+}
+
+function noop() {}
+
+module.exports = altSession;
+module.exports.default = altSession;
+module.exports.altSession = altSession;

@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+'use strict';
+
+// `npm test`: builds the engine if a source changed, then runs every suite:
+// Rust unit tests, the TypeScript typings check, binding tests (__test__/)
+// and the Express end-to-end tests (test/), each against real Redis servers
+// the tests start themselves.
+
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..');
+
+function run(command, args) {
+  console.log(`\n$ ${command} ${args.join(' ')}`);
+  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit' });
+  if (result.error) throw result.error;
+  if (result.status !== 0) process.exit(result.status || 1);
+}
+
+function testFiles(dir) {
+  return fs
+    .readdirSync(path.join(root, dir))
+    .filter((name) => name.endsWith('.test.js'))
+    .sort()
+    .map((name) => path.join(dir, name));
+}
+
+run(process.execPath, ['scripts/build.js', '--if-needed']);
+run('cargo', ['test', '--locked']);
+run(process.execPath, [require.resolve('typescript/bin/tsc', { paths: [root] }), '-p', 'test/types']);
+run(process.execPath, ['--test', ...testFiles('__test__'), ...testFiles('test')]);

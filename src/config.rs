@@ -1,0 +1,418 @@
+//! Middleware options: parsed from the object given to `altSession(options)`
+//! and validated once, so a typo fails at start-up with `ERR_SESSION_CONFIG`
+//! instead of at the first request. Unknown keys are ignored, as the original did.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::error::{Result, SessionError};
+
+pub const DEFAULT_TTI_SECS: u64 = 300;
+pub const DEFAULT_PREFIX: &str = "session";
+pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub redis: RedisOptions,
+    pub session: SessionOptions,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisOptions {
+    /// `redis://` / `rediss://` URL; when absent, built from host and port.
+    pub url: Option<String>,
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub tls: bool,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionOptions {
+    pub db_index: i64,
+    /// Idle timeout (`EXPIRE` on every request), in seconds.
+    pub tti_secs: u64,
+    pub prefix: String,
+    /// Secrets for signing (the first) and verifying (all) the cookie. Empty when
+    /// the app relies on `cookie-parser`'s secret instead.
+    pub secrets: Vec<String>,
+    pub cookie: CookieOptions,
+    pub max_value_bytes: usize,
+    /// Whether the per-request idle refresh completes before `next()`.
+    pub await_touch: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CookieOptions {
+    pub name: String,
+    pub path: String,
+    pub domain: Option<String>,
+    pub http_only: bool,
+    pub same_site: SameSite,
+    pub secure: SecureMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    Lax,
+    Strict,
+    None,
+    /// No `SameSite` attribute at all.
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecureMode {
+    Never,
+    Always,
+    /// `Secure` exactly when the request came over HTTPS (`req.secure`).
+    Auto,
+}
+
+impl Config {
+    pub fn from_json(options: &Value) -> Result<Config> {
+        let root = object_or_empty(options, "options")?;
+        Ok(Config {
+            redis: RedisOptions::parse(&object_or_empty(field(&root, "redis"), "redis")?)?,
+            session: SessionOptions::parse(&object_or_empty(
+                field(&root, "session"),
+                "session",
+            )?)?,
+        })
+    }
+
+    /// The connection URL, with credentials, database and TLS applied.
+    pub fn redis_url(&self) -> String {
+        let redis = &self.redis;
+        if let Some(url) = &redis.url {
+            return url.clone();
+        }
+        let scheme = if redis.tls { "rediss" } else { "redis" };
+        let auth = match (&redis.username, &redis.password) {
+            (Some(user), Some(pass)) => format!("{}:{}@", encode(user), encode(pass)),
+            (None, Some(pass)) => format!(":{}@", encode(pass)),
+            (Some(user), None) => format!("{}@", encode(user)),
+            (None, None) => String::new(),
+        };
+        let host = if redis.host.contains(':') {
+            format!("[{}]", redis.host)
+        } else {
+            redis.host.clone()
+        };
+        format!(
+            "{scheme}://{auth}{host}:{}/{}",
+            redis.port, self.session.db_index
+        )
+    }
+}
+
+fn encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+impl RedisOptions {
+    fn parse(o: &Map<String, Value>) -> Result<RedisOptions> {
+        for unsupported in ["sentinel", "cluster"] {
+            if o.get(unsupported).is_some_and(|v| !v.is_null()) {
+                return Err(SessionError::config(format!(
+                    "redis.{unsupported} is not supported by this version"
+                )));
+            }
+        }
+        let url = opt_string(o, "url", "redis.url")?;
+        if let Some(url) = &url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(SessionError::config(
+                    "redis.url must start with redis:// or rediss://",
+                ));
+            }
+        }
+        // The original accepted `auth_pass` (node_redis 2) and `pass`/`password`.
+        let password = match opt_string(o, "password", "redis.password")? {
+            Some(p) => Some(p),
+            None => match opt_string(o, "auth_pass", "redis.auth_pass")? {
+                Some(p) => Some(p),
+                None => opt_string(o, "pass", "redis.pass")?,
+            },
+        };
+        Ok(RedisOptions {
+            url,
+            host: opt_string(o, "host", "redis.host")?.unwrap_or_else(|| "127.0.0.1".into()),
+            port: port(o.get("port"))?,
+            username: opt_string(o, "username", "redis.username")?,
+            password: password.filter(|p| !p.is_empty()),
+            tls: opt_bool(o, "tls", "redis.tls")?.unwrap_or(false),
+            connect_timeout: millis(o, "connectTimeout")?,
+            command_timeout: millis(o, "commandTimeout")?,
+        })
+    }
+}
+
+impl SessionOptions {
+    fn parse(o: &Map<String, Value>) -> Result<SessionOptions> {
+        let db_index = match o.get("dbIndex") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v
+                .as_i64()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| SessionError::config("session.dbIndex must be an integer >= 0"))?,
+        };
+        let tti_secs = match o.get("tti") {
+            None | Some(Value::Null) => DEFAULT_TTI_SECS,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    SessionError::config("session.tti must be a whole number of seconds > 0")
+                })?,
+        };
+        let prefix = opt_string(o, "prefix", "session.prefix")?
+            .unwrap_or_else(|| DEFAULT_PREFIX.into());
+        if prefix.is_empty() || prefix.chars().any(char::is_control) {
+            return Err(SessionError::config(
+                "session.prefix must be a non-empty string without control characters",
+            ));
+        }
+        let max_value_bytes = match o.get("maxValueBytes") {
+            None | Some(Value::Null) => DEFAULT_MAX_VALUE_BYTES,
+            Some(v) => v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+                SessionError::config("session.maxValueBytes must be a whole number > 0")
+            })? as usize,
+        };
+        Ok(SessionOptions {
+            db_index,
+            tti_secs,
+            prefix,
+            secrets: secrets(o.get("secret"))?,
+            cookie: CookieOptions::parse(o)?,
+            max_value_bytes,
+            await_touch: opt_bool(o, "awaitTouch", "session.awaitTouch")?.unwrap_or(true),
+        })
+    }
+}
+
+impl CookieOptions {
+    fn parse(o: &Map<String, Value>) -> Result<CookieOptions> {
+        let name = opt_string(o, "name", "session.name")?.unwrap_or_else(|| "sid".into());
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(SessionError::config(
+                "session.name must be a cookie name (letters, digits, !#$%&'*+-.^_`|~)",
+            ));
+        }
+        let path = opt_string(o, "path", "session.path")?.unwrap_or_else(|| "/".into());
+        if !path.starts_with('/') || !path.bytes().all(is_attribute_byte) {
+            return Err(SessionError::config(
+                "session.path must start with / and hold no ';' or control characters",
+            ));
+        }
+        let domain = opt_string(o, "domain", "session.domain")?.filter(|d| !d.is_empty());
+        if let Some(domain) = &domain {
+            let valid = domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            if !valid {
+                return Err(SessionError::config(
+                    "session.domain must be a host name (letters, digits, '.', '-')",
+                ));
+            }
+        }
+        let secure = match o.get("secure") {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => SecureMode::Never,
+            Some(Value::Bool(true)) => SecureMode::Always,
+            Some(Value::String(s)) if s == "auto" => SecureMode::Auto,
+            Some(_) => {
+                return Err(SessionError::config(
+                    "session.secure must be true, false or 'auto'",
+                ))
+            }
+        };
+        let same_site = match o.get("sameSite") {
+            None | Some(Value::Null) => SameSite::Lax,
+            Some(Value::Bool(false)) => SameSite::Off,
+            Some(Value::Bool(true)) => SameSite::Strict,
+            Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+                "lax" => SameSite::Lax,
+                "strict" => SameSite::Strict,
+                "none" => SameSite::None,
+                _ => return Err(same_site_error()),
+            },
+            Some(_) => return Err(same_site_error()),
+        };
+        if same_site == SameSite::None && secure != SecureMode::Always {
+            return Err(SessionError::config(
+                "session.sameSite 'none' needs session.secure: true (browsers drop the cookie otherwise)",
+            ));
+        }
+        Ok(CookieOptions {
+            name,
+            path,
+            domain,
+            http_only: opt_bool(o, "httpOnly", "session.httpOnly")?.unwrap_or(true),
+            same_site,
+            secure,
+        })
+    }
+}
+
+fn same_site_error() -> SessionError {
+    SessionError::config("session.sameSite must be 'lax', 'strict', 'none' or false")
+}
+
+/// RFC 6265 cookie-name characters (an HTTP token).
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Characters allowed in a cookie attribute value.
+fn is_attribute_byte(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) && b != b';'
+}
+
+fn object_or_empty(value: &Value, what: &str) -> Result<Map<String, Value>> {
+    match value {
+        Value::Null => Ok(Map::new()),
+        Value::Object(map) => Ok(map.clone()),
+        _ => Err(SessionError::config(format!("{what} must be an object"))),
+    }
+}
+
+fn field<'a>(o: &'a Map<String, Value>, key: &str) -> &'a Value {
+    o.get(key).unwrap_or(&Value::Null)
+}
+
+fn opt_string(o: &Map<String, Value>, key: &str, what: &str) -> Result<Option<String>> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(SessionError::config(format!("{what} must be a string"))),
+    }
+}
+
+fn opt_bool(o: &Map<String, Value>, key: &str, what: &str) -> Result<Option<bool>> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(SessionError::config(format!("{what} must be a boolean"))),
+    }
+}
+
+/// Port as a number or a string of digits (node_redis took both).
+fn port(value: Option<&Value>) -> Result<u16> {
+    let parsed = match value {
+        None | Some(Value::Null) => return Ok(6379),
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().ok()
+        }
+        Some(_) => None,
+    };
+    parsed
+        .filter(|p| (1..=65535).contains(p))
+        .map(|p| p as u16)
+        .ok_or_else(|| SessionError::config("redis.port must be an integer from 1 to 65535"))
+}
+
+fn millis(o: &Map<String, Value>, key: &str) -> Result<Duration> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(Duration::from_millis(DEFAULT_TIMEOUT_MS)),
+        Some(v) => v
+            .as_u64()
+            .filter(|ms| (1..=600_000).contains(ms))
+            .map(Duration::from_millis)
+            .ok_or_else(|| {
+                SessionError::config(format!(
+                    "redis.{key} must be a whole number of milliseconds from 1 to 600000"
+                ))
+            }),
+    }
+}
+
+fn secrets(value: Option<&Value>) -> Result<Vec<String>> {
+    let invalid =
+        || SessionError::config("session.secret must be a non-empty string or array of them");
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) if !s.is_empty() => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) if !s.is_empty() => Ok(s.clone()),
+                _ => Err(invalid()),
+            })
+            .collect(),
+        Some(_) => Err(invalid()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use serde_json::json;
+
+    fn parse(options: Value) -> Result<Config> {
+        Config::from_json(&options)
+    }
+
+    fn config_error(options: Value) -> String {
+        let err = parse(options).expect_err("options should be rejected");
+        assert_eq!(err.code, ErrorCode::Config);
+        err.message
+    }
+
+    #[test]
+    fn defaults_match_the_original() {
+        let config = parse(json!({})).unwrap();
+        assert_eq!(config.session.tti_secs, 300);
+        assert_eq!(config.session.prefix, "session");
+        assert_eq!(config.session.cookie.name, "sid");
+        assert_eq!(config.session.cookie.path, "/");
+        assert!(config.session.cookie.http_only);
+        assert_eq!(config.session.cookie.secure, SecureMode::Never);
+        assert_eq!(config.redis_url(), "redis://127.0.0.1:6379/0");
+    }
+
+    #[test]
+    fn original_options_are_understood() {
+        let config = parse(json!({
+            "redis": { "host": "localhost", "port": "6390", "auth_pass": "p@ss" },
+            "session": { "dbIndex": 2, "tti": 60, "prefix": "sess", "secure": true, "domain": "example.com" }
+        }))
+        .unwrap();
+        assert_eq!(config.redis_url(), "redis://:p%40ss@localhost:6390/2");
+        assert_eq!(config.session.tti_secs, 60);
+        assert_eq!(config.session.prefix, "sess");
+        assert_eq!(config.session.cookie.secure, SecureMode::Always);
+        assert_eq!(config.session.cookie.domain.as_deref(), Some("example.com"));
+    }
+
+    #[test]
+    fn rejects_bad_values_with_a_message_naming_the_option() {
+        assert!(config_error(json!({"session": {"tti": -1}})).contains("session.tti"));
+        assert!(config_error(json!({"session": {"tti": "abc"}})).contains("session.tti"));
+        assert!(config_error(json!({"session": {"tti": 1.5}})).contains("session.tti"));
+        assert!(config_error(json!({"redis": {"port": 70000}})).contains("redis.port"));
+        assert!(config_error(json!({"redis": {"port": "63x9"}})).contains("redis.port"));
+        assert!(config_error(json!({"redis": {"url": "http://x"}})).contains("redis.url"));
+        assert!(config_error(json!({"session": {"secret": ""}})).contains("session.secret"));
+        assert!(config_error(json!({"session": {"secret": [1]}})).contains("session.secret"));
+        assert!(config_error(json!({"session": {"name": "a b"}})).contains("session.name"));
+        assert!(config_error(json!({"session": {"domain": "a;b"}})).contains("session.domain"));
+        assert!(config_error(json!({"session": {"sameSite": "none"}})).contains("secure"));
+        assert!(config_error(json!({"session": 5})).contains("session must be an object"));
+        assert!(config_error(json!({"redis": {"commandTimeout": 0}})).contains("commandTimeout"));
+    }
+
+    #[test]
+    fn secrets_accept_a_string_or_a_rotation_list() {
+        let one = parse(json!({"session": {"secret": "a"}})).unwrap();
+        assert_eq!(one.session.secrets, vec!["a"]);
+        let many = parse(json!({"session": {"secret": ["new", "old"]}})).unwrap();
+        assert_eq!(many.session.secrets, vec!["new", "old"]);
+    }
+}

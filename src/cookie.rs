@@ -1,0 +1,217 @@
+//! The `sid` cookie: signing and verification byte-compatible with the
+//! `cookie-signature` npm package (what `cookie-parser` and Express's
+//! `res.cookie(name, value, { signed: true })` use), reading the id out of a
+//! `Cookie` header, and writing the `Set-Cookie` header that sets or clears it.
+
+use ::cookie::Cookie;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::config::{CookieOptions, SameSite};
+use crate::sid;
+
+/// A `Cookie` header longer than this is ignored as a whole (a fresh session
+/// starts): no browser sends one this long for a well-behaved site.
+pub const MAX_COOKIE_HEADER_BYTES: usize = 8 * 1024;
+
+/// Prefix Express puts before signed cookie values.
+const SIGNED_PREFIX: &str = "s:";
+
+/// What `encodeURIComponent` leaves alone; everything else is percent-encoded.
+const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+
+/// `cookie-signature`'s `sign(value, secret)`: `value.base64(HMAC-SHA256)`, padding stripped.
+pub fn sign(value: &str, secret: &str) -> String {
+    let mut signed = String::with_capacity(value.len() + 44);
+    signed.push_str(value);
+    signed.push('.');
+    STANDARD_NO_PAD.encode_string(mac(value, secret), &mut signed);
+    signed
+}
+
+/// `cookie-signature`'s `unsign(signed, secret)`, over several secrets (rotation):
+/// the value and the index of the secret that verified it, compared in constant time.
+pub fn unsign<'a, S: AsRef<str>>(signed: &'a str, secrets: &[S]) -> Option<(&'a str, usize)> {
+    let (value, signature) = signed.rsplit_once('.')?;
+    let mut expected = String::with_capacity(43);
+    secrets.iter().position(|secret| {
+        expected.clear();
+        STANDARD_NO_PAD.encode_string(mac(value, secret.as_ref()), &mut expected);
+        bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
+    })
+    .map(|index| (value, index))
+}
+
+fn mac(value: &str, secret: &str) -> [u8; 32] {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(value.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// The (percent-decoded) value of the first cookie called `name` in a
+/// `Cookie` header, the one the `cookie` npm package (cookie-parser) would pick.
+pub fn find(header: &str, name: &str) -> Option<String> {
+    if header.len() > MAX_COOKIE_HEADER_BYTES {
+        return None;
+    }
+    Cookie::split_parse_encoded(header)
+        .filter_map(Result::ok)
+        .find(|cookie| cookie.name() == name)
+        .map(|cookie| cookie.value_trimmed().to_owned())
+}
+
+/// The session id carried by a signed cookie value (`s:<id>.<mac>`), if the
+/// signature verifies with one of `secrets` and the id has a valid shape.
+/// Returns the id and the index of the secret that verified it.
+pub fn verified_id<S: AsRef<str>>(cookie_value: &str, secrets: &[S]) -> Option<(String, usize)> {
+    let signed = cookie_value.strip_prefix(SIGNED_PREFIX)?;
+    let (id, index) = unsign(signed, secrets)?;
+    sid::is_valid(id).then(|| (id.to_owned(), index))
+}
+
+/// `Set-Cookie` value carrying the signed id, in the attribute order of the
+/// `cookie` npm package's `serialize`.
+pub fn set_cookie(options: &CookieOptions, id: &str, secret: &str, secure: bool) -> String {
+    let value = format!("{SIGNED_PREFIX}{}", sign(id, secret));
+    serialize(options, &value, None, secure)
+}
+
+/// `Set-Cookie` value that deletes the cookie: same name, path and domain as
+/// the one that set it (a different path or domain would leave it in place).
+pub fn clear_cookie(options: &CookieOptions, secure: bool) -> String {
+    serialize(
+        options,
+        "",
+        Some("Thu, 01 Jan 1970 00:00:00 GMT"),
+        secure,
+    )
+}
+
+fn serialize(options: &CookieOptions, value: &str, expires: Option<&str>, secure: bool) -> String {
+    let mut out = String::with_capacity(160);
+    out.push_str(&options.name);
+    out.push('=');
+    out.extend(utf8_percent_encode(value, URI_COMPONENT));
+    if let Some(domain) = &options.domain {
+        out.push_str("; Domain=");
+        out.push_str(domain);
+    }
+    out.push_str("; Path=");
+    out.push_str(&options.path);
+    if let Some(expires) = expires {
+        out.push_str("; Expires=");
+        out.push_str(expires);
+    }
+    if options.http_only {
+        out.push_str("; HttpOnly");
+    }
+    match options.same_site {
+        SameSite::Lax => out.push_str("; SameSite=Lax"),
+        SameSite::Strict => out.push_str("; SameSite=Strict"),
+        SameSite::None => out.push_str("; SameSite=None"),
+        SameSite::Off => {}
+    }
+    if secure {
+        out.push_str("; Secure");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecureMode;
+
+    // Vectors produced by `require('cookie-signature').sign(value, secret)`.
+    const VECTORS: &[(&str, &str, &str)] = &[
+        ("hello", "tobiiscool", "hello.DGDUkGlIkCzPz+C0B064FNgHdEjox7ch8tOBGslZ5QI"),
+        ("", "secret", ".+eZuF5tnR65UEI+C+K3os8Jddv0wr95sOVgixTAZYWk"),
+    ];
+
+    #[test]
+    fn signs_like_cookie_signature() {
+        for (value, secret, signed) in VECTORS {
+            assert_eq!(sign(value, secret), *signed);
+            assert_eq!(unsign(signed, &[secret]), Some((*value, 0)));
+        }
+    }
+
+    #[test]
+    fn unsign_rejects_tampering_and_finds_the_right_secret() {
+        let signed = sign("abc", "new");
+        assert_eq!(unsign(&signed, &["old", "new"]), Some(("abc", 1)));
+        assert_eq!(unsign(&signed, &["other"]), None);
+        assert_eq!(unsign(&signed.replace("abc", "abd"), &["new"]), None);
+        assert_eq!(unsign("no-dot-at-all", &["new"]), None);
+        assert_eq!(unsign(&signed[..signed.len() - 1], &["new"]), None);
+    }
+
+    #[test]
+    fn finds_the_first_cookie_of_a_name_decoded() {
+        let header = "a=1; sid=s%3Aabc.def; sid=second; other=\"q\"";
+        assert_eq!(find(header, "sid").as_deref(), Some("s:abc.def"));
+        assert_eq!(find(header, "other").as_deref(), Some("q"));
+        assert_eq!(find(header, "missing"), None);
+        assert_eq!(find("sid=%E0%A4%A", "sid"), None, "bad percent-encoding");
+        let huge = format!("sid=x; pad={}", "y".repeat(MAX_COOKIE_HEADER_BYTES));
+        assert_eq!(find(&huge, "sid"), None);
+    }
+
+    #[test]
+    fn verified_id_needs_prefix_signature_and_shape() {
+        let id = "A".repeat(43);
+        let good = format!("s:{}", sign(&id, "k"));
+        assert_eq!(verified_id(&good, &["k"]), Some((id.clone(), 0)));
+        assert_eq!(verified_id(&good[2..], &["k"]), None, "unsigned prefix");
+        assert_eq!(verified_id(&good, &["x"]), None, "wrong secret");
+        let bad_shape = format!("s:{}", sign("evil:key", "k"));
+        assert_eq!(verified_id(&bad_shape, &["k"]), None, "key syntax in id");
+    }
+
+    fn options() -> CookieOptions {
+        CookieOptions {
+            name: "sid".into(),
+            path: "/".into(),
+            domain: Some("example.com".into()),
+            http_only: true,
+            same_site: SameSite::Lax,
+            secure: SecureMode::Never,
+        }
+    }
+
+    #[test]
+    fn set_cookie_is_percent_encoded_like_express() {
+        let header = set_cookie(&options(), "a+b/c=", "k", true);
+        let expected_value = format!("s:{}", sign("a+b/c=", "k"))
+            .replace(':', "%3A")
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D");
+        assert_eq!(
+            header,
+            format!("sid={expected_value}; Domain=example.com; Path=/; HttpOnly; SameSite=Lax; Secure")
+        );
+    }
+
+    #[test]
+    fn clear_cookie_keeps_name_path_and_domain() {
+        assert_eq!(
+            clear_cookie(&options(), false),
+            "sid=; Domain=example.com; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax"
+        );
+    }
+}

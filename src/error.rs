@@ -1,0 +1,132 @@
+//! The one error type of the engine. Every failure carries a stable code that
+//! JavaScript code can branch on, and a message holding the whole cause chain.
+
+use std::fmt;
+
+/// Stable error codes, surfaced to JavaScript as `err.code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// Invalid middleware options.
+    Config,
+    /// Invalid argument to a session method (key, value, id).
+    Argument,
+    /// A value or a session over the configured size limits.
+    TooLarge,
+    /// No usable secret to sign or verify cookies.
+    Secret,
+    /// The store could not be reached, or the connection broke.
+    Connection,
+    /// The store did not answer within `commandTimeout`.
+    Timeout,
+    /// The store answered with an error (wrong type, script error, ...).
+    Store,
+    /// The engine was closed with `close()`.
+    Closed,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Config => "ERR_SESSION_CONFIG",
+            ErrorCode::Argument => "ERR_SESSION_ARGUMENT",
+            ErrorCode::TooLarge => "ERR_SESSION_TOO_LARGE",
+            ErrorCode::Secret => "ERR_SESSION_SECRET",
+            ErrorCode::Connection => "ERR_SESSION_CONNECTION",
+            ErrorCode::Timeout => "ERR_SESSION_TIMEOUT",
+            ErrorCode::Store => "ERR_SESSION_STORE",
+            ErrorCode::Closed => "ERR_SESSION_CLOSED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+pub type Result<T, E = SessionError> = std::result::Result<T, E>;
+
+impl SessionError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        SessionError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Config, message)
+    }
+
+    pub fn argument(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Argument, message)
+    }
+
+    /// Wraps a lower-level error, keeping its whole `source()` chain in the message.
+    pub fn caused_by(code: ErrorCode, context: &str, cause: &dyn std::error::Error) -> Self {
+        let mut message = format!("{context}: {cause}");
+        let mut source = cause.source();
+        while let Some(inner) = source {
+            message.push_str(": ");
+            message.push_str(&inner.to_string());
+            source = inner.source();
+        }
+        Self::new(code, message)
+    }
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+/// Errors cross into JavaScript as `"<CODE>: <message>"`; `index.js` lifts the
+/// prefix into `err.code` so every path (sync throw, promise rejection) looks alike.
+impl From<SessionError> for napi::Error {
+    fn from(err: SessionError) -> Self {
+        napi::Error::new(napi::Status::GenericFailure, err.to_string())
+    }
+}
+
+impl From<redis::RedisError> for SessionError {
+    fn from(err: redis::RedisError) -> Self {
+        let code = if err.is_timeout() {
+            ErrorCode::Timeout
+        } else if err.is_io_error()
+            || err.is_connection_dropped()
+            || err.is_connection_refusal()
+            || err.is_unrecoverable_error()
+        {
+            ErrorCode::Connection
+        } else {
+            ErrorCode::Store
+        };
+        SessionError::caused_by(code, "redis", &err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_starts_with_the_stable_code() {
+        let err = SessionError::argument("key must be a non-empty string");
+        assert_eq!(
+            err.to_string(),
+            "ERR_SESSION_ARGUMENT: key must be a non-empty string"
+        );
+    }
+
+    #[test]
+    fn caused_by_keeps_the_whole_chain() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let err = SessionError::caused_by(ErrorCode::Connection, "connecting", &io);
+        assert_eq!(err.code, ErrorCode::Connection);
+        assert!(err.message.starts_with("connecting: refused"));
+    }
+}

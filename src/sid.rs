@@ -1,0 +1,107 @@
+//! Session ids: 256 bits from the OS CSPRNG, base64url without padding.
+//!
+//! Ids arriving from cookies are checked against a strict alphabet before they
+//! ever become part of a store key, so a cookie cannot inject key syntax
+//! (`:`, `{}`, spaces, control bytes) into Redis.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
+use crate::error::{ErrorCode, Result, SessionError};
+
+/// Bytes of entropy in a new id (256 bits, 43 characters once encoded).
+pub const ID_BYTES: usize = 32;
+/// Shortest id accepted from a cookie. The original's ids are 52 characters.
+pub const MIN_ID_LEN: usize = 22;
+/// Longest id accepted from a cookie.
+pub const MAX_ID_LEN: usize = 128;
+
+/// A fresh, unguessable session id.
+pub fn generate() -> Result<String> {
+    let mut bytes = [0u8; ID_BYTES];
+    getrandom::fill(&mut bytes).map_err(|err| {
+        SessionError::new(
+            ErrorCode::Connection,
+            format!("the OS random source failed: {err}"),
+        )
+    })?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Whether `id` has a shape this library (or the original) could have issued:
+/// base64 / base64url characters only, of a plausible length.
+/// The original's ids are base64 of a sha256 (`+ / =` included) plus 8 alphanumerics.
+pub fn is_valid(id: &str) -> bool {
+    (MIN_ID_LEN..=MAX_ID_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/' | b'='))
+}
+
+/// Rejects an id that is not of a valid shape, with `ERR_SESSION_ARGUMENT`.
+pub fn ensure_valid(id: &str) -> Result<()> {
+    if is_valid(id) {
+        Ok(())
+    } else {
+        Err(SessionError::argument("malformed session id"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn new_ids_are_43_url_safe_characters() {
+        let id = generate().unwrap();
+        assert_eq!(id.len(), 43);
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(is_valid(&id));
+    }
+
+    #[test]
+    fn ids_do_not_repeat_and_use_every_symbol() {
+        let ids: Vec<String> = (0..10_000).map(|_| generate().unwrap()).collect();
+        let unique: HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        // 430k symbols over a 64-letter alphabet: every letter appears, and none
+        // dominates (a biased or truncated source would fail this).
+        let mut counts = [0usize; 128];
+        for id in &ids {
+            for b in id.bytes() {
+                counts[b as usize] += 1;
+            }
+        }
+        let used: Vec<usize> = counts.iter().copied().filter(|&c| c > 0).collect();
+        assert_eq!(used.len(), 64);
+        let mean = used.iter().sum::<usize>() as f64 / 64.0;
+        assert!(used.iter().all(|&c| (c as f64) > mean * 0.85 && (c as f64) < mean * 1.15));
+    }
+
+    #[test]
+    fn accepts_the_original_id_shape() {
+        // base64(sha256) (44 chars with `+ / =`) followed by 8 alphanumerics.
+        assert!(is_valid("q1Vt+0x/3mVj6mKk2b0c3Ww9Zq0yP3lQq7v2c8rj1u0=AbC123xy"));
+    }
+
+    #[test]
+    fn rejects_key_syntax_and_odd_lengths() {
+        for bad in [
+            "",
+            "false",
+            "short",
+            "abcdefghijklmnopqrstuvwxyz:other",
+            "abcdefghijklmnopqrstuvwxyz{tag}",
+            "abcdefghijklmnopqrstuvwxyz abc",
+            "abcdefghijklmnopqrstuvwxyz\0abc",
+            "abcdefghijklmnopqrstuvwxyzé",
+        ] {
+            assert!(!is_valid(bad), "{bad:?} should be rejected");
+        }
+        assert!(!is_valid(&"a".repeat(MAX_ID_LEN + 1)));
+        assert!(ensure_valid("nope").is_err());
+    }
+}

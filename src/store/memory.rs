@@ -1,0 +1,228 @@
+//! The embedded in-memory store behind `mock()`: one hash per session, with
+//! the same idle-TTL semantics as Redis (a write or touch sets the expiry, an
+//! expired session reads as empty, an emptied hash disappears).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{BoxFuture, Op, Reply, Store};
+use crate::error::{ErrorCode, Result, SessionError};
+
+/// How often, at most, a call also sweeps every expired session out.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+    closed: AtomicBool,
+}
+
+struct State {
+    sessions: HashMap<String, Session>,
+    next_sweep: Instant,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            sessions: HashMap::new(),
+            next_sweep: Instant::now() + SWEEP_INTERVAL,
+        }
+    }
+}
+
+struct Session {
+    fields: HashMap<String, String>,
+    expires_at: Option<Instant>,
+}
+
+impl Session {
+    fn is_live(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of live sessions (for tests and diagnostics).
+    pub fn len(&self) -> usize {
+        let now = Instant::now();
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.sessions.values().filter(|s| s.is_live(now)).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// [`Store::execute`] at a given instant, so expiry is testable without sleeping.
+    pub fn execute_at(&self, key: &str, op: Op, ttl_secs: u64, now: Instant) -> Result<Reply> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(SessionError::new(ErrorCode::Closed, "the session store is closed"));
+        }
+        // A panic elsewhere while holding the lock leaves the map consistent
+        // (every mutation below is a single step), so a poisoned lock is usable.
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if now >= state.next_sweep {
+            state.sessions.retain(|_, s| s.is_live(now));
+            state.next_sweep = now + SWEEP_INTERVAL;
+        }
+        if state.sessions.get(key).is_some_and(|s| !s.is_live(now)) {
+            state.sessions.remove(key);
+        }
+        let expiry = now + Duration::from_secs(ttl_secs);
+        let sessions = &mut state.sessions;
+        Ok(match op {
+            Op::Get(field) => Reply::Value(
+                sessions
+                    .get(key)
+                    .and_then(|s| s.fields.get(&field).cloned()),
+            ),
+            Op::MGet(fields) => {
+                let session = sessions.get(key);
+                Reply::Values(
+                    fields
+                        .iter()
+                        .map(|f| session.and_then(|s| s.fields.get(f).cloned()))
+                        .collect(),
+                )
+            }
+            Op::GetAll => Reply::Pairs(
+                sessions
+                    .get(key)
+                    .map(|s| s.fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+            ),
+            Op::Write { set, delete } => {
+                let session = sessions.entry(key.to_owned()).or_insert_with(|| Session {
+                    fields: HashMap::new(),
+                    expires_at: None,
+                });
+                session.fields.extend(set);
+                for field in &delete {
+                    session.fields.remove(field);
+                }
+                session.expires_at = Some(expiry);
+                if session.fields.is_empty() {
+                    sessions.remove(key);
+                }
+                Reply::Done
+            }
+            Op::Touch => {
+                if let Some(session) = sessions.get_mut(key) {
+                    session.expires_at = Some(expiry);
+                }
+                Reply::Done
+            }
+            Op::Destroy => {
+                sessions.remove(key);
+                Reply::Done
+            }
+        })
+    }
+}
+
+impl Store for MemoryStore {
+    fn execute(&self, key: String, op: Op, ttl_secs: u64) -> BoxFuture<'_, Result<Reply>> {
+        let reply = self.execute_at(&key, op, ttl_secs, Instant::now());
+        Box::pin(std::future::ready(reply))
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        self.closed.store(true, Ordering::Release);
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sessions
+            .clear();
+        Box::pin(std::future::ready(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(set: &[(&str, &str)], delete: &[&str]) -> Op {
+        Op::Write {
+            set: set
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            delete: delete.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    fn get(store: &MemoryStore, key: &str, field: &str, now: Instant) -> Option<String> {
+        match store.execute_at(key, Op::Get(field.into()), 10, now).unwrap() {
+            Reply::Value(v) => v,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sessions_are_isolated() {
+        let store = MemoryStore::new();
+        let now = Instant::now();
+        store.execute_at("s:a", write(&[("k", "1")], &[]), 10, now).unwrap();
+        store.execute_at("s:b", write(&[("k", "2")], &[]), 10, now).unwrap();
+        assert_eq!(get(&store, "s:a", "k", now).as_deref(), Some("1"));
+        assert_eq!(get(&store, "s:b", "k", now).as_deref(), Some("2"));
+        assert_eq!(get(&store, "s:c", "k", now), None);
+    }
+
+    #[test]
+    fn idle_sessions_expire_and_touch_extends_them() {
+        let store = MemoryStore::new();
+        let t0 = Instant::now();
+        store.execute_at("s:a", write(&[("k", "1")], &[]), 10, t0).unwrap();
+        let t9 = t0 + Duration::from_secs(9);
+        assert_eq!(get(&store, "s:a", "k", t9).as_deref(), Some("1"));
+        store.execute_at("s:a", Op::Touch, 10, t9).unwrap();
+        let t18 = t0 + Duration::from_secs(18);
+        assert_eq!(get(&store, "s:a", "k", t18).as_deref(), Some("1"));
+        let t20 = t0 + Duration::from_secs(20);
+        assert_eq!(get(&store, "s:a", "k", t20), None);
+        // Touching an expired session does not bring it back.
+        store.execute_at("s:a", Op::Touch, 10, t20).unwrap();
+        assert_eq!(get(&store, "s:a", "k", t20), None);
+    }
+
+    #[test]
+    fn expired_sessions_are_swept_from_memory() {
+        let store = MemoryStore::new();
+        let t0 = Instant::now();
+        for i in 0..100 {
+            store
+                .execute_at(&format!("s:{i}"), write(&[("k", "v")], &[]), 1, t0)
+                .unwrap();
+        }
+        let later = t0 + Duration::from_secs(5);
+        store.execute_at("s:other", Op::Touch, 1, later).unwrap();
+        assert_eq!(store.state.lock().unwrap().sessions.len(), 0);
+    }
+
+    #[test]
+    fn deleting_the_last_field_removes_the_session() {
+        let store = MemoryStore::new();
+        let now = Instant::now();
+        store.execute_at("s:a", write(&[("k", "1")], &[]), 10, now).unwrap();
+        store.execute_at("s:a", write(&[], &["k"]), 10, now).unwrap();
+        assert!(store.is_empty());
+    }
+
+    #[test]
+    fn closed_store_refuses_work() {
+        let store = MemoryStore::new();
+        futures_util::FutureExt::now_or_never(store.close()).unwrap();
+        let err = store
+            .execute_at("s:a", Op::Touch, 10, Instant::now())
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::Closed);
+    }
+}

@@ -1,0 +1,103 @@
+'use strict';
+
+// A real redis-server for the tests: started on a free loopback port with no
+// persistence, or the one REDIS_URL points at (then `stop`/`start` are not
+// available and tests needing them start a private server with `startRedis`).
+
+const { spawn, execFileSync } = require('node:child_process');
+const net = require('node:net');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function redisServerBinary() {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+    return 'redis-server';
+  } catch {
+    throw new Error(
+      'The tests need a real Redis: install redis-server (e.g. `apt-get install -y redis-server`) ' +
+        'or set REDIS_URL=redis://host:port to a server whose data may be flushed.'
+    );
+  }
+}
+
+function waitForPort(port, timeoutMs = 5000) {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.end();
+        resolve();
+      });
+      socket.once('error', () => {
+        socket.destroy();
+        if (Date.now() > deadline) reject(new Error(`redis-server did not listen on ${port}`));
+        else setTimeout(attempt, 20);
+      });
+    };
+    attempt();
+  });
+}
+
+/**
+ * Starts a private redis-server. Returns { port, url, stop(), start() }:
+ * `stop` kills it (to test Redis being down), `start` brings it back on the same port.
+ */
+async function startRedis({ password } = {}) {
+  const binary = redisServerBinary();
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alt-session-redis-'));
+  let child = null;
+
+  async function start() {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+    if (password) args.push('--requirepass', password);
+    child = spawn(binary, args, { stdio: 'ignore' });
+    child.unref();
+    await waitForPort(port);
+  }
+
+  async function stop() {
+    if (!child) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+    child = null;
+  }
+
+  await start();
+  process.once('exit', () => child && child.kill('SIGKILL'));
+  const auth = password ? `:${encodeURIComponent(password)}@` : '';
+  return { host: '127.0.0.1', port, url: `redis://${auth}127.0.0.1:${port}`, stop, start };
+}
+
+/** A Redis for a test file: REDIS_URL when set, otherwise a private server. */
+async function testRedis() {
+  if (process.env.REDIS_URL) {
+    const url = new URL(process.env.REDIS_URL);
+    return {
+      host: url.hostname,
+      port: Number(url.port || 6379),
+      url: process.env.REDIS_URL,
+      stop: async () => {},
+      start: async () => {},
+    };
+  }
+  return startRedis();
+}
+
+module.exports = { startRedis, testRedis, freePort };
