@@ -79,10 +79,7 @@ impl Config {
         let root = object_or_empty(options, "options")?;
         Ok(Config {
             redis: RedisOptions::parse(&object_or_empty(field(&root, "redis"), "redis")?)?,
-            session: SessionOptions::parse(&object_or_empty(
-                field(&root, "session"),
-                "session",
-            )?)?,
+            session: SessionOptions::parse(&object_or_empty(field(&root, "session"), "session")?)?,
         })
     }
 
@@ -164,15 +161,12 @@ impl SessionOptions {
         };
         let tti_secs = match o.get("tti") {
             None | Some(Value::Null) => DEFAULT_TTI_SECS,
-            Some(v) => v
-                .as_u64()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    SessionError::config("session.tti must be a whole number of seconds > 0")
-                })?,
+            Some(v) => v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+                SessionError::config("session.tti must be a whole number of seconds > 0")
+            })?,
         };
-        let prefix = opt_string(o, "prefix", "session.prefix")?
-            .unwrap_or_else(|| DEFAULT_PREFIX.into());
+        let prefix =
+            opt_string(o, "prefix", "session.prefix")?.unwrap_or_else(|| DEFAULT_PREFIX.into());
         if prefix.is_empty() || prefix.chars().any(char::is_control) {
             return Err(SessionError::config(
                 "session.prefix must be a non-empty string without control characters",

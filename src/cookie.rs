@@ -47,12 +47,14 @@ pub fn sign(value: &str, secret: &str) -> String {
 pub fn unsign<'a, S: AsRef<str>>(signed: &'a str, secrets: &[S]) -> Option<(&'a str, usize)> {
     let (value, signature) = signed.rsplit_once('.')?;
     let mut expected = String::with_capacity(43);
-    secrets.iter().position(|secret| {
-        expected.clear();
-        STANDARD_NO_PAD.encode_string(mac(value, secret.as_ref()), &mut expected);
-        bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
-    })
-    .map(|index| (value, index))
+    secrets
+        .iter()
+        .position(|secret| {
+            expected.clear();
+            STANDARD_NO_PAD.encode_string(mac(value, secret.as_ref()), &mut expected);
+            bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
+        })
+        .map(|index| (value, index))
 }
 
 fn mac(value: &str, secret: &str) -> [u8; 32] {
@@ -93,12 +95,7 @@ pub fn set_cookie(options: &CookieOptions, id: &str, secret: &str, secure: bool)
 /// `Set-Cookie` value that deletes the cookie: same name, path and domain as
 /// the one that set it (a different path or domain would leave it in place).
 pub fn clear_cookie(options: &CookieOptions, secure: bool) -> String {
-    serialize(
-        options,
-        "",
-        Some("Thu, 01 Jan 1970 00:00:00 GMT"),
-        secure,
-    )
+    serialize(options, "", Some("Thu, 01 Jan 1970 00:00:00 GMT"), secure)
 }
 
 fn serialize(options: &CookieOptions, value: &str, expires: Option<&str>, secure: bool) -> String {
@@ -138,7 +135,11 @@ mod tests {
 
     // Vectors produced by `require('cookie-signature').sign(value, secret)`.
     const VECTORS: &[(&str, &str, &str)] = &[
-        ("hello", "tobiiscool", "hello.DGDUkGlIkCzPz+C0B064FNgHdEjox7ch8tOBGslZ5QI"),
+        (
+            "hello",
+            "tobiiscool",
+            "hello.DGDUkGlIkCzPz+C0B064FNgHdEjox7ch8tOBGslZ5QI",
+        ),
         ("", "secret", ".+eZuF5tnR65UEI+C+K3os8Jddv0wr95sOVgixTAZYWk"),
     ];
 
@@ -203,7 +204,9 @@ mod tests {
             .replace('=', "%3D");
         assert_eq!(
             header,
-            format!("sid={expected_value}; Domain=example.com; Path=/; HttpOnly; SameSite=Lax; Secure")
+            format!(
+                "sid={expected_value}; Domain=example.com; Path=/; HttpOnly; SameSite=Lax; Secure"
+            )
         );
     }
 

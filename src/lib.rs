@@ -34,6 +34,19 @@ fn init() {
     napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
 }
 
+/// `cookie-signature`'s `sign`, exposed for the binding tests and for tools
+/// that mint cookies (e.g. load tests).
+#[napi]
+pub fn sign_cookie(value: String, secret: String) -> String {
+    cookie::sign(&value, &secret)
+}
+
+/// `cookie-signature`'s `unsign` over several secrets: the value, or `null`.
+#[napi]
+pub fn unsign_cookie(signed: String, secrets: Vec<String>) -> Option<String> {
+    cookie::unsign(&signed, &secrets).map(|(value, _)| value.to_owned())
+}
+
 /// How a request's session was resolved from its cookie.
 #[napi(object)]
 pub struct OpenedSession {
@@ -122,7 +135,10 @@ impl Engine {
                     "no secret to sign the session cookie: give session.secret, or mount cookie-parser(secret) before the session middleware",
                 )
             })?;
-            (parser_id.filter(|id| sid::is_valid(id)).map(|id| (id, 0)), secret)
+            (
+                parser_id.filter(|id| sid::is_valid(id)).map(|id| (id, 0)),
+                secret,
+            )
         } else {
             let known = cookie_header
                 .as_deref()
@@ -190,7 +206,12 @@ impl Engine {
     /// Sets the `[field, value, ...]` pairs of `set` and deletes `delete`,
     /// refreshing the idle TTL, in one atomic step.
     #[napi]
-    pub async fn write(&self, id: String, set: Vec<String>, delete: Vec<String>) -> napi::Result<()> {
+    pub async fn write(
+        &self,
+        id: String,
+        set: Vec<String>,
+        delete: Vec<String>,
+    ) -> napi::Result<()> {
         let set = self.pairs(set)?;
         self.run(&id, Op::Write { set, delete }).await?;
         Ok(())
@@ -236,8 +257,10 @@ impl Engine {
 
     /// Pairs up a flat `[field, value, ...]` list, enforcing `maxValueBytes`.
     fn pairs(&self, flat: Vec<String>) -> Result<Vec<(String, String)>, SessionError> {
-        if flat.len() % 2 != 0 {
-            return Err(SessionError::argument("fields and values must come in pairs"));
+        if !flat.len().is_multiple_of(2) {
+            return Err(SessionError::argument(
+                "fields and values must come in pairs",
+            ));
         }
         let limit = self.session.max_value_bytes;
         let mut pairs = Vec::with_capacity(flat.len() / 2);
@@ -270,12 +293,18 @@ fn ensure_fields(op: &Op) -> Result<(), SessionError> {
         Op::GetAll | Op::Touch | Op::Destroy => false,
     };
     if empty {
-        Err(SessionError::argument("session keys must be non-empty strings"))
+        Err(SessionError::argument(
+            "session keys must be non-empty strings",
+        ))
     } else {
         Ok(())
     }
 }
 
 fn unexpected(reply: Reply) -> napi::Error {
-    SessionError::new(ErrorCode::Store, format!("unexpected store reply {reply:?}")).into()
+    SessionError::new(
+        ErrorCode::Store,
+        format!("unexpected store reply {reply:?}"),
+    )
+    .into()
 }

@@ -78,13 +78,17 @@ mod tests {
         let used: Vec<usize> = counts.iter().copied().filter(|&c| c > 0).collect();
         assert_eq!(used.len(), 64);
         let mean = used.iter().sum::<usize>() as f64 / 64.0;
-        assert!(used.iter().all(|&c| (c as f64) > mean * 0.85 && (c as f64) < mean * 1.15));
+        assert!(used
+            .iter()
+            .all(|&c| (c as f64) > mean * 0.85 && (c as f64) < mean * 1.15));
     }
 
     #[test]
     fn accepts_the_original_id_shape() {
         // base64(sha256) (44 chars with `+ / =`) followed by 8 alphanumerics.
-        assert!(is_valid("q1Vt+0x/3mVj6mKk2b0c3Ww9Zq0yP3lQq7v2c8rj1u0=AbC123xy"));
+        assert!(is_valid(
+            "q1Vt+0x/3mVj6mKk2b0c3Ww9Zq0yP3lQq7v2c8rj1u0=AbC123xy"
+        ));
     }
 
     #[test]

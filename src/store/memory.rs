@@ -63,7 +63,10 @@ impl MemoryStore {
     /// [`Store::execute`] at a given instant, so expiry is testable without sleeping.
     pub fn execute_at(&self, key: &str, op: Op, ttl_secs: u64, now: Instant) -> Result<Reply> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(SessionError::new(ErrorCode::Closed, "the session store is closed"));
+            return Err(SessionError::new(
+                ErrorCode::Closed,
+                "the session store is closed",
+            ));
         }
         // A panic elsewhere while holding the lock leaves the map consistent
         // (every mutation below is a single step), so a poisoned lock is usable.
@@ -95,7 +98,12 @@ impl MemoryStore {
             Op::GetAll => Reply::Pairs(
                 sessions
                     .get(key)
-                    .map(|s| s.fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .map(|s| {
+                        s.fields
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    })
                     .unwrap_or_default(),
             ),
             Op::Write { set, delete } => {
@@ -159,7 +167,10 @@ mod tests {
     }
 
     fn get(store: &MemoryStore, key: &str, field: &str, now: Instant) -> Option<String> {
-        match store.execute_at(key, Op::Get(field.into()), 10, now).unwrap() {
+        match store
+            .execute_at(key, Op::Get(field.into()), 10, now)
+            .unwrap()
+        {
             Reply::Value(v) => v,
             other => panic!("unexpected {other:?}"),
         }
@@ -169,8 +180,12 @@ mod tests {
     fn sessions_are_isolated() {
         let store = MemoryStore::new();
         let now = Instant::now();
-        store.execute_at("s:a", write(&[("k", "1")], &[]), 10, now).unwrap();
-        store.execute_at("s:b", write(&[("k", "2")], &[]), 10, now).unwrap();
+        store
+            .execute_at("s:a", write(&[("k", "1")], &[]), 10, now)
+            .unwrap();
+        store
+            .execute_at("s:b", write(&[("k", "2")], &[]), 10, now)
+            .unwrap();
         assert_eq!(get(&store, "s:a", "k", now).as_deref(), Some("1"));
         assert_eq!(get(&store, "s:b", "k", now).as_deref(), Some("2"));
         assert_eq!(get(&store, "s:c", "k", now), None);
@@ -180,7 +195,9 @@ mod tests {
     fn idle_sessions_expire_and_touch_extends_them() {
         let store = MemoryStore::new();
         let t0 = Instant::now();
-        store.execute_at("s:a", write(&[("k", "1")], &[]), 10, t0).unwrap();
+        store
+            .execute_at("s:a", write(&[("k", "1")], &[]), 10, t0)
+            .unwrap();
         let t9 = t0 + Duration::from_secs(9);
         assert_eq!(get(&store, "s:a", "k", t9).as_deref(), Some("1"));
         store.execute_at("s:a", Op::Touch, 10, t9).unwrap();
@@ -211,8 +228,12 @@ mod tests {
     fn deleting_the_last_field_removes_the_session() {
         let store = MemoryStore::new();
         let now = Instant::now();
-        store.execute_at("s:a", write(&[("k", "1")], &[]), 10, now).unwrap();
-        store.execute_at("s:a", write(&[], &["k"]), 10, now).unwrap();
+        store
+            .execute_at("s:a", write(&[("k", "1")], &[]), 10, now)
+            .unwrap();
+        store
+            .execute_at("s:a", write(&[], &["k"]), 10, now)
+            .unwrap();
         assert!(store.is_empty());
     }
 

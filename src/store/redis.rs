@@ -52,11 +52,19 @@ impl RedisStore {
     async fn run(&self, key: String, op: Op, ttl_secs: u64) -> Result<Reply> {
         let mut conn = self.connection()?;
         let reply = match op {
-            Op::Get(field) => Reply::Value(hash_cmd("HGET", &key).arg(field).query_async(&mut conn).await?),
+            Op::Get(field) => Reply::Value(
+                hash_cmd("HGET", &key)
+                    .arg(field)
+                    .query_async(&mut conn)
+                    .await?,
+            ),
             Op::MGet(fields) if fields.is_empty() => Reply::Values(Vec::new()),
-            Op::MGet(fields) => {
-                Reply::Values(hash_cmd("HMGET", &key).arg(fields).query_async(&mut conn).await?)
-            }
+            Op::MGet(fields) => Reply::Values(
+                hash_cmd("HMGET", &key)
+                    .arg(fields)
+                    .query_async(&mut conn)
+                    .await?,
+            ),
             Op::GetAll => Reply::Pairs(hash_cmd("HGETALL", &key).query_async(&mut conn).await?),
             Op::Write { set, delete } => {
                 write_pipeline(&key, &set, &delete, ttl_secs)
@@ -87,16 +95,24 @@ fn hash_cmd(name: &str, key: &str) -> Cmd {
 }
 
 /// `MULTI HSET.. HDEL.. EXPIRE EXEC`: the fields and the idle TTL change together.
-fn write_pipeline(key: &str, set: &[(String, String)], delete: &[String], ttl_secs: u64) -> Pipeline {
+fn write_pipeline(
+    key: &str,
+    set: &[(String, String)],
+    delete: &[String],
+    ttl_secs: u64,
+) -> Pipeline {
     let mut pipe = redis::pipe();
     pipe.atomic();
     if !set.is_empty() {
-        pipe.add_command(hash_cmd("HSET", key).arg(set).clone()).ignore();
+        pipe.add_command(hash_cmd("HSET", key).arg(set).clone())
+            .ignore();
     }
     if !delete.is_empty() {
-        pipe.add_command(hash_cmd("HDEL", key).arg(delete).clone()).ignore();
+        pipe.add_command(hash_cmd("HDEL", key).arg(delete).clone())
+            .ignore();
     }
-    pipe.add_command(hash_cmd("EXPIRE", key).arg(ttl_secs).clone()).ignore();
+    pipe.add_command(hash_cmd("EXPIRE", key).arg(ttl_secs).clone())
+        .ignore();
     pipe
 }
 

@@ -54,7 +54,7 @@ function waitForPort(port, timeoutMs = 5000) {
 }
 
 /**
- * Starts a private redis-server. Returns { port, url, stop(), start() }:
+ * Starts a private redis-server. Returns { port, url, stop(), start(), pid }:
  * `stop` kills it (to test Redis being down), `start` brings it back on the same port.
  */
 async function startRedis({ password } = {}) {
@@ -82,7 +82,17 @@ async function startRedis({ password } = {}) {
   await start();
   process.once('exit', () => child && child.kill('SIGKILL'));
   const auth = password ? `:${encodeURIComponent(password)}@` : '';
-  return { host: '127.0.0.1', port, url: `redis://${auth}127.0.0.1:${port}`, stop, start };
+  return {
+    host: '127.0.0.1',
+    port,
+    url: `redis://${auth}127.0.0.1:${port}`,
+    stop,
+    start,
+    /** The running redis-server's pid (to SIGSTOP / SIGCONT it), or null when stopped. */
+    get pid() {
+      return child ? child.pid : null;
+    },
+  };
 }
 
 /** A Redis for a test file: REDIS_URL when set, otherwise a private server. */

@@ -1,0 +1,96 @@
+'use strict';
+
+// The Redis and in-memory stores must behave identically: the same sequence of
+// engine calls gives the same results on both (mock() is only useful if it is
+// faithful), including idle expiry.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { Engine } = require('../binding');
+const { testRedis } = require('../test/helpers/redis');
+
+let redis;
+const engines = {};
+
+test.before(async () => {
+  redis = await testRedis();
+  const options = (prefix) =>
+    JSON.stringify({ redis: { url: redis.url }, session: { tti: 1, prefix, secret: 'k' } });
+  engines.redis = Engine.redis(options(`stores-${process.pid}`));
+  engines.memory = Engine.memory(options('stores'));
+});
+
+test.after(async () => {
+  await Promise.all(Object.values(engines).map((e) => e.close()));
+  await redis.stop();
+});
+
+function newId(engine) {
+  return engine.open(undefined, undefined, undefined, false).id;
+}
+
+/** A script of engine calls, recording every result or error code. */
+async function script(engine) {
+  const id = newId(engine);
+  const log = [];
+  const step = async (name, call) => {
+    try {
+      log.push([name, await call()]);
+    } catch (err) {
+      log.push([name, 'error', err.message.split(':')[0]]);
+    }
+  };
+  await step('get missing', () => engine.get(id, 'a'));
+  await step('getAll missing', () => engine.getAll(id));
+  await step('write', () => engine.write(id, ['a', '1', 'b', '"two"', 'c', '{"x":[1]}'], []));
+  await step('get', () => engine.get(id, 'b'));
+  await step('mget', () => engine.mget(id, ['a', 'zz', 'c']));
+  await step('getAll', async () => (await engine.getAll(id)).join(',').split(',').sort());
+  await step('delete + set', () => engine.write(id, ['d', '4'], ['a', 'b']));
+  await step('mget after', () => engine.mget(id, ['a', 'b', 'd']));
+  await step('empty key', () => engine.get(id, ''));
+  await step('bad id', () => engine.get('bad:id', 'a'));
+  await step('odd pairs', () => engine.write(id, ['lonely'], []));
+  await step('destroy', () => engine.destroy(id));
+  await step('get destroyed', () => engine.get(id, 'd'));
+  await step('touch missing', () => engine.touch(id));
+  await step('getAll destroyed', () => engine.getAll(id));
+  return log;
+}
+
+test('both stores give the same results for the same calls', async () => {
+  const [onRedis, inMemory] = await Promise.all([script(engines.redis), script(engines.memory)]);
+  assert.deepEqual(inMemory, onRedis);
+  // And the script saw what it should (not two equally broken stores).
+  assert.deepEqual(onRedis.find(([name]) => name === 'mget')[1], ['1', null, '{"x":[1]}']);
+  assert.deepEqual(onRedis.find(([name]) => name === 'mget after')[1], [null, null, '4']);
+  assert.deepEqual(onRedis.find(([name]) => name === 'bad id').slice(1), ['error', 'ERR_SESSION_ARGUMENT']);
+  assert.equal(onRedis.find(([name]) => name === 'get destroyed')[1], null);
+});
+
+test('both stores expire idle sessions after tti and keep touched ones', async () => {
+  const ids = {};
+  for (const [name, engine] of Object.entries(engines)) {
+    ids[name] = { idle: newId(engine), touched: newId(engine) };
+    await engine.write(ids[name].idle, ['k', 'v'], []);
+    await engine.write(ids[name].touched, ['k', 'v'], []);
+  }
+  for (let i = 0; i < 3; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    for (const [name, engine] of Object.entries(engines)) await engine.touch(ids[name].touched);
+  }
+  for (const [name, engine] of Object.entries(engines)) {
+    assert.equal(await engine.get(ids[name].idle, 'k'), null, `${name}: idle session expired`);
+    assert.equal(await engine.get(ids[name].touched, 'k'), 'v', `${name}: touched session kept`);
+  }
+});
+
+test('values over maxValueBytes are refused with nothing written, on both stores', async () => {
+  const options = JSON.stringify({ redis: { url: redis.url }, session: { maxValueBytes: 10, secret: 'k' } });
+  for (const engine of [Engine.redis(options), Engine.memory(options)]) {
+    const id = newId(engine);
+    await assert.rejects(engine.write(id, ['ok', '1', 'big', 'x'.repeat(11)], []), /ERR_SESSION_TOO_LARGE/);
+    assert.equal(await engine.get(id, 'ok'), null);
+    await engine.close();
+  }
+});
