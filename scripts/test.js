@@ -29,5 +29,7 @@ function testFiles(dir) {
 
 run(process.execPath, ['scripts/build.js', '--if-needed']);
 run('cargo', ['test', '--locked']);
-run(process.execPath, [require.resolve('typescript/bin/tsc', { paths: [root] }), '-p', 'test/types']);
+// TypeScript's package exports hide bin/tsc from require.resolve; find it beside package.json.
+const typescript = path.dirname(require.resolve('typescript/package.json', { paths: [root] }));
+run(process.execPath, [path.join(typescript, 'bin', 'tsc'), '-p', 'test/types']);
 run(process.execPath, ['--test', ...testFiles('__test__'), ...testFiles('test')]);

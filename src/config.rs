@@ -22,6 +22,7 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RedisOptions {
     /// `redis://` / `rediss://` URL; when absent, built from host and port.
+    /// Explicit `username`, `password` and `session.dbIndex` override the URL's.
     pub url: Option<String>,
     pub host: String,
     pub port: u16,
@@ -34,7 +35,8 @@ pub struct RedisOptions {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionOptions {
-    pub db_index: i64,
+    /// `SELECT`ed database; `None` keeps the URL's (or 0).
+    pub db_index: Option<i64>,
     /// Idle timeout (`EXPIRE` on every request), in seconds.
     pub tti_secs: u64,
     pub prefix: String,
@@ -82,34 +84,6 @@ impl Config {
             session: SessionOptions::parse(&object_or_empty(field(&root, "session"), "session")?)?,
         })
     }
-
-    /// The connection URL, with credentials, database and TLS applied.
-    pub fn redis_url(&self) -> String {
-        let redis = &self.redis;
-        if let Some(url) = &redis.url {
-            return url.clone();
-        }
-        let scheme = if redis.tls { "rediss" } else { "redis" };
-        let auth = match (&redis.username, &redis.password) {
-            (Some(user), Some(pass)) => format!("{}:{}@", encode(user), encode(pass)),
-            (None, Some(pass)) => format!(":{}@", encode(pass)),
-            (Some(user), None) => format!("{}@", encode(user)),
-            (None, None) => String::new(),
-        };
-        let host = if redis.host.contains(':') {
-            format!("[{}]", redis.host)
-        } else {
-            redis.host.clone()
-        };
-        format!(
-            "{scheme}://{auth}{host}:{}/{}",
-            redis.port, self.session.db_index
-        )
-    }
-}
-
-fn encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 impl RedisOptions {
@@ -129,20 +103,18 @@ impl RedisOptions {
                 ));
             }
         }
-        // The original accepted `auth_pass` (node_redis 2) and `pass`/`password`.
-        let password = match opt_string(o, "password", "redis.password")? {
-            Some(p) => Some(p),
-            None => match opt_string(o, "auth_pass", "redis.auth_pass")? {
-                Some(p) => Some(p),
-                None => opt_string(o, "pass", "redis.pass")?,
-            },
-        };
+        // The original took `pass || password || auth_pass`, in that order.
+        let mut password = None;
+        for key in ["pass", "password", "auth_pass"] {
+            let given = opt_string(o, key, &format!("redis.{key}"))?.filter(|p| !p.is_empty());
+            password = password.or(given);
+        }
         Ok(RedisOptions {
             url,
             host: opt_string(o, "host", "redis.host")?.unwrap_or_else(|| "127.0.0.1".into()),
             port: port(o.get("port"))?,
             username: opt_string(o, "username", "redis.username")?,
-            password: password.filter(|p| !p.is_empty()),
+            password,
             tls: opt_bool(o, "tls", "redis.tls")?.unwrap_or(false),
             connect_timeout: millis(o, "connectTimeout")?,
             command_timeout: millis(o, "commandTimeout")?,
@@ -152,13 +124,13 @@ impl RedisOptions {
 
 impl SessionOptions {
     fn parse(o: &Map<String, Value>) -> Result<SessionOptions> {
-        let db_index = match o.get("dbIndex") {
-            None | Some(Value::Null) => 0,
-            Some(v) => v
-                .as_i64()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| SessionError::config("session.dbIndex must be an integer >= 0"))?,
-        };
+        let db_index =
+            match o.get("dbIndex") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
+                    SessionError::config("session.dbIndex must be an integer >= 0")
+                })?),
+            };
         let tti_secs = match o.get("tti") {
             None | Some(Value::Null) => DEFAULT_TTI_SECS,
             Some(v) => v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
@@ -368,7 +340,9 @@ mod tests {
         assert_eq!(config.session.cookie.path, "/");
         assert!(config.session.cookie.http_only);
         assert_eq!(config.session.cookie.secure, SecureMode::Never);
-        assert_eq!(config.redis_url(), "redis://127.0.0.1:6379/0");
+        assert_eq!(config.redis.host, "127.0.0.1");
+        assert_eq!(config.redis.port, 6379);
+        assert_eq!(config.session.db_index, None);
     }
 
     #[test]
@@ -378,7 +352,10 @@ mod tests {
             "session": { "dbIndex": 2, "tti": 60, "prefix": "sess", "secure": true, "domain": "example.com" }
         }))
         .unwrap();
-        assert_eq!(config.redis_url(), "redis://:p%40ss@localhost:6390/2");
+        assert_eq!(config.redis.host, "localhost");
+        assert_eq!(config.redis.port, 6390);
+        assert_eq!(config.redis.password.as_deref(), Some("p@ss"));
+        assert_eq!(config.session.db_index, Some(2));
         assert_eq!(config.session.tti_secs, 60);
         assert_eq!(config.session.prefix, "sess");
         assert_eq!(config.session.cookie.secure, SecureMode::Always);
@@ -400,6 +377,15 @@ mod tests {
         assert!(config_error(json!({"session": {"sameSite": "none"}})).contains("secure"));
         assert!(config_error(json!({"session": 5})).contains("session must be an object"));
         assert!(config_error(json!({"redis": {"commandTimeout": 0}})).contains("commandTimeout"));
+    }
+
+    #[test]
+    fn password_precedence_is_the_originals() {
+        let config =
+            parse(json!({"redis": {"auth_pass": "c", "password": "b", "pass": "a"}})).unwrap();
+        assert_eq!(config.redis.password.as_deref(), Some("a"));
+        let config = parse(json!({"redis": {"auth_pass": "c", "password": "b"}})).unwrap();
+        assert_eq!(config.redis.password.as_deref(), Some("b"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::config::{CookieOptions, SameSite};
+use crate::error::{ErrorCode, Result, SessionError};
 use crate::sid;
 
 /// A `Cookie` header longer than this is ignored as a whole (a fresh session
@@ -67,9 +68,6 @@ fn mac(value: &str, secret: &str) -> [u8; 32] {
 /// The (percent-decoded) value of the first cookie called `name` in a
 /// `Cookie` header, the one the `cookie` npm package (cookie-parser) would pick.
 pub fn find(header: &str, name: &str) -> Option<String> {
-    if header.len() > MAX_COOKIE_HEADER_BYTES {
-        return None;
-    }
     Cookie::split_parse_encoded(header)
         .filter_map(Result::ok)
         .find(|cookie| cookie.name() == name)
@@ -83,6 +81,40 @@ pub fn verified_id<S: AsRef<str>>(cookie_value: &str, secrets: &[S]) -> Option<(
     let signed = cookie_value.strip_prefix(SIGNED_PREFIX)?;
     let (id, index) = unsign(signed, secrets)?;
     sid::is_valid(id).then(|| (id.to_owned(), index))
+}
+
+/// Which session a request names: its id with the index of the secret that
+/// verified it (`None` for a fresh session), and the secret to sign cookies with.
+///
+/// With `secrets` (`session.secret`) the id is read from the raw `Cookie`
+/// header; otherwise from the id cookie-parser verified (`parser_id`), signing
+/// with cookie-parser's secret. Either way an id must have a valid shape, and
+/// a header over [`MAX_COOKIE_HEADER_BYTES`] names no session.
+pub fn identify<'a>(
+    secrets: &'a [String],
+    cookie_name: &str,
+    header: Option<&str>,
+    parser_id: Option<&str>,
+    parser_secret: Option<&'a str>,
+) -> Result<(Option<(String, usize)>, &'a str)> {
+    let oversized = header.is_some_and(|h| h.len() > MAX_COOKIE_HEADER_BYTES);
+    if let Some(current) = secrets.first() {
+        let known = header
+            .filter(|_| !oversized)
+            .and_then(|header| find(header, cookie_name))
+            .and_then(|value| verified_id(&value, secrets));
+        return Ok((known, current));
+    }
+    let secret = parser_secret.filter(|s| !s.is_empty()).ok_or_else(|| {
+        SessionError::new(
+            ErrorCode::Secret,
+            "no secret to sign the session cookie: give session.secret, or mount cookie-parser(secret) before the session middleware",
+        )
+    })?;
+    let known = parser_id
+        .filter(|id| !oversized && sid::is_valid(id))
+        .map(|id| (id.to_owned(), 0));
+    Ok((known, secret))
 }
 
 /// `Set-Cookie` value carrying the signed id, in the attribute order of the
@@ -168,8 +200,6 @@ mod tests {
         assert_eq!(find(header, "other").as_deref(), Some("q"));
         assert_eq!(find(header, "missing"), None);
         assert_eq!(find("sid=%E0%A4%A", "sid"), None, "bad percent-encoding");
-        let huge = format!("sid=x; pad={}", "y".repeat(MAX_COOKIE_HEADER_BYTES));
-        assert_eq!(find(&huge, "sid"), None);
     }
 
     #[test]
@@ -181,6 +211,45 @@ mod tests {
         assert_eq!(verified_id(&good, &["x"]), None, "wrong secret");
         let bad_shape = format!("s:{}", sign("evil:key", "k"));
         assert_eq!(verified_id(&bad_shape, &["k"]), None, "key syntax in id");
+    }
+
+    #[test]
+    fn identify_reads_the_header_or_trusts_cookie_parser() {
+        let id = "B".repeat(43);
+        let header = format!(
+            "sid={}",
+            format!("s:{}", sign(&id, "old")).replace(':', "%3A")
+        );
+        let secrets = vec!["new".to_string(), "old".to_string()];
+        let (known, signer) = identify(&secrets, "sid", Some(&header), None, None).unwrap();
+        assert_eq!((known, signer), (Some((id.clone(), 1)), "new"));
+
+        let (known, signer) = identify(&[], "sid", None, Some(&id), Some("cp")).unwrap();
+        assert_eq!((known, signer), (Some((id.clone(), 0)), "cp"));
+        let (known, _) = identify(&[], "sid", None, Some("bad:id"), Some("cp")).unwrap();
+        assert_eq!(known, None);
+        let err = identify(&[], "sid", None, Some(&id), None).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Secret);
+    }
+
+    #[test]
+    fn identify_ignores_oversized_headers_in_both_modes() {
+        let id = "C".repeat(43);
+        let signed = format!("s:{}", sign(&id, "k")).replace(':', "%3A");
+        let huge = format!("sid={signed}; pad={}", "y".repeat(MAX_COOKIE_HEADER_BYTES));
+        let secrets = vec!["k".to_string()];
+        assert_eq!(
+            identify(&secrets, "sid", Some(&huge), None, None)
+                .unwrap()
+                .0,
+            None
+        );
+        assert_eq!(
+            identify(&[], "sid", Some(&huge), Some(&id), Some("k"))
+                .unwrap()
+                .0,
+            None
+        );
     }
 
     fn options() -> CookieOptions {

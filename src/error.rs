@@ -68,8 +68,12 @@ impl SessionError {
         let mut message = format!("{context}: {cause}");
         let mut source = cause.source();
         while let Some(inner) = source {
-            message.push_str(": ");
-            message.push_str(&inner.to_string());
+            // Some errors repeat their source in their own text: say it once.
+            let text = inner.to_string();
+            if !message.contains(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
             source = inner.source();
         }
         Self::new(code, message)
@@ -94,9 +98,16 @@ impl From<SessionError> for napi::Error {
 
 impl From<redis::RedisError> for SessionError {
     fn from(err: redis::RedisError) -> Self {
+        // An aborted transaction (EXECABORT) wraps the error that aborted it,
+        // such as NOAUTH: that one names the cause.
+        let aborted_by = aborted_by(&err);
+        let server_code = aborted_by.as_ref().map(|e| e.code()).or(err.code());
+        let auth_failed = err.kind() == redis::ErrorKind::AuthenticationFailed
+            || matches!(server_code, Some("NOAUTH" | "WRONGPASS"));
         let code = if err.is_timeout() {
             ErrorCode::Timeout
-        } else if err.is_io_error()
+        } else if auth_failed
+            || err.is_io_error()
             || err.is_connection_dropped()
             || err.is_connection_refusal()
             || err.is_unrecoverable_error()
@@ -105,8 +116,30 @@ impl From<redis::RedisError> for SessionError {
         } else {
             ErrorCode::Store
         };
-        SessionError::caused_by(code, "redis", &err)
+        match aborted_by {
+            Some(cause) => SessionError::new(
+                code,
+                format!(
+                    "redis: transaction aborted: {} {}",
+                    cause.code(),
+                    cause.details().unwrap_or_default()
+                ),
+            ),
+            None => SessionError::caused_by(code, "redis", &err),
+        }
     }
+}
+
+fn aborted_by(err: &redis::RedisError) -> Option<redis::ServerError> {
+    if err.code() != Some("EXECABORT") {
+        return None;
+    }
+    let errors = err.clone().into_server_errors()?;
+    errors
+        .iter()
+        .map(|(_, e)| e)
+        .find(|e| e.code() != "EXECABORT")
+        .cloned()
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use config::{Config, SecureMode, SessionOptions};
 use error::{ErrorCode, SessionError};
 use store::memory::MemoryStore;
 use store::redis::RedisStore;
-use store::{Op, Reply, Store};
+use store::{InFlight, Op, Reply, Store};
 
 /// One tokio worker: Node's own thread does the JavaScript, and on a small
 /// box a second busy worker only steals the CPU Node needs.
@@ -60,6 +60,7 @@ pub struct OpenedSession {
 pub struct Engine {
     store: Arc<dyn Store>,
     session: SessionOptions,
+    in_flight: InFlight,
 }
 
 fn parse_config(options_json: &str) -> Result<Config, SessionError> {
@@ -74,28 +75,25 @@ impl Engine {
     #[napi(factory)]
     pub fn redis(options_json: String) -> napi::Result<Engine> {
         let config = parse_config(&options_json)?;
-        let url = config.redis_url();
+        let info = store::redis::connection_info(&config.redis, config.session.db_index)?;
         let store = within_runtime_if_available(|| {
             RedisStore::new(
-                &url,
+                info,
                 config.redis.connect_timeout,
                 config.redis.command_timeout,
             )
         })?;
-        Ok(Engine {
-            store: Arc::new(store),
-            session: config.session,
-        })
+        Ok(Engine::with_store(Arc::new(store), config.session))
     }
 
     /// An engine on the embedded in-memory store (`mock()`); Redis options are ignored.
     #[napi(factory)]
     pub fn memory(options_json: String) -> napi::Result<Engine> {
         let config = parse_config(&options_json)?;
-        Ok(Engine {
-            store: Arc::new(MemoryStore::new()),
-            session: config.session,
-        })
+        Ok(Engine::with_store(
+            Arc::new(MemoryStore::new()),
+            config.session,
+        ))
     }
 
     /// Whether `next()` waits for the per-request idle refresh.
@@ -128,31 +126,19 @@ impl Engine {
         parser_secret: Option<String>,
         request_secure: bool,
     ) -> napi::Result<OpenedSession> {
-        let (known, signing_secret) = if self.session.secrets.is_empty() {
-            let secret = parser_secret.filter(|s| !s.is_empty()).ok_or_else(|| {
-                SessionError::new(
-                    ErrorCode::Secret,
-                    "no secret to sign the session cookie: give session.secret, or mount cookie-parser(secret) before the session middleware",
-                )
-            })?;
-            (
-                parser_id.filter(|id| sid::is_valid(id)).map(|id| (id, 0)),
-                secret,
-            )
-        } else {
-            let known = cookie_header
-                .as_deref()
-                .and_then(|header| cookie::find(header, &self.session.cookie.name))
-                .and_then(|value| cookie::verified_id(&value, &self.session.secrets));
-            (known, self.session.secrets[0].clone())
-        };
+        let (known, signing_secret) = cookie::identify(
+            &self.session.secrets,
+            &self.session.cookie.name,
+            cookie_header.as_deref(),
+            parser_id.as_deref(),
+            parser_secret.as_deref(),
+        )?;
         let secure = self.is_secure(request_secure);
         Ok(match known {
             // Signed by a retired secret: re-sign with the current one.
             Some((id, secret_index)) => OpenedSession {
-                set_cookie: (secret_index > 0).then(|| {
-                    cookie::set_cookie(&self.session.cookie, &id, &signing_secret, secure)
-                }),
+                set_cookie: (secret_index > 0)
+                    .then(|| cookie::set_cookie(&self.session.cookie, &id, signing_secret, secure)),
                 id,
                 is_new: false,
             },
@@ -162,7 +148,7 @@ impl Engine {
                     set_cookie: Some(cookie::set_cookie(
                         &self.session.cookie,
                         &id,
-                        &signing_secret,
+                        signing_secret,
                         secure,
                     )),
                     id,
@@ -231,15 +217,24 @@ impl Engine {
         Ok(())
     }
 
-    /// Refuses new work; calls in flight finish, then the connection closes.
+    /// Refuses new work, waits for the calls in flight, then lets the connection close.
     #[napi]
     pub async fn close(&self) -> napi::Result<()> {
         self.store.close().await;
+        self.in_flight.wait_idle().await;
         Ok(())
     }
 }
 
 impl Engine {
+    fn with_store(store: Arc<dyn Store>, session: SessionOptions) -> Engine {
+        Engine {
+            store,
+            session,
+            in_flight: InFlight::default(),
+        }
+    }
+
     fn is_secure(&self, request_secure: bool) -> bool {
         match self.session.cookie.secure {
             SecureMode::Never => false,
@@ -249,6 +244,7 @@ impl Engine {
     }
 
     async fn run(&self, id: &str, op: Op) -> Result<Reply, SessionError> {
+        let _in_flight = self.in_flight.enter();
         sid::ensure_valid(id)?;
         ensure_fields(&op)?;
         let key = format!("{}:{}", self.session.prefix, id);

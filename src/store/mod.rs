@@ -50,3 +50,45 @@ pub trait Store: Send + Sync {
     /// Stops accepting work and releases connections once in-flight work is done.
     fn close(&self) -> BoxFuture<'_, ()>;
 }
+
+/// Counts the calls in flight, so that `close` can wait for them to finish.
+#[derive(Default)]
+pub struct InFlight {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Held while one call runs.
+pub struct InFlightGuard<'a>(&'a InFlight);
+
+impl InFlight {
+    pub fn enter(&self) -> InFlightGuard<'_> {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlightGuard(self)
+    }
+
+    /// Resolves once no call is in flight.
+    pub async fn wait_idle(&self) {
+        loop {
+            // Created before the check: `notify_waiters` reaches it even unpolled.
+            let notified = self.idle.notified();
+            if self.count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        if self
+            .0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.0.idle.notify_waiters();
+        }
+    }
+}

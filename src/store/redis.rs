@@ -6,10 +6,41 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, Pipeline};
+use redis::{Client, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline};
 
 use super::{BoxFuture, Op, Reply, Store};
+use crate::config::RedisOptions;
 use crate::error::{ErrorCode, Result, SessionError};
+
+/// Where and how to connect: the URL (or host and port), with explicit
+/// credentials and database (`session.dbIndex`) taking precedence over the URL's.
+pub fn connection_info(redis: &RedisOptions, db_index: Option<i64>) -> Result<ConnectionInfo> {
+    let url = match &redis.url {
+        Some(url) => url.clone(),
+        None => {
+            let scheme = if redis.tls { "rediss" } else { "redis" };
+            match redis.host.contains(':') {
+                true => format!("{scheme}://[{}]:{}", redis.host, redis.port),
+                false => format!("{scheme}://{}:{}", redis.host, redis.port),
+            }
+        }
+    };
+    let info = url
+        .as_str()
+        .into_connection_info()
+        .map_err(|err| SessionError::caused_by(ErrorCode::Config, "redis options", &err))?;
+    let mut settings = info.redis_settings().clone();
+    if let Some(db) = db_index {
+        settings = settings.set_db(db);
+    }
+    if let Some(username) = &redis.username {
+        settings = settings.set_username(username);
+    }
+    if let Some(password) = &redis.password {
+        settings = settings.set_password(password);
+    }
+    Ok(info.set_redis_settings(settings))
+}
 
 pub struct RedisStore {
     /// `None` once closed; each call clones the (shared) connection out of it.
@@ -21,8 +52,12 @@ impl RedisStore {
     /// Creates the store without connecting: the connection is made on first
     /// use, so a middleware can be built before Redis is up. Must run inside a
     /// tokio runtime.
-    pub fn new(url: &str, connect_timeout: Duration, command_timeout: Duration) -> Result<Self> {
-        let client = Client::open(url)
+    pub fn new(
+        info: ConnectionInfo,
+        connect_timeout: Duration,
+        command_timeout: Duration,
+    ) -> Result<Self> {
+        let client = Client::open(info)
             .map_err(|err| SessionError::caused_by(ErrorCode::Config, "redis options", &err))?;
         // The defaults retry 6 times with backoff (about 9.5 s per command while
         // Redis is down); a session call must fail fast instead, and the
@@ -140,5 +175,42 @@ impl Store for RedisStore {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         Box::pin(std::future::ready(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use serde_json::json;
+
+    fn info(options: serde_json::Value) -> ConnectionInfo {
+        let config = Config::from_json(&options).unwrap();
+        connection_info(&config.redis, config.session.db_index).unwrap()
+    }
+
+    #[test]
+    fn host_port_password_and_db_index() {
+        let info = info(json!({
+            "redis": {"host": "localhost", "port": 6390, "auth_pass": "p@ss:/"},
+            "session": {"dbIndex": 2}
+        }));
+        assert_eq!(info.addr().to_string(), "localhost:6390");
+        assert_eq!(info.redis_settings().password(), Some("p@ss:/"));
+        assert_eq!(info.redis_settings().db(), 2);
+    }
+
+    #[test]
+    fn explicit_options_override_the_url() {
+        let from_url = info(json!({"redis": {"url": "redis://u:pw@h:1/3"}}));
+        assert_eq!(from_url.redis_settings().db(), 3);
+        assert_eq!(from_url.redis_settings().password(), Some("pw"));
+        let overridden = info(json!({
+            "redis": {"url": "redis://u:pw@h:1/3", "password": "other"},
+            "session": {"dbIndex": 5}
+        }));
+        assert_eq!(overridden.redis_settings().db(), 5);
+        assert_eq!(overridden.redis_settings().password(), Some("other"));
+        assert_eq!(overridden.redis_settings().username(), Some("u"));
     }
 }

@@ -74,6 +74,9 @@ async function startRedis({ password } = {}) {
   async function stop() {
     if (!child) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
+    // Referenced while we wait: otherwise, with no other handle open, Node
+    // exits before the 'exit' event and `await stop()` never settles.
+    child.ref();
     child.kill('SIGKILL');
     await exited;
     child = null;

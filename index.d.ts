@@ -1,0 +1,217 @@
+// Type definitions for alt-session (the Rust engine), hand-written to match index.js.
+
+/// <reference types="node" />
+
+import type { IncomingMessage, ServerResponse } from 'http';
+
+/**
+ * Creates the session middleware on Redis.
+ *
+ * Options are validated at once: a bad option throws a {@link altSession.SessionError}
+ * with code `ERR_SESSION_CONFIG`. The connection to Redis is made on first use, so the
+ * middleware can be created before Redis is up.
+ *
+ * @example
+ * const altSession = require('alt-session');
+ * app.use(altSession({ redis: { host: '127.0.0.1', port: 6379 }, session: { secret: 'keyboard cat' } }));
+ */
+declare function altSession(options?: altSession.Options): altSession.Middleware;
+
+declare namespace altSession {
+  /**
+   * The same middleware on the embedded in-memory store (no Redis): for tests and
+   * single-process apps. Sessions are isolated and expire after `session.tti` idle
+   * seconds, as on Redis. `redis` options are ignored.
+   */
+  function mock(options?: Options): Middleware;
+
+  interface Options {
+    /** Where Redis is. Ignored by {@link mock}. */
+    redis?: RedisOptions;
+    /** The session cookie and the stored data. */
+    session?: SessionOptions;
+  }
+
+  interface RedisOptions {
+    /** Host name or IP address. Default `'127.0.0.1'`. Ignored when `url` is given. */
+    host?: string;
+    /** Port, as a number or a string of digits. Default `6379`. Ignored when `url` is given. */
+    port?: number | string;
+    /** Password (the original's node_redis 2 option name). Same as `password`. */
+    auth_pass?: string;
+    /** Password. Same as `password`. */
+    pass?: string;
+    /** Password (`AUTH`). Takes precedence over `auth_pass`, which takes precedence over `pass`. Ignored when `url` is given. */
+    password?: string;
+    /** ACL user name (Redis 6+). Ignored when `url` is given. */
+    username?: string;
+    /**
+     * `redis://[user[:password]@]host[:port][/db]`. When given, it is used as is:
+     * `host`, `port`, `username`, the passwords, `tls` and `session.dbIndex` are ignored
+     * (put the database number in the URL path).
+     * `rediss://` (TLS) is not supported by this build and fails with `ERR_SESSION_CONFIG`.
+     */
+    url?: string;
+    /**
+     * Connect with TLS. Default `false`. Not supported by this build yet:
+     * `true` fails with `ERR_SESSION_CONFIG`.
+     */
+    tls?: boolean;
+    /** How long to wait for a connection, in milliseconds (1 to 600000). Default `1000`. */
+    connectTimeout?: number;
+    /**
+     * The longest a session call waits for Redis, in milliseconds (1 to 600000). Default `1000`.
+     * A call past it fails with `ERR_SESSION_TIMEOUT`.
+     */
+    commandTimeout?: number;
+  }
+
+  interface SessionOptions {
+    /** Redis database number (`SELECT`), an integer >= 0. Default `0`. */
+    dbIndex?: number;
+    /**
+     * Time to idle, in whole seconds > 0: a session untouched this long is removed
+     * (`EXPIRE` on every request and every write). Default `300`.
+     */
+    tti?: number;
+    /** Key prefix: a session is stored at `prefix + ':' + id`. Default `'session'`. */
+    prefix?: string;
+    /**
+     * `Secure` cookie attribute: `true` always, `false` never, `'auto'` when the request
+     * came over HTTPS (`req.secure`, which honours Express's `trust proxy`). Default `false`.
+     */
+    secure?: boolean | 'auto';
+    /** Cookie `Domain` attribute (a host name). Default: none (the cookie is host-only). */
+    domain?: string;
+    /**
+     * Secret(s) to sign the cookie with. The first signs; all of them verify (rotation:
+     * put the new secret first, a cookie signed by an older one is re-signed).
+     * Default: none, the secret of `cookie-parser(secret)`, which must then be mounted first.
+     */
+    secret?: string | readonly string[];
+    /** Cookie name. Default `'sid'`. */
+    name?: string;
+    /** Cookie `Path` attribute; must start with `/`. Default `'/'`. */
+    path?: string;
+    /**
+     * Cookie `SameSite` attribute, any letter case. `true` means `'strict'`; `false` sends
+     * no `SameSite` attribute. `'none'` requires `secure: true`. Default `'lax'`.
+     */
+    sameSite?: 'lax' | 'strict' | 'none' | 'Lax' | 'Strict' | 'None' | boolean;
+    /** Cookie `HttpOnly` attribute. Default `true`. */
+    httpOnly?: boolean;
+    /**
+     * Largest value accepted, in bytes of its JSON text. A larger value fails with
+     * `ERR_SESSION_TOO_LARGE` and nothing is written. Default `1048576` (1 MiB).
+     */
+    maxValueBytes?: number;
+    /**
+     * Whether the per-request idle refresh (`EXPIRE`) completes before `next()` is called
+     * (an error there then goes to `next(err)`). `false`: `next()` is called at once and a
+     * failed refresh is ignored. Default `true`.
+     */
+    awaitTouch?: boolean;
+  }
+
+  /** The middleware: `app.use(middleware)`. */
+  interface Middleware {
+    (req: IncomingMessage, res: ServerResponse, next: (err?: any) => void): void;
+    /**
+     * Graceful shutdown: refuses new calls (they fail with `ERR_SESSION_CLOSED`),
+     * lets calls in flight finish and closes the connection.
+     */
+    close(callback?: (err: SessionError | null) => void): Promise<void>;
+  }
+
+  /** Node-style callback of a session method that resolves nothing. */
+  type Callback = (err: SessionError | null) => void;
+
+  /** Node-style callback of a session method that resolves a value. */
+  type ValueCallback<T> = (err: SessionError | null, value?: T) => void;
+
+  /**
+   * `req.session`. Every method takes an optional Node-style callback AND returns a
+   * Promise (a rejection nobody listens to is never reported as unhandled).
+   * Values are stored as JSON.
+   */
+  interface Session {
+    /** The session id (43 URL-safe characters for new sessions). */
+    readonly id: string;
+    /** Whether this request started the session (no valid session cookie came in). */
+    readonly isNew: boolean;
+
+    /** Reads one key (`HGET`); a missing key reads as `null`. */
+    get<T = unknown>(key: string, callback?: ValueCallback<T | null>): Promise<T | null>;
+
+    /** Reads several keys (`HMGET`) into `{ key: value }`; missing keys read as `null`. */
+    mget<T = unknown, K extends string = string>(
+      keys: readonly K[] | K,
+      callback?: ValueCallback<Record<K, T | null>>
+    ): Promise<Record<K, T | null>>;
+
+    /** Reads every key of the session (`HGETALL`) into `{ key: value }`. */
+    getAll<T = unknown>(callback?: ValueCallback<Record<string, T>>): Promise<Record<string, T>>;
+
+    /**
+     * Stores one key (`MULTI HSET EXPIRE EXEC`). `undefined` removes the key
+     * (as `JSON.stringify` drops it).
+     */
+    set(key: string, value: unknown, callback?: Callback): Promise<void>;
+
+    /**
+     * Stores several keys atomically (`MULTI HSET HDEL EXPIRE EXEC`): all of them, or none
+     * on error. Keys whose value is `undefined` are removed.
+     */
+    mset<T extends object>(
+      values: T extends readonly unknown[] | ((...args: any[]) => unknown) ? never : T,
+      callback?: Callback
+    ): Promise<void>;
+
+    /** Removes one key or an array of keys (`MULTI HDEL EXPIRE EXEC`). */
+    remove(keys: string | readonly string[], callback?: Callback): Promise<void>;
+
+    /**
+     * Deletes the whole session (`DEL`) and clears the cookie, with the `Path` and
+     * `Domain` it was set with.
+     */
+    invalidate(callback?: Callback): Promise<void>;
+
+    /** Refreshes the idle timeout (`EXPIRE`); the middleware does this on every request. */
+    touch(callback?: Callback): Promise<void>;
+  }
+
+  /** Every error code the package produces. */
+  type SessionErrorCode =
+    /** Invalid middleware options (thrown by `altSession()` / `mock()`). */
+    | 'ERR_SESSION_CONFIG'
+    /** Invalid argument to a session method (key, value, keys list). */
+    | 'ERR_SESSION_ARGUMENT'
+    /** A value over `session.maxValueBytes`. */
+    | 'ERR_SESSION_TOO_LARGE'
+    /** No secret to sign the cookie (no `session.secret` and no `cookie-parser(secret)`). */
+    | 'ERR_SESSION_SECRET'
+    /** Redis could not be reached, or the connection broke. */
+    | 'ERR_SESSION_CONNECTION'
+    /** Redis did not answer within `redis.commandTimeout`. */
+    | 'ERR_SESSION_TIMEOUT'
+    /** Redis answered with an error (for example a key of the wrong type). */
+    | 'ERR_SESSION_STORE'
+    /** The middleware was closed with `close()`. */
+    | 'ERR_SESSION_CLOSED';
+
+  /** The errors this package produces: plain `Error`s with a stable `code`. */
+  interface SessionError extends Error {
+    code: SessionErrorCode;
+  }
+}
+
+declare global {
+  namespace Express {
+    interface Request {
+      /** The session of this request, set by the alt-session middleware. */
+      session: altSession.Session;
+    }
+  }
+}
+
+export = altSession;

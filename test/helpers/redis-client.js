@@ -1,0 +1,56 @@
+'use strict';
+
+// A promise wrapper on redis@3 (callback API) to look at what the session
+// middleware stored: the tests check the data itself, not only the API.
+
+const redis = require('redis');
+
+/** Connects to the test server `{ host, port }`, on database `db`. */
+function connectRedis({ host, port }, db = 0) {
+  if (Number(port) === 6379 && !process.env.REDIS_URL) {
+    throw new Error('refusing to inspect the Redis on port 6379: the tests use their own server');
+  }
+  const client = redis.createClient({ host, port, db });
+  client.on('error', () => {}); // a failing command rejects below; no crash on a reset
+
+  const command = (name, ...args) =>
+    new Promise((resolve, reject) =>
+      client.send_command(name, args.map(String), (err, reply) => (err ? reject(err) : resolve(reply)))
+    );
+
+  /** Every key of the database matching `pattern`, by SCAN. */
+  async function keys(pattern = '*') {
+    const found = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await command('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000);
+      found.push(...batch);
+      cursor = next;
+    } while (cursor !== '0');
+    return found.sort();
+  }
+
+  return {
+    command,
+    keys,
+    /** The raw fields of a hash; `{}` when the key does not exist. */
+    hgetall: async (key) => (await command('HGETALL', key)) || {},
+    hset: (key, field, value) => command('HSET', key, field, value),
+    ttl: (key) => command('TTL', key),
+    expire: (key, seconds) => command('EXPIRE', key, seconds),
+    type: (key) => command('TYPE', key),
+    exists: async (key) => (await command('EXISTS', key)) === 1,
+    /** Every key with its raw content: to prove that something wrote nothing. */
+    async snapshot() {
+      const snapshot = {};
+      for (const key of await keys()) {
+        const type = await command('TYPE', key);
+        snapshot[key] = type === 'hash' ? await command('HGETALL', key) : type;
+      }
+      return snapshot;
+    },
+    quit: () => new Promise((resolve) => client.quit(() => resolve())),
+  };
+}
+
+module.exports = { connectRedis };
