@@ -3,15 +3,13 @@
 /**
  * alt-session: asynchronous, per-key sessions for Express, on Redis or in memory.
  *
- * A thin adapter over the Rust engine (binding.js). The engine owns ids, cookie
+ * A thin adapter over the Rust engine (engine.js, binding.js). The engine owns ids, cookie
  * signing and parsing, option validation and storage; this file only turns a
  * request into an engine call, JSON-encodes values (V8 does that fastest), and
  * offers every method with both a Node-style callback and a Promise.
  */
 
-const { Engine } = require('./binding');
-
-const ERROR_CODE = /^(ERR_SESSION_[A-Z_]+): /;
+const { Engine } = require('./engine');
 
 /**
  * Creates the session middleware on Redis.
@@ -30,11 +28,13 @@ altSession.mock = function mock(options) {
 };
 
 function createEngine(backend, options) {
+  let json;
   try {
-    return Engine[backend](serializeOptions(options));
+    json = serializeOptions(options);
   } catch (err) {
-    throw sessionError(err, 'ERR_SESSION_CONFIG');
+    throw codedError('ERR_SESSION_CONFIG', `options cannot be read: ${err.message}`);
   }
+  return new Engine(backend, json);
 }
 
 /** Options cross as JSON; numbers JSON cannot hold are kept visible so they fail validation. */
@@ -48,9 +48,7 @@ function serializeOptions(options) {
 }
 
 function middleware(engine) {
-  const cookieName = engine.cookieName;
-  const verifiesCookies = engine.hasSecret;
-  const awaitTouch = engine.awaitTouch;
+  const { cookieName, verifiesCookies, awaitTouch } = engine;
 
   function session(req, res, next) {
     let opened;
@@ -62,7 +60,7 @@ function middleware(engine) {
         isSecure(req)
       );
     } catch (err) {
-      return next(sessionError(err));
+      return next(err);
     }
     if (opened.setCookie) appendSetCookie(res, opened.setCookie);
     req.session = new Session(engine, opened.id, opened.isNew, req, res);
@@ -74,7 +72,7 @@ function middleware(engine) {
       touched.catch(noop);
       return next();
     }
-    touched.then(() => next(), (err) => next(sessionError(err))).catch(rethrowOutsidePromise);
+    touched.then(() => next(), next).catch(rethrowOutsidePromise);
   }
 
   /** Graceful shutdown: calls in flight finish, then the connection closes. */
@@ -243,9 +241,9 @@ function describe(value) {
 function run(callback, operation) {
   let promise;
   try {
-    promise = operation().catch((err) => Promise.reject(sessionError(err)));
+    promise = operation();
   } catch (err) {
-    promise = Promise.reject(sessionError(err));
+    promise = Promise.reject(err);
   }
   return settle(promise, callback);
 }
@@ -264,21 +262,12 @@ function settle(promise, callback) {
 }
 
 function argumentError(message) {
-  const err = new Error(message);
-  err.code = 'ERR_SESSION_ARGUMENT';
-  return err;
+  return codedError('ERR_SESSION_ARGUMENT', message);
 }
 
-/** Engine errors arrive as "ERR_SESSION_X: message"; lift the code into `err.code`. */
-function sessionError(err, fallbackCode) {
-  if (!(err instanceof Error)) err = new Error(String(err));
-  const match = ERROR_CODE.exec(err.message);
-  if (match) {
-    err.code = match[1];
-    err.message = err.message.slice(match[0].length);
-  } else if (!String(err.code || '').startsWith('ERR_SESSION_')) {
-    err.code = fallbackCode || 'ERR_SESSION_ARGUMENT';
-  }
+function codedError(code, message) {
+  const err = new Error(message);
+  err.code = code;
   return err;
 }
 

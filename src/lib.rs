@@ -1,25 +1,37 @@
-//! N-API surface of the engine: the `Engine` class that `index.js` drives.
-//! Only conversion lives here; the logic is in the modules below. Values
-//! cross as strings (JSON stays in JavaScript) and every method is one call.
+//! N-API surface of the engine: the `Engine` class that `engine.js` drives.
+//! Only conversion lives here; the logic is in the modules below.
+//!
+//! Session operations cross the boundary in batches (see [`batch`]): one
+//! `submit` call carries every operation JavaScript issued in a tick, the
+//! store runs them as one pipeline, and one call back into JavaScript (a
+//! threadsafe function made once per engine) delivers all the results. A
+//! promise, a threadsafe function and two thread wake-ups per operation is
+//! what makes a naive `async fn` per command slower than a JS Redis client.
 
 #![deny(clippy::all)]
 
+pub mod batch;
 pub mod config;
 pub mod cookie;
+pub mod engine;
 pub mod error;
 pub mod sid;
 pub mod store;
 
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use napi::bindgen_prelude::within_runtime_if_available;
+use napi::bindgen_prelude::{spawn, within_runtime_if_available, Function, ToNapiValue, Unknown};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{sys, Env, JsError, Status};
 use napi_derive::napi;
 
-use config::{Config, SecureMode, SessionOptions};
-use error::{ErrorCode, SessionError};
+use config::Config;
+use engine::Core;
+use error::{ErrorCode, Result, SessionError};
 use store::memory::MemoryStore;
 use store::redis::RedisStore;
-use store::{InFlight, Op, Reply, Store};
+use store::{Reply, Store};
 
 /// One tokio worker: Node's own thread does the JavaScript, and on a small
 /// box a second busy worker only steals the CPU Node needs.
@@ -56,14 +68,56 @@ pub struct OpenedSession {
     pub set_cookie: Option<String>,
 }
 
-#[napi]
-pub struct Engine {
-    store: Arc<dyn Store>,
-    session: SessionOptions,
-    in_flight: InFlight,
+/// The results of one batch, delivered to JavaScript as
+/// `[batchId, result0, result1, ...]`: a string or `null` (get), an array
+/// (mget, getAll as flat pairs), `undefined` (writes), or an `Error` with `code`.
+pub struct Completed {
+    batch_id: u32,
+    results: Vec<Result<Reply>>,
 }
 
-fn parse_config(options_json: &str) -> Result<Config, SessionError> {
+impl ToNapiValue for Completed {
+    unsafe fn to_napi_value(
+        raw_env: sys::napi_env,
+        completed: Self,
+    ) -> napi::Result<sys::napi_value> {
+        let env = Env::from_raw(raw_env);
+        let mut array = env.create_array(completed.results.len() as u32 + 1)?;
+        array.set(0, completed.batch_id)?;
+        for (index, result) in (1..).zip(completed.results) {
+            match result {
+                Ok(Reply::Value(value)) => array.set(index, value)?,
+                Ok(Reply::Values(values)) => array.set(index, values)?,
+                Ok(Reply::Pairs(pairs)) => {
+                    let flat: Vec<String> = pairs.into_iter().flat_map(|(k, v)| [k, v]).collect();
+                    array.set(index, flat)?
+                }
+                Ok(Reply::Done) => {}
+                Err(err) => array.set(index, js_error(&env, err))?,
+            }
+        }
+        unsafe { ToNapiValue::to_napi_value(raw_env, array) }
+    }
+}
+
+/// An `Error` whose `code` is the stable session error code.
+fn js_error(env: &Env, err: SessionError) -> Unknown<'_> {
+    JsError::from(napi::Error::new(err.code.as_str(), err.message)).into_unknown(*env)
+}
+
+/// Weak: an idle engine never keeps Node alive; `submit` references it
+/// while batches are in flight, so a pending call does.
+type Completion = ThreadsafeFunction<Completed, (), Completed, Status, false, true>;
+
+#[napi]
+pub struct Engine {
+    core: Arc<Core>,
+    completion: Arc<Completion>,
+    /// Batches in flight; only touched on the JS thread (submit, completion).
+    busy: Arc<AtomicUsize>,
+}
+
+fn parse_config(options_json: &str) -> Result<Config> {
     let value = serde_json::from_str(options_json)
         .map_err(|err| SessionError::caused_by(ErrorCode::Config, "options", &err))?;
     Config::from_json(&value)
@@ -71,9 +125,13 @@ fn parse_config(options_json: &str) -> Result<Config, SessionError> {
 
 #[napi]
 impl Engine {
-    /// An engine on Redis. `options_json` is `JSON.stringify(options)`.
+    /// An engine on Redis. `options_json` is `JSON.stringify(options)`;
+    /// `on_complete` receives every finished batch.
     #[napi(factory)]
-    pub fn redis(options_json: String) -> napi::Result<Engine> {
+    pub fn redis(
+        options_json: String,
+        on_complete: Function<'_, Completed, ()>,
+    ) -> napi::Result<Engine> {
         let config = parse_config(&options_json)?;
         let info = store::redis::connection_info(&config.redis, config.session.db_index)?;
         let store = within_runtime_if_available(|| {
@@ -83,36 +141,36 @@ impl Engine {
                 config.redis.command_timeout,
             )
         })?;
-        Ok(Engine::with_store(Arc::new(store), config.session))
+        Engine::new(Arc::new(store), config, on_complete)
     }
 
     /// An engine on the embedded in-memory store (`mock()`); Redis options are ignored.
     #[napi(factory)]
-    pub fn memory(options_json: String) -> napi::Result<Engine> {
+    pub fn memory(
+        options_json: String,
+        on_complete: Function<'_, Completed, ()>,
+    ) -> napi::Result<Engine> {
         let config = parse_config(&options_json)?;
-        Ok(Engine::with_store(
-            Arc::new(MemoryStore::new()),
-            config.session,
-        ))
+        Engine::new(Arc::new(MemoryStore::new()), config, on_complete)
     }
 
     /// Whether `next()` waits for the per-request idle refresh.
     #[napi(getter)]
     pub fn await_touch(&self) -> bool {
-        self.session.await_touch
+        self.core.session.await_touch
     }
 
     /// The cookie's name, for reading `req.signedCookies[name]`.
     #[napi(getter)]
     pub fn cookie_name(&self) -> String {
-        self.session.cookie.name.clone()
+        self.core.session.cookie.name.clone()
     }
 
     /// Whether the engine verifies cookies itself (`session.secret` given), or
     /// relies on cookie-parser's `req.signedCookies` and `req.secret`.
     #[napi(getter)]
     pub fn has_secret(&self) -> bool {
-        !self.session.secrets.is_empty()
+        !self.core.session.secrets.is_empty()
     }
 
     /// Resolves the session of a request. With `session.secret`, from the raw
@@ -126,181 +184,102 @@ impl Engine {
         parser_secret: Option<String>,
         request_secure: bool,
     ) -> napi::Result<OpenedSession> {
-        let (known, signing_secret) = cookie::identify(
-            &self.session.secrets,
-            &self.session.cookie.name,
+        let opened = self.core.open(
             cookie_header.as_deref(),
             parser_id.as_deref(),
             parser_secret.as_deref(),
+            request_secure,
         )?;
-        let secure = self.is_secure(request_secure);
-        Ok(match known {
-            // Signed by a retired secret: re-sign with the current one.
-            Some((id, secret_index)) => OpenedSession {
-                set_cookie: (secret_index > 0)
-                    .then(|| cookie::set_cookie(&self.session.cookie, &id, signing_secret, secure)),
-                id,
-                is_new: false,
-            },
-            None => {
-                let id = sid::generate()?;
-                OpenedSession {
-                    set_cookie: Some(cookie::set_cookie(
-                        &self.session.cookie,
-                        &id,
-                        signing_secret,
-                        secure,
-                    )),
-                    id,
-                    is_new: true,
-                }
-            }
+        Ok(OpenedSession {
+            id: opened.id,
+            is_new: opened.is_new,
+            set_cookie: opened.set_cookie,
         })
     }
 
     /// The `Set-Cookie` value that removes the session cookie.
     #[napi]
     pub fn clear_cookie(&self, request_secure: bool) -> String {
-        cookie::clear_cookie(&self.session.cookie, self.is_secure(request_secure))
+        self.core.clear_cookie(request_secure)
     }
 
+    /// Starts a batch of operations (see [`batch`]); its results arrive
+    /// through `on_complete` as `[batch_id, ...results]`.
     #[napi]
-    pub async fn get(&self, id: String, field: String) -> napi::Result<Option<String>> {
-        match self.run(&id, Op::Get(field)).await? {
-            Reply::Value(value) => Ok(value),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    #[napi]
-    pub async fn mget(&self, id: String, fields: Vec<String>) -> napi::Result<Vec<Option<String>>> {
-        match self.run(&id, Op::MGet(fields)).await? {
-            Reply::Values(values) => Ok(values),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    /// Every field of the session as a flat `[field, value, ...]` list.
-    #[napi]
-    pub async fn get_all(&self, id: String) -> napi::Result<Vec<String>> {
-        match self.run(&id, Op::GetAll).await? {
-            Reply::Pairs(pairs) => Ok(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    /// Sets the `[field, value, ...]` pairs of `set` and deletes `delete`,
-    /// refreshing the idle TTL, in one atomic step.
-    #[napi]
-    pub async fn write(
+    pub fn submit(
         &self,
-        id: String,
-        set: Vec<String>,
-        delete: Vec<String>,
+        env: Env,
+        batch_id: u32,
+        header: Vec<u32>,
+        strings: Vec<String>,
     ) -> napi::Result<()> {
-        let set = self.pairs(set)?;
-        self.run(&id, Op::Write { set, delete }).await?;
-        Ok(())
-    }
-
-    /// Refreshes the idle TTL.
-    #[napi]
-    pub async fn touch(&self, id: String) -> napi::Result<()> {
-        self.run(&id, Op::Touch).await?;
-        Ok(())
-    }
-
-    /// Deletes the whole session.
-    #[napi]
-    pub async fn destroy(&self, id: String) -> napi::Result<()> {
-        self.run(&id, Op::Destroy).await?;
+        let ops = batch::parse(&header, strings)?;
+        if self.busy.fetch_add(1, Ordering::Relaxed) == 0 {
+            // SAFETY: on the JS thread, with a live threadsafe function.
+            check(unsafe { sys::napi_ref_threadsafe_function(env.raw(), self.completion.raw()) })?;
+        }
+        let core = Arc::clone(&self.core);
+        let completion = Arc::clone(&self.completion);
+        spawn(async move {
+            let results = core.run_batch(ops).await;
+            completion.call(
+                Completed { batch_id, results },
+                ThreadsafeFunctionCallMode::NonBlocking,
+            );
+        });
         Ok(())
     }
 
     /// Refuses new work, waits for the calls in flight, then lets the connection close.
     #[napi]
     pub async fn close(&self) -> napi::Result<()> {
-        self.store.close().await;
-        self.in_flight.wait_idle().await;
+        self.core.close().await;
         Ok(())
     }
 }
 
 impl Engine {
-    fn with_store(store: Arc<dyn Store>, session: SessionOptions) -> Engine {
-        Engine {
-            store,
-            session,
-            in_flight: InFlight::default(),
-        }
-    }
-
-    fn is_secure(&self, request_secure: bool) -> bool {
-        match self.session.cookie.secure {
-            SecureMode::Never => false,
-            SecureMode::Always => true,
-            SecureMode::Auto => request_secure,
-        }
-    }
-
-    async fn run(&self, id: &str, op: Op) -> Result<Reply, SessionError> {
-        let _in_flight = self.in_flight.enter();
-        sid::ensure_valid(id)?;
-        ensure_fields(&op)?;
-        let key = format!("{}:{}", self.session.prefix, id);
-        self.store.execute(key, op, self.session.tti_secs).await
-    }
-
-    /// Pairs up a flat `[field, value, ...]` list, enforcing `maxValueBytes`.
-    fn pairs(&self, flat: Vec<String>) -> Result<Vec<(String, String)>, SessionError> {
-        if !flat.len().is_multiple_of(2) {
-            return Err(SessionError::argument(
-                "fields and values must come in pairs",
-            ));
-        }
-        let limit = self.session.max_value_bytes;
-        let mut pairs = Vec::with_capacity(flat.len() / 2);
-        let mut items = flat.into_iter();
-        while let (Some(field), Some(value)) = (items.next(), items.next()) {
-            if value.len() > limit {
-                return Err(SessionError::new(
-                    ErrorCode::TooLarge,
-                    format!(
-                        "the value of {field:?} is {} bytes, over session.maxValueBytes ({limit})",
-                        value.len()
-                    ),
-                ));
-            }
-            pairs.push((field, value));
-        }
-        Ok(pairs)
+    fn new(
+        store: Arc<dyn Store>,
+        config: Config,
+        on_complete: Function<'_, Completed, ()>,
+    ) -> napi::Result<Engine> {
+        let busy = Arc::new(AtomicUsize::new(0));
+        // The completion callback needs its own handle to unreference itself;
+        // the handle only exists once it is built, hence the cell.
+        let raw_completion = Arc::new(AtomicPtr::new(std::ptr::null_mut()));
+        let completion: Completion = {
+            let busy = Arc::clone(&busy);
+            let raw_completion = Arc::clone(&raw_completion);
+            on_complete
+                .build_threadsafe_function::<Completed>()
+                .callee_handled::<false>()
+                .weak::<true>()
+                .build_callback(move |ctx| {
+                    if busy.fetch_sub(1, Ordering::Relaxed) == 1 {
+                        let raw = raw_completion.load(Ordering::Relaxed);
+                        // SAFETY: on the JS thread, with the live threadsafe function.
+                        check(unsafe { sys::napi_unref_threadsafe_function(ctx.env.raw(), raw) })?;
+                    }
+                    Ok(ctx.value)
+                })?
+        };
+        raw_completion.store(completion.raw(), Ordering::Relaxed);
+        Ok(Engine {
+            core: Arc::new(Core::new(store, config.session)),
+            completion: Arc::new(completion),
+            busy,
+        })
     }
 }
 
-/// Field names must be non-empty: the original's API has no use for `""` and
-/// it is always a caller's bug.
-fn ensure_fields(op: &Op) -> Result<(), SessionError> {
-    let empty = match op {
-        Op::Get(field) => field.is_empty(),
-        Op::MGet(fields) => fields.iter().any(String::is_empty),
-        Op::Write { set, delete } => {
-            set.iter().any(|(f, _)| f.is_empty()) || delete.iter().any(String::is_empty)
-        }
-        Op::GetAll | Op::Touch | Op::Destroy => false,
-    };
-    if empty {
-        Err(SessionError::argument(
-            "session keys must be non-empty strings",
-        ))
-    } else {
+fn check(status: sys::napi_status) -> napi::Result<()> {
+    if status == sys::Status::napi_ok {
         Ok(())
+    } else {
+        Err(napi::Error::new(
+            Status::GenericFailure,
+            format!("N-API call failed with status {status}"),
+        ))
     }
-}
-
-fn unexpected(reply: Reply) -> napi::Error {
-    SessionError::new(
-        ErrorCode::Store,
-        format!("unexpected store reply {reply:?}"),
-    )
-    .into()
 }

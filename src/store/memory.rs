@@ -136,9 +136,17 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn execute(&self, key: String, op: Op, ttl_secs: u64) -> BoxFuture<'_, Result<Reply>> {
-        let reply = self.execute_at(&key, op, ttl_secs, Instant::now());
-        Box::pin(std::future::ready(reply))
+    fn execute_batch(
+        &self,
+        ops: Vec<(String, Op)>,
+        ttl_secs: u64,
+    ) -> BoxFuture<'_, Vec<Result<Reply>>> {
+        let now = Instant::now();
+        let replies = ops
+            .into_iter()
+            .map(|(key, op)| self.execute_at(&key, op, ttl_secs, now))
+            .collect();
+        Box::pin(std::future::ready(replies))
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -1,13 +1,16 @@
 //! Session storage. One trait, one operation type: every session method is an
-//! [`Op`] on the hash of one session, so a backend is a single `execute`
-//! (and later topologies, or batching many ops into one round trip, only add
-//! implementations, not methods).
+//! [`Op`] on the hash of one session, and a backend runs batches of them
+//! (later topologies only add implementations, not methods).
 
 pub mod memory;
 pub mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 use crate::error::Result;
 
@@ -43,9 +46,14 @@ pub enum Reply {
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 pub trait Store: Send + Sync {
-    /// Runs `op` on the session stored at `key`; `ttl_secs` is the idle timeout
-    /// that writes and touches set.
-    fn execute(&self, key: String, op: Op, ttl_secs: u64) -> BoxFuture<'_, Result<Reply>>;
+    /// Runs each `(key, op)` on the session stored at `key`, one result per
+    /// operation, in order; `ttl_secs` is the idle timeout that writes and
+    /// touches set. A backend runs the batch in as few round trips as it can.
+    fn execute_batch(
+        &self,
+        ops: Vec<(String, Op)>,
+        ttl_secs: u64,
+    ) -> BoxFuture<'_, Vec<Result<Reply>>>;
 
     /// Stops accepting work and releases connections once in-flight work is done.
     fn close(&self) -> BoxFuture<'_, ()>;
@@ -54,17 +62,17 @@ pub trait Store: Send + Sync {
 /// Counts the calls in flight, so that `close` can wait for them to finish.
 #[derive(Default)]
 pub struct InFlight {
-    count: std::sync::atomic::AtomicUsize,
-    idle: tokio::sync::Notify,
+    count: AtomicUsize,
+    idle: Notify,
 }
 
-/// Held while one call runs.
-pub struct InFlightGuard<'a>(&'a InFlight);
+/// Held while one call runs; owned, so it can move into a spawned task.
+pub struct InFlightGuard(Arc<InFlight>);
 
 impl InFlight {
-    pub fn enter(&self) -> InFlightGuard<'_> {
-        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        InFlightGuard(self)
+    pub fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(Arc::clone(self))
     }
 
     /// Resolves once no call is in flight.
@@ -72,7 +80,7 @@ impl InFlight {
         loop {
             // Created before the check: `notify_waiters` reaches it even unpolled.
             let notified = self.idle.notified();
-            if self.count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            if self.count.load(Ordering::SeqCst) == 0 {
                 return;
             }
             notified.await;
@@ -80,14 +88,9 @@ impl InFlight {
     }
 }
 
-impl Drop for InFlightGuard<'_> {
+impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        if self
-            .0
-            .count
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
-            == 1
-        {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.idle.notify_waiters();
         }
     }

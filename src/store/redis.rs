@@ -1,12 +1,13 @@
 //! The Redis store: the original's data format (one hash per session,
 //! `MULTI HSET/HDEL EXPIRE EXEC` for writes) over one multiplexed connection
-//! that reconnects by itself, with every call bounded by `commandTimeout`.
+//! that reconnects by itself. A batch of operations is one pipeline, bounded
+//! as a whole by `commandTimeout`.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline};
+use redis::{from_redis_value, Client, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, Value};
 
 use super::{BoxFuture, Op, Reply, Store};
 use crate::config::RedisOptions;
@@ -84,42 +85,42 @@ impl RedisStore {
             .ok_or_else(|| SessionError::new(ErrorCode::Closed, "the session store is closed"))
     }
 
-    async fn run(&self, key: String, op: Op, ttl_secs: u64) -> Result<Reply> {
-        let mut conn = self.connection()?;
-        let reply = match op {
-            Op::Get(field) => Reply::Value(
-                hash_cmd("HGET", &key)
-                    .arg(field)
-                    .query_async(&mut conn)
-                    .await?,
-            ),
-            Op::MGet(fields) if fields.is_empty() => Reply::Values(Vec::new()),
-            Op::MGet(fields) => Reply::Values(
-                hash_cmd("HMGET", &key)
-                    .arg(fields)
-                    .query_async(&mut conn)
-                    .await?,
-            ),
-            Op::GetAll => Reply::Pairs(hash_cmd("HGETALL", &key).query_async(&mut conn).await?),
-            Op::Write { set, delete } => {
-                write_pipeline(&key, &set, &delete, ttl_secs)
-                    .query_async::<()>(&mut conn)
-                    .await?;
-                Reply::Done
-            }
-            Op::Touch => {
-                hash_cmd("EXPIRE", &key)
-                    .arg(ttl_secs)
-                    .query_async::<()>(&mut conn)
-                    .await?;
-                Reply::Done
-            }
-            Op::Destroy => {
-                hash_cmd("DEL", &key).query_async::<()>(&mut conn).await?;
-                Reply::Done
-            }
+    /// Sends the whole batch as one pipeline: one write, one read, however
+    /// many sessions it touches. Each operation keeps its own outcome.
+    async fn run_batch(&self, ops: &[(String, Op)], ttl_secs: u64) -> Vec<Result<Reply>> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        let replies_per_op: Vec<usize> = ops
+            .iter()
+            .map(|(key, op)| add_commands(&mut pipe, key, op, ttl_secs))
+            .collect();
+        let values = if pipe.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.query(&pipe).await
         };
-        Ok(reply)
+        let mut values = match values {
+            Ok(values) => values.into_iter(),
+            Err(err) => return vec![Err(err); ops.len()],
+        };
+        ops.iter()
+            .zip(replies_per_op)
+            .map(|((_, op), count)| decode(op, values.by_ref().take(count).collect()))
+            .collect()
+    }
+
+    async fn query(&self, pipe: &Pipeline) -> Result<Vec<Value>> {
+        let mut conn = self.connection()?;
+        match tokio::time::timeout(self.command_timeout, pipe.query_async(&mut conn)).await {
+            Ok(values) => Ok(values?),
+            Err(_) => Err(SessionError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "redis did not answer within {} ms",
+                    self.command_timeout.as_millis()
+                ),
+            )),
+        }
     }
 }
 
@@ -129,42 +130,71 @@ fn hash_cmd(name: &str, key: &str) -> Cmd {
     cmd
 }
 
-/// `MULTI HSET.. HDEL.. EXPIRE EXEC`: the fields and the idle TTL change together.
-fn write_pipeline(
-    key: &str,
-    set: &[(String, String)],
-    delete: &[String],
-    ttl_secs: u64,
-) -> Pipeline {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    if !set.is_empty() {
-        pipe.add_command(hash_cmd("HSET", key).arg(set).clone())
-            .ignore();
+/// Adds the commands of one operation to the batch's pipeline; returns how
+/// many replies they produce. Writes are `MULTI HSET.. HDEL.. EXPIRE EXEC`,
+/// as the original wrote them: fields and idle TTL change together.
+fn add_commands(pipe: &mut Pipeline, key: &str, op: &Op, ttl_secs: u64) -> usize {
+    let mut add = |cmd: Cmd| {
+        pipe.add_command(cmd);
+    };
+    match op {
+        Op::Get(field) => add(hash_cmd("HGET", key).arg(field).clone()),
+        Op::MGet(fields) if fields.is_empty() => return 0,
+        Op::MGet(fields) => add(hash_cmd("HMGET", key).arg(fields).clone()),
+        Op::GetAll => add(hash_cmd("HGETALL", key)),
+        Op::Touch => add(hash_cmd("EXPIRE", key).arg(ttl_secs).clone()),
+        Op::Destroy => add(hash_cmd("DEL", key)),
+        Op::Write { set, delete } => {
+            let mut count = 3;
+            add(redis::cmd("MULTI"));
+            if !set.is_empty() {
+                add(hash_cmd("HSET", key).arg(set).clone());
+                count += 1;
+            }
+            if !delete.is_empty() {
+                add(hash_cmd("HDEL", key).arg(delete).clone());
+                count += 1;
+            }
+            add(hash_cmd("EXPIRE", key).arg(ttl_secs).clone());
+            add(redis::cmd("EXEC"));
+            return count;
+        }
     }
-    if !delete.is_empty() {
-        pipe.add_command(hash_cmd("HDEL", key).arg(delete).clone())
-            .ignore();
+    1
+}
+
+/// Turns the replies of one operation's commands into its result.
+fn decode(op: &Op, replies: Vec<Value>) -> Result<Reply> {
+    // Any error among the replies (or inside EXEC's array) fails the operation.
+    let nested = replies.last().and_then(|last| match last {
+        Value::Array(items) if matches!(op, Op::Write { .. }) => Some(items.iter()),
+        _ => None,
+    });
+    if let Some(Value::ServerError(err)) = replies
+        .iter()
+        .chain(nested.into_iter().flatten())
+        .find(|v| matches!(v, Value::ServerError(_)))
+    {
+        return Err(redis::RedisError::from(err.clone()).into());
     }
-    pipe.add_command(hash_cmd("EXPIRE", key).arg(ttl_secs).clone())
-        .ignore();
-    pipe
+    let last = replies.into_iter().last().unwrap_or(Value::Nil);
+    let parsed = match op {
+        Op::Get(_) => from_redis_value(last).map(Reply::Value),
+        Op::MGet(fields) if fields.is_empty() => Ok(Reply::Values(Vec::new())),
+        Op::MGet(_) => from_redis_value(last).map(Reply::Values),
+        Op::GetAll => from_redis_value(last).map(Reply::Pairs),
+        Op::Write { .. } | Op::Touch | Op::Destroy => Ok(Reply::Done),
+    };
+    parsed.map_err(|err| redis::RedisError::from(err).into())
 }
 
 impl Store for RedisStore {
-    fn execute(&self, key: String, op: Op, ttl_secs: u64) -> BoxFuture<'_, Result<Reply>> {
-        Box::pin(async move {
-            match tokio::time::timeout(self.command_timeout, self.run(key, op, ttl_secs)).await {
-                Ok(reply) => reply,
-                Err(_) => Err(SessionError::new(
-                    ErrorCode::Timeout,
-                    format!(
-                        "redis did not answer within {} ms",
-                        self.command_timeout.as_millis()
-                    ),
-                )),
-            }
-        })
+    fn execute_batch(
+        &self,
+        ops: Vec<(String, Op)>,
+        ttl_secs: u64,
+    ) -> BoxFuture<'_, Vec<Result<Reply>>> {
+        Box::pin(async move { self.run_batch(&ops, ttl_secs).await })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

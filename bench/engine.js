@@ -1,0 +1,154 @@
+'use strict';
+
+// Session operations per second without HTTP: `req.session.get` / `set` of
+// alt-session against ioredis and node-redis issuing the same Redis commands
+// (HGET; MULTI HSET EXPIRE EXEC), at 1 and 64 operations in flight, and
+// redis-benchmark for the same commands as the server's own limit.
+//
+//   node bench/engine.js [--quick]
+//
+// Every client runs in this one process against a private redis-server; the
+// clients take turns (interleaved rounds) and the median of the rounds counts.
+
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const altSession = require('..');
+const { startRedis } = require('../test/helpers/redis');
+const IORedis = require('ioredis');
+const nodeRedis = require('redis');
+
+const QUICK = process.argv.includes('--quick');
+const SECONDS = QUICK ? 1 : 3;
+const ROUNDS = QUICK ? 1 : 3;
+const IN_FLIGHT = [1, 64];
+const TTI = 300;
+const RESULTS = path.join(__dirname, 'results');
+
+/** A session of ours, opened the way a request opens it. */
+function openSession(mw) {
+  return new Promise((resolve, reject) => {
+    const req = { headers: {}, secure: false };
+    const res = { getHeader() {}, setHeader() {}, headersSent: false };
+    mw(req, res, (err) => (err ? reject(err) : resolve(req.session)));
+  });
+}
+
+async function clients(redisPort) {
+  const ours = altSession({ redis: { port: redisPort }, session: { secret: 'bench', tti: TTI } });
+  const session = await openSession(ours);
+  await session.set('n', 1);
+  const key = `session:${session.id}`;
+
+  const io = new IORedis({ port: redisPort, host: '127.0.0.1' });
+  const nr = nodeRedis.createClient({ socket: { port: redisPort, host: '127.0.0.1' } });
+  await nr.connect();
+
+  const value = JSON.stringify(1);
+  return {
+    close: async () => {
+      await ours.close();
+      io.disconnect();
+      await nr.quit();
+    },
+    ops: {
+      'ours get': () => session.get('n'),
+      'ioredis get': () => io.hget(key, 'n'),
+      'redis get': () => nr.hGet(key, 'n'),
+      'ours set': () => session.set('n', 1),
+      'ioredis set': () => io.multi().hset(key, 'n', value).expire(key, TTI).exec(),
+      'redis set': () => nr.multi().hSet(key, 'n', value).expire(key, TTI).exec(),
+    },
+    key,
+  };
+}
+
+/** Runs `op` with `inFlight` concurrent callers for `seconds`; returns ops/s. */
+async function measure(op, inFlight, seconds) {
+  const deadline = performance.now() + seconds * 1000;
+  let done = 0;
+  async function caller() {
+    while (performance.now() < deadline) {
+      await op();
+      done++;
+    }
+  }
+  const started = performance.now();
+  await Promise.all(Array.from({ length: inFlight }, caller));
+  return done / ((performance.now() - started) / 1000);
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** redis-benchmark for the same commands: the server's own ceiling. */
+function redisBenchmark(port, key, inFlight) {
+  const requests = QUICK ? 20000 : 100000;
+  const commands = {
+    'redis-benchmark get': ['hget', key, 'n'],
+    'redis-benchmark set': ['hset', key, 'n', '1'],
+  };
+  return Object.entries(commands).map(([name, command]) => {
+    const out = execFileSync(
+      'redis-benchmark',
+      ['-p', String(port), '-c', String(inFlight), '-n', String(requests), '-q', '--csv', ...command],
+      { encoding: 'utf8' }
+    );
+    // --csv: a header line, then "name","rps",...
+    const row = out.trim().split('\n').pop().split(',');
+    return { name, inFlight, opsPerSec: Number(JSON.parse(row[1])) };
+  });
+}
+
+function machine() {
+  const redisVersion = execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).match(/v=(\S+)/)[1];
+  return {
+    cpu: os.cpus()[0].model,
+    cores: os.cpus().length,
+    node: process.version,
+    redis: redisVersion,
+    date: new Date().toISOString(),
+  };
+}
+
+async function main() {
+  const redis = await startRedis();
+  const { ops, close, key } = await clients(redis.port);
+  try {
+    const samples = {};
+    for (const [name, op] of Object.entries(ops)) await measure(op, 64, QUICK ? 0.3 : 1); // warm-up
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const inFlight of IN_FLIGHT) {
+        for (const [name, op] of Object.entries(ops)) {
+          const id = `${name}@${inFlight}`;
+          (samples[id] ||= { name, inFlight, values: [] }).values.push(await measure(op, inFlight, SECONDS));
+        }
+      }
+    }
+    const results = Object.values(samples).map(({ name, inFlight, values }) => ({
+      name,
+      inFlight,
+      opsPerSec: Math.round(median(values)),
+    }));
+    for (const inFlight of IN_FLIGHT) results.push(...redisBenchmark(redis.port, key, inFlight));
+    const report = { machine: machine(), command: `node bench/engine.js${QUICK ? ' --quick' : ''}`, results };
+    fs.mkdirSync(RESULTS, { recursive: true });
+    const json = JSON.stringify(report, null, 2);
+    fs.writeFileSync(path.join(RESULTS, 'engine-latest.json'), json);
+    fs.writeFileSync(path.join(RESULTS, `engine-${report.machine.date.replace(/[:.]/g, '-')}.json`), json);
+    console.table(results);
+  } finally {
+    await close();
+    await redis.stop();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

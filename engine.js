@@ -1,0 +1,153 @@
+'use strict';
+
+/**
+ * The JavaScript half of the engine's batch protocol (src/batch.rs).
+ *
+ * Every operation issued during one tick is queued here and crosses into Rust
+ * in a single `submit` call on the next tick; Rust runs the batch as one Redis
+ * pipeline and hands every result back in one call. A per-operation native
+ * promise would cost a threadsafe function and two thread wake-ups each.
+ */
+
+const native = require('./binding');
+
+// Operation kinds, numbered as in src/batch.rs.
+const GET = 0;
+const MGET = 1;
+const GET_ALL = 2;
+const WRITE = 3;
+const TOUCH = 4;
+const DESTROY = 5;
+
+const ERROR_CODE = /^(ERR_SESSION_[A-Z_]+): /;
+
+class Engine {
+  /**
+   * @param {'redis' | 'memory'} backend
+   * @param {string} optionsJson `JSON.stringify(options)`, validated in Rust
+   */
+  constructor(backend, optionsJson) {
+    this.native = callNative(() =>
+      native.Engine[backend](optionsJson, (results) => this.complete(results))
+    );
+    this.cookieName = this.native.cookieName;
+    this.verifiesCookies = this.native.hasSecret;
+    this.awaitTouch = this.native.awaitTouch;
+    this.batchId = 0;
+    this.inFlight = new Map(); // batch id -> the waiters of its operations
+    this.startBatch();
+    this.flush = this.flush.bind(this);
+  }
+
+  /** Resolves a request's session from its cookie: `{ id, isNew, setCookie }`. */
+  open(cookieHeader, parserId, parserSecret, secure) {
+    return callNative(() => this.native.open(cookieHeader, parserId, parserSecret, secure));
+  }
+
+  clearCookie(secure) {
+    return this.native.clearCookie(secure);
+  }
+
+  get(id, field) {
+    this.strings.push(id, field);
+    return this.enqueue(GET, 2, 0);
+  }
+
+  mget(id, fields) {
+    this.strings.push(id, ...fields);
+    return this.enqueue(MGET, 1 + fields.length, 0);
+  }
+
+  /** Resolves a flat `[field, value, ...]` list. */
+  getAll(id) {
+    this.strings.push(id);
+    return this.enqueue(GET_ALL, 1, 0);
+  }
+
+  /** `set` is a flat `[field, json, ...]` list; `remove` a list of fields. */
+  write(id, set, remove) {
+    this.strings.push(id, ...set, ...remove);
+    return this.enqueue(WRITE, 1 + set.length + remove.length, set.length);
+  }
+
+  touch(id) {
+    this.strings.push(id);
+    return this.enqueue(TOUCH, 1, 0);
+  }
+
+  destroy(id) {
+    this.strings.push(id);
+    return this.enqueue(DESTROY, 1, 0);
+  }
+
+  close() {
+    this.flush();
+    return this.native.close();
+  }
+
+  // --- the batch -----------------------------------------------------------
+
+  startBatch() {
+    this.header = [];
+    this.strings = [];
+    this.waiters = [];
+    this.scheduled = false;
+  }
+
+  enqueue(kind, stringCount, aux) {
+    this.header.push(kind, stringCount, aux);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(this.flush);
+    }
+    return new Promise((resolve, reject) => this.waiters.push(resolve, reject));
+  }
+
+  flush() {
+    if (this.header.length === 0) return;
+    const { header, strings, waiters } = this;
+    this.startBatch();
+    this.batchId = (this.batchId + 1) >>> 0;
+    this.inFlight.set(this.batchId, waiters);
+    try {
+      this.native.submit(this.batchId, header, strings);
+    } catch (err) {
+      this.inFlight.delete(this.batchId);
+      const error = sessionError(err);
+      for (let i = 1; i < waiters.length; i += 2) waiters[i](error);
+    }
+  }
+
+  /** `[batchId, result0, result1, ...]`: an `Error` result rejects, anything else resolves. */
+  complete(results) {
+    const waiters = this.inFlight.get(results[0]);
+    this.inFlight.delete(results[0]);
+    for (let i = 1; i < results.length; i++) {
+      const result = results[i];
+      if (result instanceof Error) waiters[2 * i - 1](result);
+      else waiters[2 * i - 2](result);
+    }
+  }
+}
+
+/** Runs a synchronous native call, giving its error a stable `code`. */
+function callNative(call) {
+  try {
+    return call();
+  } catch (err) {
+    throw sessionError(err);
+  }
+}
+
+/** Synchronous native errors arrive as "ERR_SESSION_X: message"; lift the code into `err.code`. */
+function sessionError(err) {
+  if (!(err instanceof Error)) err = new Error(String(err));
+  const match = ERROR_CODE.exec(err.message);
+  if (match) {
+    err.code = match[1];
+    err.message = err.message.slice(match[0].length);
+  }
+  return err;
+}
+
+module.exports = { Engine };

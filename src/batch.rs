@@ -1,0 +1,122 @@
+//! The wire format of a batch: every session operation JavaScript issues in
+//! one tick crosses the boundary in a single call, as a header of numbers
+//! (three per operation: kind, how many strings it takes, and a kind-specific
+//! count) and one flat list of strings. Flat arrays convert far faster than an
+//! array of objects, and keep the JS side free of per-operation allocations.
+
+use crate::error::{Result, SessionError};
+use crate::store::Op;
+
+/// Operation kinds, as `index.js` / `engine.js` number them.
+pub const GET: u32 = 0;
+pub const MGET: u32 = 1;
+pub const GET_ALL: u32 = 2;
+/// `aux` = how many of the strings after the id are `field, value` pairs; the rest are deletions.
+pub const WRITE: u32 = 3;
+pub const TOUCH: u32 = 4;
+pub const DESTROY: u32 = 5;
+
+/// Numbers per operation in the header.
+pub const HEADER_WIDTH: usize = 3;
+
+/// Splits a batch into `(session id, operation)` pairs. A malformed batch is
+/// a bug in the JavaScript adapter, never user input: it fails as a whole.
+pub fn parse(header: &[u32], strings: Vec<String>) -> Result<Vec<(String, Op)>> {
+    if !header.len().is_multiple_of(HEADER_WIDTH) {
+        return Err(malformed("header length"));
+    }
+    let mut strings = strings.into_iter();
+    let mut ops = Vec::with_capacity(header.len() / HEADER_WIDTH);
+    for entry in header.chunks_exact(HEADER_WIDTH) {
+        let (kind, count, aux) = (entry[0], entry[1] as usize, entry[2] as usize);
+        let mut take = |n: usize| -> Result<Vec<String>> {
+            let taken: Vec<String> = strings.by_ref().take(n).collect();
+            (taken.len() == n)
+                .then_some(taken)
+                .ok_or_else(|| malformed("string count"))
+        };
+        let id = take(1)?.pop().unwrap_or_default();
+        let mut args = take(count.checked_sub(1).ok_or_else(|| malformed("count"))?)?;
+        let op = match kind {
+            GET if args.len() == 1 => Op::Get(args.pop().unwrap_or_default()),
+            MGET => Op::MGet(args),
+            GET_ALL => Op::GetAll,
+            WRITE if aux <= args.len() && aux.is_multiple_of(2) => {
+                let delete = args.split_off(aux);
+                Op::Write {
+                    set: pairs(args),
+                    delete,
+                }
+            }
+            TOUCH => Op::Touch,
+            DESTROY => Op::Destroy,
+            _ => return Err(malformed("operation")),
+        };
+        ops.push((id, op));
+    }
+    if strings.next().is_some() {
+        return Err(malformed("trailing strings"));
+    }
+    Ok(ops)
+}
+
+fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
+    let mut items = flat.into_iter();
+    let mut pairs = Vec::with_capacity(items.len() / 2);
+    while let (Some(field), Some(value)) = (items.next(), items.next()) {
+        pairs.push((field, value));
+    }
+    pairs
+}
+
+fn malformed(what: &str) -> SessionError {
+    SessionError::argument(format!("malformed operation batch ({what})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_every_kind() {
+        let header = [
+            GET, 2, 0, MGET, 3, 0, GET_ALL, 1, 0, WRITE, 4, 2, TOUCH, 1, 0, DESTROY, 1, 0,
+        ];
+        let flat = strings(&[
+            "a", "f", "b", "x", "y", "c", "d", "k", "v", "gone", "e", "f",
+        ]);
+        let ops = parse(&header, flat).unwrap();
+        assert_eq!(
+            ops,
+            vec![
+                ("a".into(), Op::Get("f".into())),
+                ("b".into(), Op::MGet(strings(&["x", "y"]))),
+                ("c".into(), Op::GetAll),
+                (
+                    "d".into(),
+                    Op::Write {
+                        set: vec![("k".into(), "v".into())],
+                        delete: strings(&["gone"]),
+                    }
+                ),
+                ("e".into(), Op::Touch),
+                ("f".into(), Op::Destroy),
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_batches() {
+        assert!(parse(&[GET, 2], strings(&["a", "f"])).is_err());
+        assert!(parse(&[GET, 2, 0], strings(&["a"])).is_err());
+        assert!(parse(&[GET, 2, 0], strings(&["a", "f", "extra"])).is_err());
+        assert!(parse(&[GET, 0, 0], strings(&[])).is_err());
+        assert!(parse(&[WRITE, 3, 1], strings(&["a", "k", "v"])).is_err());
+        assert!(parse(&[WRITE, 2, 4], strings(&["a", "k"])).is_err());
+        assert!(parse(&[99, 1, 0], strings(&["a"])).is_err());
+    }
+}
