@@ -40,7 +40,10 @@ pub fn connection_info(redis: &RedisOptions, db_index: Option<i64>) -> Result<Co
     if let Some(password) = &redis.password {
         settings = settings.set_password(password);
     }
-    Ok(info.set_redis_settings(settings))
+    // Nagle's algorithm would hold a pipeline's tail waiting for an ACK; the
+    // JS clients (ioredis, node-redis) disable it too.
+    let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
+    Ok(info.set_redis_settings(settings).set_tcp_settings(tcp))
 }
 
 pub struct RedisStore {
