@@ -101,7 +101,7 @@ function redisBenchmark(port, key, inFlight) {
     );
     // --csv: a header line, then "name","rps",...
     const row = out.trim().split('\n').pop().split(',');
-    return { name, inFlight, opsPerSec: Number(JSON.parse(row[1])) };
+    return { name, inFlight, opsPerSec: Math.round(Number(JSON.parse(row[1]))) };
   });
 }
 

@@ -1,0 +1,142 @@
+'use strict';
+
+// One Express app of the HTTP benchmark, run as a child process of http.js so
+// that the app and the load generator do not share a process (or an event loop).
+//
+//   node bench/http-app.js <config> <port> <redisPort>
+//
+// Every configuration serves the same three routes:
+//   GET /none   never touches the session          -> 'ok'
+//   GET /read   reads key `n`                       -> n
+//   GET /write  reads `n`, stores n + 1 (a counter) -> n + 1
+// `bare` has no session middleware at all: the ceiling of Express on this machine.
+//
+// This file lives in bench/ on purpose: `require('redis')` from here is
+// node-redis v5 (bench/node_modules, what connect-redis 9 needs), while
+// alt-session-original, installed in the package root, resolves its own
+// `require('redis')` to redis@3 as 0.0.1 always did.
+
+const express = require('express');
+
+const SECRET = 'alt-session benchmark secret';
+const CONFIGS = {
+  bare: () => bare,
+  ours: (redisPort) => ours(redisPort, {}),
+  'ours-nonblocking': (redisPort) => ours(redisPort, { awaitTouch: false }),
+  original,
+  'express-session': expressSession,
+};
+
+/** No session: /read and /write answer without doing any session work. */
+function bare(app) {
+  app.get('/none', (req, res) => res.send('ok'));
+  app.get('/read', (req, res) => res.send('ok'));
+  app.get('/write', (req, res) => res.send('ok'));
+}
+
+/** alt-session (this package), default options apart from the secret. */
+function ours(redisPort, extra) {
+  const altSession = require('..');
+  return (app) => {
+    app.use(altSession({ redis: { host: '127.0.0.1', port: redisPort }, session: { secret: SECRET, ...extra } }));
+    perKeyRoutes(app);
+  };
+}
+
+/** alt-session@0.0.1 as its README says to mount it: cookie-parser(secret) first. */
+function original(redisPort) {
+  const cookieParser = require('cookie-parser');
+  const altSessionOriginal = require('alt-session-original');
+  return (app) => {
+    app.use(cookieParser(SECRET));
+    app.use(altSessionOriginal({ redis: { host: '127.0.0.1', port: redisPort } }));
+    perKeyRoutes(app);
+  };
+}
+
+/**
+ * The same handlers for ours and the original, written against 0.0.1's
+ * callback API: the code a user keeps when swapping the package.
+ */
+function perKeyRoutes(app) {
+  app.get('/none', (req, res) => res.send('ok'));
+  app.get('/read', (req, res, next) => {
+    req.session.get('n', (err, n) => {
+      if (err) return next(err);
+      res.send(String(n));
+    });
+  });
+  app.get('/write', (req, res, next) => {
+    req.session.get('n', (err, n) => {
+      if (err) return next(err);
+      const next_ = (n || 0) + 1;
+      req.session.set('n', next_, (err2) => {
+        if (err2) return next(err2);
+        res.send(String(next_));
+      });
+    });
+  });
+}
+
+/**
+ * express-session + connect-redis 9 on a node-redis v5 client: the usual
+ * stack. The whole session is loaded on every request and saved by the store
+ * when modified (otherwise only touched), as that middleware always does.
+ */
+async function expressSession(redisPort) {
+  const session = require('express-session');
+  const { RedisStore } = require('connect-redis');
+  const { createClient } = require('redis');
+  const client = createClient({ url: `redis://127.0.0.1:${redisPort}` });
+  client.on('error', (err) => console.error('express-session redis client:', err.message));
+  await client.connect();
+  return (app) => {
+    app.use(
+      session({
+        store: new RedisStore({ client }),
+        secret: SECRET,
+        resave: false,
+        saveUninitialized: false,
+      })
+    );
+    app.get('/none', (req, res) => res.send('ok'));
+    app.get('/read', (req, res) => res.send(String(req.session.n)));
+    app.get('/write', (req, res) => {
+      req.session.n = (req.session.n || 0) + 1;
+      res.send(String(req.session.n));
+    });
+  };
+}
+
+/** Any error reaches the client as a 500, so the load generator counts it as non-2xx. */
+function errorHandler(err, req, res, next) { // eslint-disable-line no-unused-vars
+  console.error(`http-app: ${req.path}: ${err.code || ''} ${err.message}`);
+  res.status(500).send('error');
+}
+
+async function main() {
+  const [config, port, redisPort] = process.argv.slice(2);
+  if (!CONFIGS[config] || !port || !redisPort) {
+    console.error(`usage: node bench/http-app.js <${Object.keys(CONFIGS).join('|')}> <port> <redisPort>`);
+    process.exit(2);
+  }
+  const app = express();
+  const mount = await CONFIGS[config](Number(redisPort));
+  if (mount) mount(app);
+  app.use(errorHandler);
+
+  const server = app.listen(Number(port), '127.0.0.1', () => {
+    if (process.send) process.send({ ready: true, pid: process.pid });
+    else console.log(`${config} listening on http://127.0.0.1:${port}`);
+  });
+  server.keepAliveTimeout = 60000;
+
+  // Never outlive the benchmark: the parent going away closes the IPC channel.
+  process.on('disconnect', () => process.exit(0));
+  process.on('SIGTERM', () => process.exit(0));
+}
+
+main().catch((err) => {
+  console.error(`http-app: ${err.stack || err}`);
+  process.exit(1);
+});

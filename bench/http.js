@@ -1,0 +1,417 @@
+'use strict';
+
+// Requests per second of an Express app with each session middleware, over
+// real HTTP: bare Express (the ceiling), alt-session (awaiting the idle refresh,
+// and not), the original alt-session@0.0.1, and express-session + connect-redis.
+//
+//   node bench/http.js [--quick]
+//
+// One private redis-server; each configuration runs in its own child process
+// (bench/http-app.js) and autocannon drives it from this process. Every request
+// carries the cookie of an existing session, rotating through a pool created
+// beforehand, so each one is a returning visitor. After a warm-up, rounds are
+// interleaved (every configuration x route once per round, starting the round
+// with a different configuration) and the median of the rounds counts.
+
+const { fork, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const http = require('node:http');
+const os = require('node:os');
+const path = require('node:path');
+
+const autocannon = require('autocannon');
+const { startRedis, freePort } = require('../test/helpers/redis');
+
+const QUICK = process.argv.includes('--quick');
+const SETTINGS = {
+  connections: 50,
+  seconds: QUICK ? 1 : 5, // per measurement
+  rounds: QUICK ? 1 : 3,
+  warmupSeconds: 1, // per configuration x route, before the first round
+  sessions: 200, // the pool of existing sessions each app gets requests for
+};
+const CONFIGS = ['bare', 'ours', 'ours-nonblocking', 'original', 'express-session'];
+const ROUTES = ['/none', '/read', '/write'];
+const RESULTS = path.join(__dirname, 'results');
+const APP = path.join(__dirname, 'http-app.js');
+
+// Everything started here, so that every exit path can stop it.
+const children = new Set();
+let redis = null;
+
+// ---------------------------------------------------------------------------
+// Processes
+
+/** Starts one app in its own process; resolves once it listens. */
+async function startApp(config, redisPort) {
+  const port = await freePort();
+  const child = fork(APP, [config, String(port), String(redisPort)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${config} app did not start within 15 s`)), 15000);
+    child.once('message', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${config} app exited during start-up (${signal || code})`));
+    });
+  });
+  return { config, port, child, pool: [], writes: 0 };
+}
+
+async function stopApp(app) {
+  if (app.child.exitCode !== null || app.child.signalCode !== null) return;
+  const exited = new Promise((resolve) => app.child.once('exit', resolve));
+  app.child.kill('SIGTERM');
+  const timer = setTimeout(() => app.child.kill('SIGKILL'), 2000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Last resort, synchronous: used on 'exit', where nothing can be awaited. */
+function killEverything() {
+  for (const child of children) child.kill('SIGKILL');
+}
+
+async function stopEverything() {
+  agent.destroy();
+  await Promise.all([...children].map((child) => stopApp({ child })));
+  if (redis && isAlive(redis.pid)) {
+    // Bounded: the helper's stop() waits for an 'exit' that never comes if the
+    // server died on its own already.
+    await Promise.race([redis.stop(), new Promise((resolve) => setTimeout(resolve, 3000))]);
+  }
+}
+
+function isAlive(pid) {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+process.on('exit', killEverything);
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    console.error(`\nhttp bench: ${signal}, stopping the apps and redis-server`);
+    stopEverything().finally(() => process.exit(130));
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Plain HTTP helpers (setup and checks, not measured)
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 10 });
+
+function get(port, route, cookie) {
+  return new Promise((resolve, reject) => {
+    const headers = cookie ? { cookie } : {};
+    const request = http.get({ host: '127.0.0.1', port, path: route, headers, agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    request.on('error', reject);
+    // An app stuck on Redis (0.0.1 queues commands while it is down) must not hang the bench.
+    request.setTimeout(10000, () => request.destroy(new Error(`GET ${route} on port ${port}: no answer in 10 s`)));
+  });
+}
+
+/** `name=value` of the first Set-Cookie, as a browser would send it back. */
+function cookieOf(response) {
+  const setCookie = response.headers['set-cookie'];
+  return setCookie ? setCookie[0].split(';')[0] : null;
+}
+
+/** Runs `task(i)` for i < count, `width` at a time. */
+async function inParallel(count, width, task) {
+  const results = new Array(count);
+  let nextIndex = 0;
+  async function worker() {
+    while (nextIndex < count) {
+      const i = nextIndex++;
+      results[i] = await task(i);
+    }
+  }
+  await Promise.all(Array.from({ length: width }, worker));
+  return results;
+}
+
+/**
+ * Creates the pool of existing sessions: one /write without a cookie each, so
+ * every session holds n = 1 and the app answered with its cookie.
+ */
+async function createPool(app) {
+  if (app.config === 'bare') return;
+  app.pool = await inParallel(SETTINGS.sessions, 10, async () => {
+    const response = await get(app.port, '/write');
+    const cookie = cookieOf(response);
+    if (response.status !== 200 || !cookie) {
+      throw new Error(`${app.config}: /write without a cookie gave ${response.status}, cookie ${cookie}`);
+    }
+    return cookie;
+  });
+}
+
+/**
+ * A session from the pool must be recognised (no new cookie) and read back:
+ * otherwise every measured request would be a new visitor, which is cheaper.
+ */
+async function checkPool(app) {
+  if (app.config === 'bare') return;
+  const response = await get(app.port, '/read', app.pool[0]);
+  if (response.status !== 200 || response.body !== '1' || cookieOf(response)) {
+    throw new Error(
+      `${app.config}: a pooled session was not recognised (status ${response.status}, ` +
+        `body ${JSON.stringify(response.body)}, set-cookie ${cookieOf(response)})`
+    );
+  }
+}
+
+/**
+ * After the runs, the counters of all pooled sessions must add up to the pool
+ * size plus every /write answered with 2xx (a few more are fine: requests still
+ * in flight when a measurement stops are written but not counted). Fewer means
+ * writes were lost.
+ */
+async function checkCounters(app) {
+  if (app.config === 'bare') return null;
+  const values = await inParallel(app.pool.length, 10, async (i) => Number((await get(app.port, '/read', app.pool[i])).body));
+  const sum = values.reduce((a, b) => a + b, 0);
+  const expected = app.pool.length + app.writes;
+  return { sum, expectedAtLeast: expected, ok: Number.isFinite(sum) && sum >= expected };
+}
+
+// ---------------------------------------------------------------------------
+// Measuring
+
+/** One autocannon run against one route; each request takes the next pooled cookie. */
+async function measure(app, route, seconds) {
+  let next = 0;
+  const pool = app.pool;
+  const setupRequest = (request) => {
+    if (pool.length > 0) request.headers.cookie = pool[next++ % pool.length];
+    return request;
+  };
+  const result = await autocannon({
+    url: `http://127.0.0.1:${app.port}`,
+    connections: SETTINGS.connections,
+    duration: seconds,
+    requests: [{ method: 'GET', path: route, setupRequest }],
+  });
+  const ok = result['2xx'];
+  if (route === '/write') app.writes += ok;
+  return {
+    config: app.config,
+    route,
+    reqPerSec: Math.round(ok / result.duration),
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    ok,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    seconds: result.duration,
+  };
+}
+
+function problemsOf(run) {
+  const problems = [];
+  if (run.non2xx) problems.push(`${run.non2xx} non-2xx responses`);
+  if (run.errors) problems.push(`${run.errors} errors`);
+  if (run.timeouts) problems.push(`${run.timeouts} timeouts`);
+  if (!run.ok) problems.push('no successful response');
+  return problems.map((p) => `${run.config} ${run.route}${run.round ? ` round ${run.round}` : ' warm-up'}: ${p}`);
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The configurations in a different order each round: none always runs first or last. */
+function rotated(list, by) {
+  const k = by % list.length;
+  return list.slice(k).concat(list.slice(0, k));
+}
+
+function summarize(runs) {
+  const summary = {};
+  for (const config of CONFIGS) {
+    summary[config] = {};
+    for (const route of ROUTES) {
+      const mine = runs.filter((r) => r.config === config && r.route === route);
+      summary[config][route] = {
+        reqPerSec: Math.round(median(mine.map((r) => r.reqPerSec))),
+        p50: median(mine.map((r) => r.p50)),
+        p99: median(mine.map((r) => r.p99)),
+        rounds: mine.map((r) => r.reqPerSec),
+      };
+    }
+  }
+  return summary;
+}
+
+// ---------------------------------------------------------------------------
+// Context of the run
+
+/**
+ * The version of package `name` as Node would resolve it from `fromDir`
+ * (walking up the node_modules folders; some packages do not export package.json).
+ */
+function versionOf(name, fromDir = __dirname) {
+  for (let dir = fromDir; ; dir = path.dirname(dir)) {
+    const file = path.join(dir, 'node_modules', name, 'package.json');
+    if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')).version;
+    if (path.dirname(dir) === dir) return null;
+  }
+}
+
+function machine() {
+  let redisVersion = null;
+  try {
+    redisVersion = /v=(\S+)/.exec(execFileSync('redis-server', ['--version'], { encoding: 'utf8' }))[1];
+  } catch {}
+  return {
+    cpu: os.cpus()[0].model.trim(),
+    cores: os.cpus().length,
+    node: process.version,
+    redis: redisVersion,
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    date: new Date().toISOString(),
+  };
+}
+
+function versions() {
+  const originalDir = path.join(__dirname, '..', 'node_modules', 'alt-session-original');
+  return {
+    'alt-session': JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version,
+    'alt-session-original': versionOf('alt-session-original'),
+    'redis (of the original)': versionOf('redis', originalDir),
+    express: versionOf('express'),
+    'cookie-parser': versionOf('cookie-parser'),
+    'express-session': versionOf('express-session'),
+    'connect-redis': versionOf('connect-redis'),
+    'redis (of connect-redis)': versionOf('redis'),
+    autocannon: versionOf('autocannon'),
+  };
+}
+
+/**
+ * Every run is kept under its date; http-latest.json (what the report reads)
+ * is replaced only by a run without problems.
+ */
+function writeResults(data) {
+  fs.mkdirSync(RESULTS, { recursive: true });
+  const stamp = data.machine.date.replace(/[:.]/g, '-');
+  const json = `${JSON.stringify(data, null, 2)}\n`;
+  const dated = path.join(RESULTS, `http-${stamp}.json`);
+  fs.writeFileSync(dated, json);
+  const written = [path.relative(process.cwd(), dated)];
+  if (data.problems.length === 0) {
+    // Written beside, then renamed: a reader never sees half a file.
+    const latest = path.join(RESULTS, 'http-latest.json');
+    fs.writeFileSync(`${latest}.tmp`, json);
+    fs.renameSync(`${latest}.tmp`, latest);
+    written.push(path.relative(process.cwd(), latest));
+  }
+  return written;
+}
+
+function printSummary(summary) {
+  const pad = (s, n) => String(s).padStart(n);
+  console.log(`\n${'config'.padEnd(18)}${ROUTES.map((r) => pad(`${r} req/s`, 14) + pad('p99 ms', 8)).join('')}`);
+  for (const config of CONFIGS) {
+    const cells = ROUTES.map((r) => pad(summary[config][r].reqPerSec, 14) + pad(summary[config][r].p99, 8));
+    console.log(`${config.padEnd(18)}${cells.join('')}`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+async function main() {
+  const info = machine();
+  console.log(
+    `http bench: ${CONFIGS.length} configs x ${ROUTES.length} routes, ${SETTINGS.connections} connections, ` +
+      `${SETTINGS.rounds} round(s) of ${SETTINGS.seconds} s, ${SETTINGS.sessions} sessions per app`
+  );
+  redis = await startRedis();
+  const apps = [];
+  for (const config of CONFIGS) apps.push(await startApp(config, redis.port));
+  for (const app of apps) {
+    await createPool(app);
+    await checkPool(app);
+  }
+
+  const problems = [];
+  // Warm-up: JIT, connection pools, Redis memory. Not recorded, but checked.
+  for (const app of apps) {
+    for (const route of ROUTES) problems.push(...problemsOf(await measure(app, route, SETTINGS.warmupSeconds)));
+  }
+
+  const runs = [];
+  for (let round = 1; round <= SETTINGS.rounds; round++) {
+    for (const app of rotated(apps, round - 1)) {
+      for (const route of ROUTES) {
+        const run = { round, ...(await measure(app, route, SETTINGS.seconds)) };
+        runs.push(run);
+        problems.push(...problemsOf(run));
+        console.log(
+          `round ${round} ${app.config.padEnd(17)} ${route.padEnd(7)} ${String(run.reqPerSec).padStart(7)} req/s` +
+            `  p50 ${run.p50} ms  p99 ${run.p99} ms${run.non2xx || run.errors ? `  non-2xx ${run.non2xx} errors ${run.errors}` : ''}`
+        );
+      }
+    }
+  }
+
+  const counters = {};
+  // Only meaningful (and only quick: 0.0.1 hangs while Redis is away) after clean runs.
+  for (const app of problems.length ? [] : apps) {
+    const check = await checkCounters(app);
+    if (!check) continue;
+    counters[app.config] = check;
+    if (!check.ok) problems.push(`${app.config}: lost writes, counters add up to ${check.sum}, expected at least ${check.expectedAtLeast}`);
+  }
+
+  const summary = summarize(runs);
+  const written = writeResults({
+    machine: info,
+    command: `node bench/http.js${QUICK ? ' --quick' : ''}`,
+    settings: SETTINGS,
+    versions: versions(),
+    configs: CONFIGS,
+    routes: ROUTES,
+    summary,
+    counters,
+    problems,
+    runs,
+  });
+  printSummary(summary);
+  console.log(`\nwrote ${written.join(' and ')}`);
+  return problems;
+}
+
+main()
+  .then(async (problems) => {
+    if (problems.length) {
+      process.exitCode = 1; // set first: whatever happens while stopping, this run failed
+      console.error(`\nhttp bench FAILED: ${problems.length} problem(s):\n  ${problems.join('\n  ')}`);
+    }
+    await stopEverything();
+  })
+  .catch(async (err) => {
+    process.exitCode = 1;
+    console.error(`http bench FAILED: ${err.stack || err}`);
+    await stopEverything().catch(() => {});
+    process.exit(1);
+  });

@@ -1,0 +1,275 @@
+'use strict';
+
+// Turns the latest benchmark results into bench/results/latest.md (tables of
+// absolute numbers and ratios) and bench/results/latest.svg (a bar chart of
+// the HTTP results, hand-written SVG: no dependency).
+//
+//   node bench/report.js
+//
+// Reads bench/results/http-latest.json (from http.js, required) and
+// bench/results/engine-latest.json (from engine.js, optional).
+
+const fs = require('node:fs');
+const path = require('node:path');
+
+const RESULTS = path.join(__dirname, 'results');
+const OURS = ['ours', 'ours-nonblocking'];
+const ROUTE_NOTES = {
+  '/none': 'never touches the session (the middleware still runs: cookie check, idle refresh)',
+  '/read': 'reads key `n` and responds with it',
+  '/write': 'reads `n` and stores `n + 1` (a counter)',
+};
+const CONFIG_NOTES = {
+  bare: 'bare Express, no session middleware: the ceiling only (its /read and /write just respond)',
+  ours: 'alt-session (this package), default options: `session: { secret }`',
+  'ours-nonblocking': 'alt-session with `awaitTouch: false` (next() without waiting for the idle refresh)',
+  original: 'alt-session@0.0.1 on redis@3, behind `cookie-parser(secret)`',
+  'express-session': 'express-session + connect-redis 9 on node-redis 5, `resave: false, saveUninitialized: false`',
+};
+const COLORS = {
+  bare: '#a0a0a0',
+  ours: '#1f5fa8',
+  'ours-nonblocking': '#6fa8dc',
+  original: '#e8842c',
+  'express-session': '#3d9a4b',
+};
+
+function readJson(name) {
+  const file = path.join(RESULTS, name);
+  return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : null;
+}
+
+// ---------------------------------------------------------------------------
+// Formatting
+
+const thousands = (n) => Math.round(n).toLocaleString('en-US');
+const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}x` : 'n/a');
+const percent = (a, b) => (a && b ? `${Math.round((100 * a) / b)}%` : 'n/a');
+
+function table(header, rows, align) {
+  const line = (cells) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(align.map((a) => (a === 'r' ? '---:' : '---'))), ...rows.map(line)].join('\n');
+}
+
+function machineLine(machine) {
+  const parts = [
+    machine.cpu,
+    `${machine.cores} cores`,
+    `Node ${machine.node}`,
+    `Redis ${machine.redis || 'unknown'}`,
+    machine.platform,
+    machine.date && `${machine.date.slice(0, 16).replace('T', ' ')} UTC`,
+  ];
+  return parts.filter(Boolean).join(', ');
+}
+
+// ---------------------------------------------------------------------------
+// HTTP section
+
+/**
+ * One table per route: each configuration's median req/s and latencies, and
+ * how many times faster each of our two configurations is than it. Against
+ * `bare` the ratio is a share of the ceiling instead.
+ */
+function routeTable(http, route) {
+  const s = http.summary;
+  const header = ['configuration', 'req/s', 'p50 ms', 'p99 ms', 'req/s per round', ...OURS.map((o) => `${o} ÷ this`)];
+  const rows = http.configs.map((config) => {
+    const cell = s[config][route];
+    const vs = OURS.map((o) => {
+      if (o === config) return '—';
+      const mine = s[o][route].reqPerSec;
+      return config === 'bare' ? `${percent(mine, cell.reqPerSec)} of ceiling` : ratio(mine, cell.reqPerSec);
+    });
+    const name = OURS.includes(config) ? `**${config}**` : config === 'bare' ? 'bare (ceiling)' : config;
+    return [name, thousands(cell.reqPerSec), cell.p50, cell.p99, cell.rounds.map(thousands).join(', '), ...vs];
+  });
+  return table(header, rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r']);
+}
+
+function httpSection(http) {
+  const st = http.settings;
+  const out = [
+    '## HTTP: requests per second through Express',
+    '',
+    `Express ${http.versions.express}, autocannon in one process and the app in another, ` +
+      `${st.connections} connections, every request from a returning visitor (cookies rotate through ` +
+      `${st.sessions} existing sessions per app). ${st.rounds} interleaved round(s) of ${st.seconds} s ` +
+      `after a ${st.warmupSeconds} s warm-up per route; the median round counts. Latencies are the medians ` +
+      'of the rounds\' p50 and p99.',
+    '',
+    ...http.configs.map((c) => `- \`${c}\`: ${CONFIG_NOTES[c] || c}`),
+    '',
+  ];
+  for (const route of http.routes) {
+    out.push(`### GET ${route}`, '', `${ROUTE_NOTES[route] || ''}`, '', routeTable(http, route), '');
+  }
+  out.push(...checksLines(http), '');
+  out.push('Versions: ' + Object.entries(http.versions).map(([k, v]) => `${k} ${v}`).join(', ') + '.', '');
+  return out.join('\n');
+}
+
+/** What the run verified besides speed: no failed request, no lost counter write. */
+function checksLines(http) {
+  const lines = [];
+  if (http.problems && http.problems.length) {
+    lines.push(`**This run had problems; its numbers are not valid:**`, '', ...http.problems.map((p) => `- ${p}`));
+  } else {
+    lines.push('Every response was 2xx; no connection errors or timeouts.');
+  }
+  const counters = Object.entries(http.counters || {});
+  if (counters.length) {
+    const lost = counters.filter(([, c]) => !c.ok).map(([name]) => name);
+    lines.push(
+      lost.length
+        ? `Counter check FAILED (writes lost) for: ${lost.join(', ')}.`
+        : 'Counter check passed for every session configuration: after the runs the pooled sessions\' ' +
+            'counters add up to at least the number of /write requests answered (no write lost).'
+    );
+  }
+  return lines;
+}
+
+// ---------------------------------------------------------------------------
+// Engine section
+
+/** `redis-benchmark get` -> client `redis-benchmark`, operation `get`. */
+function splitName(name) {
+  const at = name.lastIndexOf(' ');
+  return at < 0 ? { client: name, op: '' } : { client: name.slice(0, at), op: name.slice(at + 1) };
+}
+
+function unique(values) {
+  return [...new Set(values)];
+}
+
+/** One table per operation: rows by operations in flight, a column per client, then ours ÷ each. */
+function engineSection(engine) {
+  const results = engine.results.map((r) => ({ ...r, ...splitName(r.name) }));
+  const clients = unique(results.map((r) => r.client));
+  const peers = clients.filter((c) => c !== 'ours');
+  const out = [
+    '## Engine: session operations per second, without HTTP',
+    '',
+    `\`${engine.command || 'node bench/engine.js'}\`, ${machineLine(engine.machine || {})}. ` +
+      'Each client issues the same Redis commands as a session call; `redis-benchmark` is the server\'s own limit.',
+    '',
+  ];
+  for (const op of unique(results.map((r) => r.op))) {
+    const header = ['in flight', ...clients.map((c) => `${c} ops/s`), ...peers.map((p) => `ours ÷ ${p}`)];
+    const rows = unique(results.filter((r) => r.op === op).map((r) => r.inFlight)).map((inFlight) => {
+      const of = (client) => {
+        const hit = results.find((r) => r.op === op && r.client === client && r.inFlight === inFlight);
+        return hit ? hit.opsPerSec : null;
+      };
+      return [
+        inFlight,
+        ...clients.map((c) => (of(c) === null ? '' : thousands(of(c)))),
+        ...peers.map((p) => ratio(of('ours'), of(p))),
+      ];
+    });
+    out.push(`### ${op}`, '', table(header, rows, header.map((h, i) => (i === 0 ? 'l' : 'r'))), '');
+  }
+  return out.join('\n');
+}
+
+// ---------------------------------------------------------------------------
+// SVG chart: grouped bars, one group per route, one bar per configuration
+
+function escapeXml(text) {
+  return String(text).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+}
+
+/** A round axis maximum and step (1, 2 or 5 times a power of ten), about 5 ticks. */
+function niceScale(max) {
+  const rough = max / 5;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough);
+  return { step, top: Math.ceil(max / step) * step };
+}
+
+function svgChart(http) {
+  const W = 920;
+  const H = 500;
+  const margin = { top: 70, right: 20, bottom: 90, left: 80 };
+  const plotW = W - margin.left - margin.right;
+  const plotH = H - margin.top - margin.bottom;
+  const { configs, routes, summary } = http;
+  const max = Math.max(...configs.flatMap((c) => routes.map((r) => summary[c][r].reqPerSec)));
+  const { step, top } = niceScale(max);
+  const y = (v) => margin.top + plotH - (v / top) * plotH;
+
+  const groupW = plotW / routes.length;
+  const barW = Math.min(44, (groupW * 0.8) / configs.length);
+  const parts = [];
+  const text = (x, yy, content, attrs = '') =>
+    parts.push(`<text x="${x.toFixed(1)}" y="${yy.toFixed(1)}" ${attrs}>${escapeXml(content)}</text>`);
+
+  parts.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
+  text(margin.left, 28, 'alt-session: Express requests per second (median of rounds, higher is better)', 'font-size="17" font-weight="bold"');
+  text(margin.left, 50, `${machineLine(http.machine)}; ${http.settings.connections} connections`, 'font-size="12" fill="#555"');
+
+  // Grid and y axis
+  for (let v = 0; v <= top; v += step) {
+    parts.push(`<line x1="${margin.left}" x2="${W - margin.right}" y1="${y(v)}" y2="${y(v)}" stroke="${v ? '#e4e4e4' : '#333'}"/>`);
+    text(margin.left - 8, y(v) + 4, thousands(v), 'font-size="12" text-anchor="end" fill="#333"');
+  }
+  text(18, margin.top + plotH / 2, 'req/s', `font-size="13" text-anchor="middle" transform="rotate(-90 18 ${margin.top + plotH / 2})"`);
+
+  // Bars, with their value above
+  routes.forEach((route, g) => {
+    const groupX = margin.left + g * groupW + (groupW - barW * configs.length) / 2;
+    configs.forEach((config, i) => {
+      const v = summary[config][route].reqPerSec;
+      const x = groupX + i * barW;
+      parts.push(
+        `<rect x="${(x + 2).toFixed(1)}" y="${y(v).toFixed(1)}" width="${(barW - 4).toFixed(1)}" height="${(y(0) - y(v)).toFixed(1)}" fill="${COLORS[config] || '#777'}"><title>${escapeXml(`${config} ${route}: ${thousands(v)} req/s`)}</title></rect>`
+      );
+      text(x + barW / 2, y(v) - 5, thousands(v), 'font-size="10" text-anchor="middle" fill="#333"');
+    });
+    text(margin.left + g * groupW + groupW / 2, y(0) + 22, `GET ${route}`, 'font-size="14" text-anchor="middle" font-weight="bold"');
+  });
+
+  // Legend, in one row under the plot
+  const legendY = H - 30;
+  let legendX = margin.left;
+  for (const config of configs) {
+    const label = config === 'bare' ? 'bare (ceiling)' : config;
+    parts.push(`<rect x="${legendX}" y="${legendY - 11}" width="14" height="14" fill="${COLORS[config] || '#777'}"/>`);
+    text(legendX + 20, legendY, label, 'font-size="13"');
+    legendX += 20 + label.length * 7.5 + 26;
+  }
+
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">\n  ${parts.join('\n  ')}\n</svg>\n`;
+}
+
+// ---------------------------------------------------------------------------
+
+function main() {
+  const http = readJson('http-latest.json');
+  if (!http) {
+    console.error('report: bench/results/http-latest.json is missing; run `node bench/http.js` first');
+    process.exit(1);
+  }
+  const engine = readJson('engine-latest.json');
+  const commands = [engine && engine.command, http.command].filter(Boolean);
+
+  const md = [
+    '# alt-session benchmark results',
+    '',
+    `Machine: ${machineLine(http.machine)}.`,
+    '',
+    `Command: \`npm run bench\` (${commands.map((c) => `\`${c}\``).join(', then ')}).`,
+    '',
+    '![Requests per second per configuration and route](latest.svg)',
+    '',
+    httpSection(http),
+    engine ? engineSection(engine) : '_No engine results (bench/results/engine-latest.json is missing)._\n',
+  ].join('\n');
+
+  fs.writeFileSync(path.join(RESULTS, 'latest.md'), md);
+  fs.writeFileSync(path.join(RESULTS, 'latest.svg'), svgChart(http));
+  console.log('wrote bench/results/latest.md and bench/results/latest.svg');
+}
+
+main();
