@@ -9,29 +9,17 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const express = require('express');
 const cookieParser = require('cookie-parser');
+const { setTimeout: delay } = require('node:timers/promises');
 const altSession = require('..');
-const { testRedis } = require('./helpers/redis');
-const { connectRedis } = require('./helpers/redis-client');
+const { useRedis, recordUnhandledRejections } = require('./helpers/fixtures');
 const { MODES, sessionServer, startSessionApp } = require('./helpers/session-server');
 const { cookiesNamed, unsignSid, signedSidCookie, CookieJar } = require('./helpers/http');
 
-const unhandled = [];
-process.on('unhandledRejection', (reason) => unhandled.push(reason));
+const unhandled = recordUnhandledRejections();
+const redis = useRedis();
 
 const SECRET = 'keyboard cat';
 const NEW_ID = /^[A-Za-z0-9_-]{43}$/;
-const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-let redisServer;
-let db;
-before(async () => {
-  redisServer = await testRedis();
-  db = connectRedis(redisServer);
-});
-after(async () => {
-  await db.quit();
-  await redisServer.stop();
-});
 
 const isArgumentError = (err) => err instanceof Error && err.code === 'ERR_SESSION_ARGUMENT';
 
@@ -60,7 +48,7 @@ describe('bad arguments to session methods', () => {
   let session;
   let key;
   before(async () => {
-    app = await startSessionApp(express, { redis: redisServer, session: { secret: SECRET } });
+    app = await startSessionApp(express, { redis: redis.server, session: { secret: SECRET } });
     ({ session } = await app.run((s) => s.set('existing', 'value')));
     key = `session:${session.id}`;
   });
@@ -86,10 +74,10 @@ describe('bad arguments to session methods', () => {
 
   for (const [name, calls] of Object.entries(cases)) {
     test(`${name}: ERR_SESSION_ARGUMENT, nothing written`, async () => {
-      const before = await db.snapshot();
+      const before = await redis.db.snapshot();
       assert.deepEqual(before[key], { existing: '"value"' });
       for (const [method, args] of calls) await assertArgumentError(session, method, args);
-      assert.deepEqual(await db.snapshot(), before);
+      assert.deepEqual(await redis.db.snapshot(), before);
     });
   }
 
@@ -110,16 +98,15 @@ describe('bad arguments to session methods', () => {
 });
 
 describe('bad options: the factory throws ERR_SESSION_CONFIG synchronously', () => {
-  const redis = () => ({ host: redisServer.host, port: redisServer.port });
   const badOptions = {
-    'negative tti': () => ({ redis: redis(), session: { tti: -1 } }),
-    "tti 'abc'": () => ({ redis: redis(), session: { tti: 'abc' } }),
-    'tti 1.5': () => ({ redis: redis(), session: { tti: 1.5 } }),
+    'negative tti': () => ({ redis: redis.server.options, session: { tti: -1 } }),
+    "tti 'abc'": () => ({ redis: redis.server.options, session: { tti: 'abc' } }),
+    'tti 1.5': () => ({ redis: redis.server.options, session: { tti: 1.5 } }),
     'port 70000': () => ({ redis: { host: '127.0.0.1', port: 70000 } }),
     "port 'abc'": () => ({ redis: { host: '127.0.0.1', port: 'abc' } }),
-    'session a number': () => ({ redis: redis(), session: 5 }),
-    'session a string': () => ({ redis: redis(), session: 'yes' }),
-    "secret ''": () => ({ redis: redis(), session: { secret: '' } }),
+    'session a number': () => ({ redis: redis.server.options, session: 5 }),
+    'session a string': () => ({ redis: redis.server.options, session: 'yes' }),
+    "secret ''": () => ({ redis: redis.server.options, session: { secret: '' } }),
   };
   for (const [factoryName, factory] of [['altSession', altSession], ['altSession.mock', altSession.mock]]) {
     for (const [name, options] of Object.entries(badOptions)) {
@@ -140,7 +127,7 @@ describe('bad options: the factory throws ERR_SESSION_CONFIG synchronously', () 
 });
 
 test('no secret anywhere (no session.secret, cookie-parser without one): ERR_SESSION_SECRET through next(err)', async () => {
-  const mw = altSession({ redis: { host: redisServer.host, port: redisServer.port } });
+  const mw = altSession({ redis: redis.server.options });
   for (const middlewares of [[mw], [cookieParser(), mw]]) {
     const server = await sessionServer(express, middlewares);
     try {
@@ -160,7 +147,7 @@ for (const [modeName, modeOptions] of Object.entries(MODES)) {
   describe(`bad sid cookies start a fresh session and never reach Redis (${modeName})`, () => {
     let app;
     before(async () => {
-      app = await startSessionApp(express, { redis: redisServer, ...modeOptions(SECRET, { prefix: 'bad' }) });
+      app = await startSessionApp(express, { redis: redis.server, ...modeOptions(SECRET, { prefix: 'bad' }) });
     });
     after(() => app.close());
 
@@ -185,7 +172,7 @@ for (const [modeName, modeOptions] of Object.entries(MODES)) {
 
     for (const [name, cookie] of Object.entries(badCookies)) {
       test(name, async () => {
-        const keysBefore = await db.keys('bad:*');
+        const keysBefore = await redis.db.keys('bad:*');
         const jar = new CookieJar();
         const r = await app.run((s) => s.set('visited', true), { cookie, jar });
         assert.equal(r.status, 200, r.body);
@@ -196,10 +183,10 @@ for (const [modeName, modeOptions] of Object.entries(MODES)) {
         assert.ok(sid, 'a new Set-Cookie');
         assert.equal(unsignSid(sid.value, SECRET), r.session.id);
 
-        const created = (await db.keys('bad:*')).filter((k) => !keysBefore.includes(k));
+        const created = (await redis.db.keys('bad:*')).filter((k) => !keysBefore.includes(k));
         assert.deepEqual(created, [`bad:${r.session.id}`], 'only the fresh session has a key');
-        assert.deepEqual(await db.keys('*evil*'), []);
-        assert.deepEqual(await db.keys('*false*'), []);
+        assert.deepEqual(await redis.db.keys('*evil*'), []);
+        assert.deepEqual(await redis.db.keys('*false*'), []);
 
         // The fresh cookie works: the browser is back in its new session.
         const back = await app.run((s) => s.get('visited'), { jar });

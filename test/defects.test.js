@@ -3,29 +3,18 @@
 // The original alt-session@0.0.1's defects 1-5 (SPEC section 2), one test
 // each. Every test here fails against the original; the comment on each says why.
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
+const { setTimeout: delay } = require('node:timers/promises');
 const express = require('express');
-const { testRedis } = require('./helpers/redis');
-const { connectRedis } = require('./helpers/redis-client');
+const { useRedis } = require('./helpers/fixtures');
 const { MODES, startSessionApp } = require('./helpers/session-server');
 const { cookiesNamed, isClearing, signedSidCookie, CookieJar } = require('./helpers/http');
 
 const SECRET = 'keyboard cat';
-const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-let redisServer;
-let db;
-before(async () => {
-  redisServer = await testRedis();
-  db = connectRedis(redisServer);
-});
-after(async () => {
-  await db.quit();
-  await redisServer.stop();
-});
+const redis = useRedis();
 
 /** Runs `body(app)` with an app of ours that is closed afterwards. */
 async function withApp(options, body) {
@@ -41,7 +30,7 @@ test('1. badly signed cookies from two clients get two separate fresh sessions',
   // Original: cookie-parser sets req.signedCookies.sid = false for a bad
   // signature, `false == null` is false, so the id became `false`: both
   // clients shared the key `session:false` and read each other's data.
-  await withApp({ redis: redisServer, ...MODES['cookie-parser(secret)'](SECRET) }, async (app) => {
+  await withApp({ redis: redis.server, ...MODES['cookie-parser(secret)'](SECRET) }, async (app) => {
     const alice = new CookieJar();
     const bob = new CookieJar();
     const forged = (id) => signedSidCookie(id, 'not the secret');
@@ -53,7 +42,7 @@ test('1. badly signed cookies from two clients get two separate fresh sessions',
     assert.notEqual(a.session.id, b.session.id);
     assert.equal(b.value, null, "bob does not see alice's data");
     assert.equal(cookiesNamed(b.setCookies).length, 1, 'bob gets a fresh cookie');
-    assert.deepEqual(await db.keys('*false*'), []);
+    assert.deepEqual(await redis.db.keys('*false*'), []);
 
     await app.run((s) => s.set('user', 'bob'), { jar: bob });
     assert.equal((await app.run((s) => s.get('user'), { jar: alice })).value, 'alice');
@@ -88,7 +77,7 @@ test('3. invalidate() clears the cookie with the Domain and Path it was set with
   // Original: res.clearCookie('sid') sends `Path=/` and no Domain, so a
   // cookie set with a Domain is a different cookie and stays in the browser.
   const session = { domain: 'example.test', path: '/app' };
-  await withApp({ redis: redisServer, ...MODES['cookie-parser(secret)'](SECRET, session) }, async (app) => {
+  await withApp({ redis: redis.server, ...MODES['cookie-parser(secret)'](SECRET, session) }, async (app) => {
     const jar = new CookieJar();
     const [set] = cookiesNamed((await app.run((s) => s.set('user', 'ann'), { jar })).setCookies);
     assert.equal(set.attributes.domain, 'example.test');
@@ -99,7 +88,7 @@ test('3. invalidate() clears the cookie with the Domain and Path it was set with
     assert.ok(cleared && isClearing(cleared), `a clearing cookie: ${setCookies}`);
     assert.equal(cleared.attributes.domain, 'example.test');
     assert.equal(cleared.attributes.path, '/app');
-    assert.equal(await db.exists(`session:${s.id}`), false);
+    assert.equal(await redis.db.exists(`session:${s.id}`), false);
   });
 });
 

@@ -6,9 +6,10 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const { setTimeout: delay } = require('node:timers/promises');
 const altSession = require('..');
-const { testRedis } = require('./helpers/redis');
 const { connectRedis } = require('./helpers/redis-client');
+const { useRedis } = require('./helpers/fixtures');
 const { MODES, startSessionApp } = require('./helpers/session-server');
 const { listen, request, cookiesNamed, isClearing, unsignSid, signedSidCookie, CookieJar } = require('./helpers/http');
 
@@ -16,16 +17,7 @@ const SECRET = 'keyboard cat';
 const NEW_ID = /^[A-Za-z0-9_-]{43}$/;
 const EXPRESS = { 'Express 4': require('express'), 'Express 5': require('express5') };
 
-let redisServer;
-let db0;
-before(async () => {
-  redisServer = await testRedis();
-  db0 = connectRedis(redisServer);
-});
-after(async () => {
-  await db0.quit();
-  await redisServer.stop();
-});
+const redis = useRedis(); // redis.db: database 0
 
 /** Reads a counter, adds one and stores it: the typical per-request session use. */
 async function bump(session) {
@@ -45,20 +37,20 @@ async function tourOfTheApi(call, key) {
   assert.deepEqual(await call('mget', ['a', 'b', 'c', 'missing']), { a: 1, b: 'x', c: [1, { d: true }], missing: null });
   assert.deepEqual(await call('mget', 'b'), { b: 'x' });
   assert.deepEqual(await call('getAll'), { a: 1, b: 'x', c: [1, { d: true }] });
-  assert.deepEqual(await db0.hgetall(key), { a: '1', b: '"x"', c: '[1,{"d":true}]' });
+  assert.deepEqual(await redis.db.hgetall(key), { a: '1', b: '"x"', c: '[1,{"d":true}]' });
 
   await call('remove', 'a');
-  assert.deepEqual(await db0.hgetall(key), { b: '"x"', c: '[1,{"d":true}]' });
+  assert.deepEqual(await redis.db.hgetall(key), { b: '"x"', c: '[1,{"d":true}]' });
   await call('remove', ['b', 'c']);
   assert.deepEqual(await call('getAll'), {});
-  assert.equal(await db0.exists(key), false, 'removing the last field leaves no key');
+  assert.equal(await redis.db.exists(key), false, 'removing the last field leaves no key');
 
   await call('set', 'e', 'kept');
-  await db0.expire(key, 5);
+  await redis.db.expire(key, 5);
   await call('touch');
-  assert.ok((await db0.ttl(key)) > 5, 'touch() resets the idle TTL');
+  assert.ok((await redis.db.ttl(key)) > 5, 'touch() resets the idle TTL');
   await call('invalidate');
-  assert.equal(await db0.exists(key), false);
+  assert.equal(await redis.db.exists(key), false);
   assert.equal(await call('get', 'e'), null);
 }
 
@@ -69,12 +61,12 @@ for (const [expressName, express] of Object.entries(EXPRESS)) {
       let custom; // prefix, tti, dbIndex, secure, domain
       let db3;
       before(async () => {
-        app = await startSessionApp(express, { redis: redisServer, ...modeOptions(SECRET) });
+        app = await startSessionApp(express, { redis: redis.server, ...modeOptions(SECRET) });
         custom = await startSessionApp(express, {
-          redis: redisServer,
+          redis: redis.server,
           ...modeOptions(SECRET, { prefix: 'custom', tti: 1234, dbIndex: 3, secure: true, domain: 'example.test' }),
         });
-        db3 = connectRedis(redisServer, 3);
+        db3 = connectRedis(redis.server, 3);
       });
       after(async () => {
         await app.close();
@@ -141,10 +133,10 @@ for (const [expressName, express] of Object.entries(EXPRESS)) {
           id = r.session.id;
         }
         assert.deepEqual(counts, [1, 2, 3]);
-        assert.deepEqual(await db0.keys(`*${id}*`), [`session:${id}`]);
-        assert.equal(await db0.type(`session:${id}`), 'hash');
-        assert.deepEqual(await db0.hgetall(`session:${id}`), { n: '3' });
-        const ttl = await db0.ttl(`session:${id}`);
+        assert.deepEqual(await redis.db.keys(`*${id}*`), [`session:${id}`]);
+        assert.equal(await redis.db.type(`session:${id}`), 'hash');
+        assert.deepEqual(await redis.db.hgetall(`session:${id}`), { n: '3' });
+        const ttl = await redis.db.ttl(`session:${id}`);
         assert.ok(ttl > 290 && ttl <= 300, `TTL ${ttl}`);
       });
 
@@ -157,13 +149,13 @@ for (const [expressName, express] of Object.entries(EXPRESS)) {
         assert.deepEqual(await db3.hgetall(`custom:${session.id}`), { n: '2' });
         const ttl = await db3.ttl(`custom:${session.id}`);
         assert.ok(ttl > 1224 && ttl <= 1234, `TTL ${ttl}`);
-        assert.deepEqual(await db0.keys(`*${session.id}*`), [], 'nothing in database 0');
+        assert.deepEqual(await redis.db.keys(`*${session.id}*`), [], 'nothing in database 0');
       });
 
       test('values are stored as JSON strings, one hash field per key, and read back equal', async () => {
         const values = { str: 'hé "q"', num: 42.5, obj: { a: [1, { b: null }] }, arr: [1, 'x'], nul: null, yes: true };
         const { session } = await app.run((s) => s.mset(values));
-        const stored = await db0.hgetall(`session:${session.id}`);
+        const stored = await redis.db.hgetall(`session:${session.id}`);
         assert.deepEqual(stored, Object.fromEntries(Object.entries(values).map(([k, v]) => [k, JSON.stringify(v)])));
         for (const [key, value] of Object.entries(values)) assert.deepEqual(await session.get(key), value);
         assert.deepEqual(await session.getAll(), values);
@@ -171,7 +163,7 @@ for (const [expressName, express] of Object.entries(EXPRESS)) {
 
       test('a raw non-JSON field reads as the raw string; a missing key reads as null', async () => {
         const { session } = await app.run((s) => s.set('n', 1));
-        await db0.hset(`session:${session.id}`, 'raw', 'not {json');
+        await redis.db.hset(`session:${session.id}`, 'raw', 'not {json');
         const r = await app.run(async (s) => ({
           raw: await s.get('raw'),
           missing: await s.get('missing'),
@@ -202,12 +194,12 @@ for (const [expressName, express] of Object.entries(EXPRESS)) {
               if (returned instanceof Promise) returnedPromises++;
             });
           await tourOfTheApi(call, `session:${s.id}`);
-          await new Promise((resolve) => setTimeout(resolve, 20));
+          await delay(20);
           assert.deepEqual({ callbacks, returnedPromises }, { callbacks: started, returnedPromises: started });
           return `session:${s.id}`;
         });
         assert.equal(error, undefined);
-        assert.equal(await db0.exists(key), false);
+        assert.equal(await redis.db.exists(key), false);
       });
 
       test('every method works promise-style', async () => {
@@ -222,14 +214,14 @@ for (const [expressName, express] of Object.entries(EXPRESS)) {
         const { session } = await app.run((s) => s.mset({ a: 1, b: 2, c: 3 }));
         const key = `session:${session.id}`;
         await session.set('a', undefined);
-        assert.deepEqual(await db0.hgetall(key), { b: '2', c: '3' });
+        assert.deepEqual(await redis.db.hgetall(key), { b: '2', c: '3' });
         await session.mset({ b: undefined, d: 4 });
-        assert.deepEqual(await db0.hgetall(key), { c: '3', d: '4' });
+        assert.deepEqual(await redis.db.hgetall(key), { c: '3', d: '4' });
         assert.deepEqual(await session.mget(['a', 'b']), { a: null, b: null });
       });
 
       test('invalidate() deletes the key and clears the cookie with the same Path and Domain', async () => {
-        for (const [server, db, prefix, domain] of [[app, db0, 'session', undefined], [custom, db3, 'custom', 'example.test']]) {
+        for (const [server, db, prefix, domain] of [[app, redis.db, 'session', undefined], [custom, db3, 'custom', 'example.test']]) {
           const jar = new CookieJar();
           const { session } = await server.run((s) => s.set('user', 'ann'), { jar });
           assert.equal(await db.exists(`${prefix}:${session.id}`), true);
@@ -279,7 +271,7 @@ describe('plain http.createServer, connect-style mw(req, res, next)', () => {
   let mw;
   let server;
   before(async () => {
-    mw = altSession({ redis: { host: redisServer.host, port: redisServer.port }, session: { secret: SECRET } });
+    mw = altSession({ redis: redis.server.options, session: { secret: SECRET } });
     server = await listen((req, res) => {
       // Other code set cookies before the session middleware ran.
       res.setHeader('Set-Cookie', req.url === '/array' ? ['a=1; Path=/', 'b=2; Path=/'] : 'theme=dark; Path=/');
@@ -325,13 +317,13 @@ describe('plain http.createServer, connect-style mw(req, res, next)', () => {
     const jar = new CookieJar();
     jar.store((await request(server.origin, '/')).setCookies);
     const { id } = JSON.parse((await request(server.origin, '/', { cookie: jar.header() })).body);
-    assert.equal(await db0.exists(`session:${id}`), true);
+    assert.equal(await redis.db.exists(`session:${id}`), true);
 
     const { setCookies } = await request(server.origin, '/logout', { cookie: jar.header() });
     assert.equal(setCookies[0], 'theme=dark; Path=/');
     const sids = cookiesNamed(setCookies);
     assert.equal(sids.length, 1);
     assert.ok(isClearing(sids[0]));
-    assert.equal(await db0.exists(`session:${id}`), false);
+    assert.equal(await redis.db.exists(`session:${id}`), false);
   });
 });

@@ -9,8 +9,8 @@ const express = require('express');
 const cookieParser = require('cookie-parser');
 const redisModule = require('redis');
 const originalAltSession = require('alt-session-original');
-const { testRedis } = require('./helpers/redis');
 const { connectRedis } = require('./helpers/redis-client');
+const { useRedis } = require('./helpers/fixtures');
 const { MODES, sessionServer, startSessionApp } = require('./helpers/session-server');
 const { cookiesNamed, CookieJar } = require('./helpers/http');
 
@@ -18,11 +18,7 @@ const SECRET = 'keyboard cat';
 const ORIGINAL_ID = /^[A-Za-z0-9+/]{43}=[A-Za-z0-9]{8}$/;
 const NEW_ID = /^[A-Za-z0-9_-]{43}$/;
 
-let redisServer;
-before(async () => {
-  redisServer = await testRedis();
-});
-after(() => redisServer.stop());
+const redis = useRedis(); // redis.db: database 0
 
 /**
  * The original's middleware behind cookie-parser(secret), its setup. It keeps
@@ -38,7 +34,7 @@ async function startOriginalApp(session) {
   };
   let mw;
   try {
-    mw = originalAltSession({ redis: { host: redisServer.host, port: redisServer.port }, session });
+    mw = originalAltSession({ redis: redis.server.options, session });
   } finally {
     redisModule.createClient = createClient;
   }
@@ -84,16 +80,13 @@ for (const [modeName, modeOptions] of Object.entries(MODES)) {
   describe(`alt-session@0.0.1 and ours (${modeName}) on one Redis`, () => {
     let original;
     let ours;
-    let db;
     before(async () => {
       original = await startOriginalApp({ prefix: 'shared' });
-      ours = await startSessionApp(express, { redis: redisServer, ...modeOptions(SECRET, { prefix: 'shared' }) });
-      db = connectRedis(redisServer);
+      ours = await startSessionApp(express, { redis: redis.server, ...modeOptions(SECRET, { prefix: 'shared' }) });
     });
     after(async () => {
       await original.close();
       await ours.close();
-      await db.quit();
     });
 
     /** A browser holding a cookie the original issued, for an id with + and / in it. */
@@ -118,7 +111,7 @@ for (const [modeName, modeOptions] of Object.entries(MODES)) {
       assert.equal(r.error, undefined);
       assert.deepEqual([r.session.isNew, r.session.id, r.value], [false, id, 'original']);
       assert.deepEqual(r.setCookies, [], 'ours keeps the original cookie');
-      assert.deepEqual(await db.hgetall(`shared:${id}`), { from: '"original"', by: '"ours"' });
+      assert.deepEqual(await redis.db.hgetall(`shared:${id}`), { from: '"original"', by: '"ours"' });
       assert.equal((await original.run((s) => call(s, 'get', 'by'), { jar })).value, 'ours');
     });
 
@@ -170,7 +163,7 @@ for (const [modeName, modeOptions] of Object.entries(MODES)) {
       const oldCookie = jar.header();
       const gone = await ours.run((s) => s.invalidate(), { jar });
       assert.equal(cookiesNamed(gone.setCookies).length, 1);
-      assert.equal(await db.exists(`shared:${session.id}`), false);
+      assert.equal(await redis.db.exists(`shared:${session.id}`), false);
       const stale = await original.run((s) => call(s, 'get', 'user'), { cookie: oldCookie });
       assert.deepEqual([stale.session.id, stale.value], [session.id, null]);
       assert.equal((await original.run(() => {}, { jar })).session.isNew, true, 'the cleared cookie is gone');
@@ -188,9 +181,8 @@ for (const [modeName, modeOptions] of Object.entries(MODES)) {
 describe('alt-session@0.0.1 and ours with dbIndex 2', () => {
   test('both use the same database', async () => {
     const original = await startOriginalApp({ dbIndex: 2 });
-    const ours = await startSessionApp(express, { redis: redisServer, ...MODES['session.secret'](SECRET, { dbIndex: 2 }) });
-    const db2 = connectRedis(redisServer, 2);
-    const db0 = connectRedis(redisServer, 0);
+    const ours = await startSessionApp(express, { redis: redis.server, ...MODES['session.secret'](SECRET, { dbIndex: 2 }) });
+    const db2 = connectRedis(redis.server, 2);
     try {
       const jar = new CookieJar();
       const counts = [];
@@ -198,9 +190,9 @@ describe('alt-session@0.0.1 and ours with dbIndex 2', () => {
       const { session } = await ours.run(() => {}, { jar });
       assert.deepEqual(counts, [1, 2, 3]);
       assert.deepEqual(await db2.hgetall(`session:${session.id}`), { n: '3' });
-      assert.equal(await db0.exists(`session:${session.id}`), false);
+      assert.equal(await redis.db.exists(`session:${session.id}`), false);
     } finally {
-      await Promise.all([original.close(), ours.close(), db2.quit(), db0.quit()]);
+      await Promise.all([original.close(), ours.close(), db2.quit()]);
     }
   });
 });

@@ -6,10 +6,10 @@
 // the shape of memory use, never a time. The work runs in a child started
 // with --expose-gc, so every sample is taken after a full collection.
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { execFileSync } = require('node:child_process');
-const { testRedis } = require('./helpers/redis');
+const { useRedis } = require('./helpers/fixtures');
 
 const ROUNDS = 12;
 const OPS_PER_ROUND = 25_000;
@@ -21,17 +21,13 @@ if (process.argv[2] === 'worker') {
     process.exit(1);
   });
 } else {
-  let redis;
-  before(async () => {
-    redis = await testRedis();
-  });
-  after(() => redis.stop());
+  const redis = useRedis();
 
   for (const backend of ['redis', 'memory']) {
     test(`memory levels off over ${ROUNDS * OPS_PER_ROUND} operations on ${backend}`, () => {
       const output = execFileSync(
         process.execPath,
-        ['--expose-gc', __filename, 'worker', backend, String(redis.port)],
+        ['--expose-gc', __filename, 'worker', backend, String(redis.server.port)],
         { encoding: 'utf8', timeout: 240_000 }
       );
       const samples = JSON.parse(output);

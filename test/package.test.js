@@ -10,39 +10,15 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
 
 const { startRedis } = require('./helpers/redis');
 const { connectRedis } = require('./helpers/redis-client');
+const { runProcess } = require('./helpers/child-process');
 
 const ROOT = path.resolve(__dirname, '..');
 const SKIP = process.env.ALT_SESSION_SKIP_PACK_TEST === '1' && 'ALT_SESSION_SKIP_PACK_TEST=1';
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const INSTALL_TIMEOUT_MS = 10 * 60 * 1000;
-
-/** Runs a command; resolves { code, signal, stdout, stderr, ms } (never rejects on exit status). */
-function run(command, args, { cwd, env = {}, timeoutMs = 60000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const start = Date.now();
-    const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      stderr += `\n[killed after ${timeoutMs} ms]`;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - start });
-    });
-  });
-}
 
 const tail = (text, lines = 40) => text.split('\n').slice(-lines).join('\n');
 
@@ -137,12 +113,12 @@ describe('the npm package, packed and installed into a fresh Express app', { ski
 
   before(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'alt-session-pack-'));
-    const packed = await run(NPM, ['pack', '--pack-destination', tmp, '--json'], { cwd: ROOT, timeoutMs: 120000 });
+    const packed = await runProcess(NPM, ['pack', '--pack-destination', tmp, '--json'], { cwd: ROOT, timeoutMs: 120000 });
     assert.equal(packed.code, 0, `npm pack failed:\n${tail(packed.stderr)}`);
     const [info] = JSON.parse(packed.stdout);
     tarball = path.join(tmp, info.filename);
     assert.ok(fs.existsSync(tarball), `no tarball at ${tarball}`);
-    const listed = await run('tar', ['-tzf', tarball]);
+    const listed = await runProcess('tar', ['-tzf', tarball]);
     assert.equal(listed.code, 0, listed.stderr);
     entries = listed.stdout.split('\n').filter(Boolean).map((e) => e.replace(/^package\//, ''));
   });
@@ -174,7 +150,7 @@ describe('the npm package, packed and installed into a fresh Express app', { ski
     );
     fs.writeFileSync(path.join(app, 'app.js'), APP_SCRIPT);
 
-    const installed = await run(
+    const installed = await runProcess(
       NPM,
       ['install', tarball, 'express@4', 'cookie-parser', '--no-audit', '--no-fund', '--foreground-scripts'],
       { cwd: app, timeoutMs: INSTALL_TIMEOUT_MS - 30000 }
@@ -189,7 +165,7 @@ describe('the npm package, packed and installed into a fresh Express app', { ski
 
     redis = await startRedis();
     db = connectRedis(redis);
-    const ran = await run(process.execPath, ['app.js'], {
+    const ran = await runProcess(process.execPath, ['app.js'], {
       cwd: app,
       env: { REDIS_PORT: String(redis.port), NODE_PATH: '' },
       timeoutMs: 30000,

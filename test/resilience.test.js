@@ -8,14 +8,16 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const http = require('node:http');
-const net = require('node:net');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
+const { setTimeout: sleep } = require('node:timers/promises');
 const express = require('express');
 
 const altSession = require('..');
 const { startRedis, freePort } = require('./helpers/redis');
+const { connectRedis, withRedisClient } = require('./helpers/redis-client');
+const { listen, request, cookieHeader } = require('./helpers/http');
+const { recordUnhandledRejections } = require('./helpers/fixtures');
+const { runProcess } = require('./helpers/child-process');
 
 const PACKAGE = path.resolve(__dirname, '..');
 const DOWN_CODES = ['ERR_SESSION_CONNECTION', 'ERR_SESSION_TIMEOUT'];
@@ -23,10 +25,6 @@ const FAIL_FAST_MS = 2000; // default commandTimeout is 1000 ms
 
 // ---------------------------------------------------------------------------
 // Whole-file bookkeeping: no unhandled rejection may happen anywhere.
-
-const unhandled = [];
-const onUnhandled = (reason) => unhandled.push(reason);
-process.on('unhandledRejection', onUnhandled);
 
 /** Everything to release in `after`, last opened first. */
 const cleanups = [];
@@ -41,142 +39,17 @@ after(async () => {
       // best effort: keep releasing the rest
     }
   }
-  process.off('unhandledRejection', onUnhandled);
 });
 
+// Registered after the hook above: still recording while it releases everything.
+const unhandled = recordUnhandledRejections();
+
 // ---------------------------------------------------------------------------
-// Local helpers (test/helpers/http.js and redis-client.js did not exist when
-// this file was written, so it carries its own small ones).
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A request with no keep-alive (nothing lingers), resolving { status, headers, body, json }. */
-function request(port, urlPath, { cookie, timeoutMs = 10000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const headers = { connection: 'close' };
-    if (cookie) headers.cookie = cookie;
-    const req = http.request({ host: '127.0.0.1', port, path: urlPath, headers, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => (body += chunk));
-      res.on('end', () => {
-        let json;
-        try {
-          json = JSON.parse(body);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode, headers: res.headers, body, json });
-      });
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no response to ${urlPath} within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** `name=value` of the session cookie in a response, for the next request's Cookie header. */
-function sessionCookie(res, name = 'sid') {
-  const cookies = [].concat(res.headers['set-cookie'] || []);
-  const found = cookies.find((c) => c.startsWith(`${name}=`));
-  return found && found.split(';')[0];
-}
-
-function listen(app) {
-  return new Promise((resolve, reject) => {
-    const server = app.listen(0, '127.0.0.1', () => resolve(server));
-    server.on('error', reject);
-    onCleanup(() => closeServer(server));
-  });
-}
-
-function closeServer(server) {
-  return new Promise((resolve) => {
-    if (!server.listening) return resolve();
-    server.close(() => resolve());
-    if (server.closeAllConnections) server.closeAllConnections();
-  });
-}
-
-/** A tiny RESP client: runs one command on its own connection (AUTH first if given). */
-function redisCommand(port, args, { password, timeoutMs = 5000 } = {}) {
-  const commands = password ? [['AUTH', password], args] : [args];
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let buffer = Buffer.alloc(0);
-    const replies = [];
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`redis ${args[0]} did not answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    socket.on('data', (chunk) => {
-      buffer = Buffer.concat([buffer, chunk]);
-      for (;;) {
-        const parsed = parseReply(buffer, 0);
-        if (!parsed) break;
-        replies.push(parsed.value);
-        buffer = buffer.subarray(parsed.end);
-      }
-      if (replies.length === commands.length) {
-        clearTimeout(timer);
-        socket.end();
-        const last = replies[replies.length - 1];
-        if (last instanceof Error) reject(last);
-        else resolve(last);
-      }
-    });
-    socket.write(commands.map(encodeCommand).join(''));
-  });
-}
-
-function encodeCommand(args) {
-  return `*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(String(a))}\r\n${a}\r\n`).join('');
-}
-
-function parseReply(buf, start) {
-  const lineEnd = buf.indexOf('\r\n', start);
-  if (lineEnd < 0) return null;
-  const type = String.fromCharCode(buf[start]);
-  const line = buf.toString('utf8', start + 1, lineEnd);
-  const next = lineEnd + 2;
-  switch (type) {
-    case '+':
-      return { value: line, end: next };
-    case '-':
-      return { value: new Error(line), end: next };
-    case ':':
-      return { value: Number(line), end: next };
-    case '$': {
-      const len = Number(line);
-      if (len < 0) return { value: null, end: next };
-      if (buf.length < next + len + 2) return null;
-      return { value: buf.toString('utf8', next, next + len), end: next + len + 2 };
-    }
-    case '*': {
-      const count = Number(line);
-      if (count < 0) return { value: null, end: next };
-      const items = [];
-      let pos = next;
-      for (let i = 0; i < count; i++) {
-        const item = parseReply(buf, pos);
-        if (!item) return null;
-        items.push(item.value);
-        pos = item.end;
-      }
-      return { value: items, end: pos };
-    }
-    default:
-      throw new Error(`unexpected RESP type ${JSON.stringify(type)}`);
-  }
-}
+// Helpers for this file (HTTP, cookies and Redis come from test/helpers).
 
 /** Connected clients other than the asking one. */
-async function otherClients(port, password) {
-  const list = await redisCommand(port, ['CLIENT', 'LIST'], { password });
+async function otherClients(redis) {
+  const list = await withRedisClient(redis, (db) => db.command('CLIENT', 'LIST'));
   return list.split('\n').filter((l) => l.trim() && !/cmd=client\|list/.test(l)).length;
 }
 
@@ -205,7 +78,8 @@ function middleware(options) {
 
 /**
  * An Express app on `mw` with routes that exercise the session and an error
- * handler answering 500 `{ code, message }`. Keeps the last `req.session`.
+ * handler answering 500 `{ code, message }`, served until `after`. Keeps the
+ * last `req.session`.
  */
 async function sessionApp(mw) {
   const state = { lastSession: null, routeErrors: [] };
@@ -249,8 +123,9 @@ async function sessionApp(mw) {
     state.routeErrors.push(err);
     res.status(500).json({ code: err.code, message: err.message, isError: err instanceof Error });
   });
-  const server = await listen(app);
-  state.port = server.address().port;
+  const { server, origin, close } = await listen(app);
+  onCleanup(close);
+  state.origin = origin;
   state.server = server;
   return state;
 }
@@ -302,11 +177,11 @@ function callbackStyle(op, session, timeoutMs = 10000) {
 }
 
 /** Polls until the round trip route works; returns the elapsed ms and the last answer. */
-async function pollUntilServing(port, cookie, limitMs) {
+async function pollUntilServing(origin, cookie, limitMs) {
   const start = Date.now();
   let last;
   while (Date.now() - start < limitMs) {
-    last = await request(port, '/roundtrip', { cookie });
+    last = await request(origin, '/roundtrip', { cookie });
     if (last.status === 200 && last.json && last.json.ok) return { ms: Date.now() - start, res: last };
     await sleep(100);
   }
@@ -328,12 +203,12 @@ describe('Redis goes down after sessions exist, then comes back', () => {
   });
 
   test('a session is created and stored while Redis is up', async () => {
-    const first = await request(app.port, '/set?v=hello');
+    const first = await request(app.origin, '/set?v=hello');
     assert.equal(first.status, 200, first.body);
-    cookie = sessionCookie(first);
+    cookie = cookieHeader(first.setCookies);
     assert.ok(cookie, 'the new visitor gets a cookie');
     sessionId = first.json.id;
-    const second = await request(app.port, '/get', { cookie });
+    const second = await request(app.origin, '/get', { cookie });
     assert.equal(second.status, 200, second.body);
     assert.deepEqual(second.json, { id: sessionId, isNew: false, v: 'hello' });
     existing = app.lastSession;
@@ -374,7 +249,7 @@ describe('Redis goes down after sessions exist, then comes back', () => {
 
   test('with Redis down, a request with a session cookie gets the error through next(err): 500 with the code', async (t) => {
     const start = Date.now();
-    const res = await request(app.port, '/get', { cookie });
+    const res = await request(app.origin, '/get', { cookie });
     const ms = Date.now() - start;
     t.diagnostic(`HTTP request with a cookie answered ${res.status} after ${ms} ms: ${res.body}`);
     assert.equal(res.status, 500, res.body);
@@ -386,7 +261,7 @@ describe('Redis goes down after sessions exist, then comes back', () => {
   test('with Redis down, a new visitor whose route writes gets a 500 with the code (promise and callback routes)', async () => {
     for (const route of ['/set?v=1', '/callback-set']) {
       const start = Date.now();
-      const res = await request(app.port, route);
+      const res = await request(app.origin, route);
       const ms = Date.now() - start;
       assert.equal(res.status, 500, `${route}: ${res.body}`);
       assert.ok(DOWN_CODES.includes(res.json.code), `${route}: ${res.body}`);
@@ -396,7 +271,7 @@ describe('Redis goes down after sessions exist, then comes back', () => {
 
   test('with Redis down, many concurrent requests all fail fast (no pile-up)', async () => {
     const start = Date.now();
-    const results = await Promise.all(Array.from({ length: 20 }, () => request(app.port, '/get', { cookie })));
+    const results = await Promise.all(Array.from({ length: 20 }, () => request(app.origin, '/get', { cookie })));
     const ms = Date.now() - start;
     for (const res of results) {
       assert.equal(res.status, 500, res.body);
@@ -407,7 +282,7 @@ describe('Redis goes down after sessions exist, then comes back', () => {
 
   test('when Redis is back, the same middleware serves again by itself, and the cookie still names the session', async (t) => {
     await redis.start();
-    const { ms, res, failed } = await pollUntilServing(app.port, cookie, 5000);
+    const { ms, res, failed } = await pollUntilServing(app.origin, cookie, 5000);
     t.diagnostic(`service resumed ${ms} ms after redis-server listened again`);
     assert.ok(!failed, `not serving 5 s after Redis came back: ${res && res.status} ${res && res.body}`);
     assert.equal(res.json.id, sessionId, 'the old cookie still names the same session');
@@ -415,17 +290,17 @@ describe('Redis goes down after sessions exist, then comes back', () => {
     // The session object of the earlier request works again too.
     await existing.set('after', { back: true });
     assert.deepEqual(await existing.get('after'), { back: true });
-    const stored = await redisCommand(redis.port, ['HGET', `session:${sessionId}`, 'after']);
+    const stored = await withRedisClient(redis, (db) => db.command('HGET', `session:${sessionId}`, 'after'));
     assert.equal(stored, JSON.stringify({ back: true }));
   });
 
   test('a second outage is survived the same way', async (t) => {
     await redis.stop();
-    const res = await request(app.port, '/get', { cookie });
+    const res = await request(app.origin, '/get', { cookie });
     assert.equal(res.status, 500, res.body);
     assert.ok(DOWN_CODES.includes(res.json.code), res.body);
     await redis.start();
-    const resumed = await pollUntilServing(app.port, cookie, 5000);
+    const resumed = await pollUntilServing(app.origin, cookie, 5000);
     t.diagnostic(`second recovery took ${resumed.ms} ms`);
     assert.ok(!resumed.failed, `not serving after the second restart: ${resumed.res && resumed.res.body}`);
   });
@@ -449,8 +324,8 @@ describe('a middleware created while Redis is not running at all', () => {
     const app = await sessionApp(mw);
 
     // A new visitor still gets a cookie (nothing to touch yet) ...
-    const first = await request(app.port, '/roundtrip');
-    const cookie = sessionCookie(first);
+    const first = await request(app.origin, '/roundtrip');
+    const cookie = cookieHeader(first.setCookies);
     assert.ok(cookie, 'a cookie is issued even with Redis down');
     // ... and the route's session call fails fast.
     assert.equal(first.status, 500, first.body);
@@ -468,14 +343,14 @@ describe('a middleware created while Redis is not running at all', () => {
     }
 
     const start = Date.now();
-    const withCookie = await request(app.port, '/get', { cookie });
+    const withCookie = await request(app.origin, '/get', { cookie });
     assert.equal(withCookie.status, 500, withCookie.body);
     assert.ok(DOWN_CODES.includes(withCookie.json.code), withCookie.body);
     assert.ok(Date.now() - start < FAIL_FAST_MS + 500);
 
     // The app booted before Redis: once Redis is up it just works.
     await redis.start();
-    const resumed = await pollUntilServing(app.port, cookie, 5000);
+    const resumed = await pollUntilServing(app.origin, cookie, 5000);
     t.diagnostic(`first connection made ${resumed.ms} ms after redis-server started`);
     assert.ok(!resumed.failed, `not serving after Redis started: ${resumed.res && resumed.res.body}`);
   });
@@ -485,7 +360,7 @@ describe('a middleware created while Redis is not running at all', () => {
     const mw = middleware({ redis: { url: `redis://127.0.0.1:${port}/0` }, session: { secret: 's' } });
     const app = await sessionApp(mw);
     const start = Date.now();
-    const res = await request(app.port, '/roundtrip');
+    const res = await request(app.origin, '/roundtrip');
     assert.equal(res.status, 500, res.body);
     assert.ok(DOWN_CODES.includes(res.json.code), res.body);
     assert.ok(Date.now() - start < FAIL_FAST_MS);
@@ -503,9 +378,9 @@ describe('commandTimeout against a Redis that does not answer', () => {
     app = await sessionApp(
       middleware({ redis: { port: redis.port, commandTimeout: 300 }, session: { secret: 's' } })
     );
-    const first = await request(app.port, '/set?v=A');
+    const first = await request(app.origin, '/set?v=A');
     assert.equal(first.status, 200, first.body);
-    cookie = sessionCookie(first);
+    cookie = cookieHeader(first.setCookies);
     session = app.lastSession;
     await session.set('w', 'B');
   });
@@ -513,9 +388,11 @@ describe('commandTimeout against a Redis that does not answer', () => {
   test('CLIENT PAUSE: calls reject with ERR_SESSION_TIMEOUT at about 300 ms, then later replies are not mixed up', async (t) => {
     // (On Redis 7.0 CLIENT UNPAUSE is itself held by the pause: let it expire instead.)
     const pauseMs = 2500;
+    const pauser = connectRedis(redis);
+    await pauser.command('PING'); // connected before the clock starts
     const pausedUntil = Date.now() + pauseMs;
-    assert.equal(await redisCommand(redis.port, ['CLIENT', 'PAUSE', String(pauseMs), 'ALL']), 'OK');
     try {
+      assert.equal(await pauser.command('CLIENT', 'PAUSE', String(pauseMs), 'ALL'), 'OK');
       for (const [name, op] of Object.entries({ get: OPERATIONS.get, set: OPERATIONS.set, touch: OPERATIONS.touch })) {
         const { err, ms } = await rejection(Date.now(), op(session));
         t.diagnostic(`paused ${name}() rejected after ${ms} ms: ${err.code}`);
@@ -524,19 +401,20 @@ describe('commandTimeout against a Redis that does not answer', () => {
         assert.ok(ms < 1000, `${name}() took ${ms} ms (commandTimeout 300)`);
       }
       const start = Date.now();
-      const res = await request(app.port, '/get', { cookie });
+      const res = await request(app.origin, '/get', { cookie });
       assert.equal(res.status, 500, res.body);
       assert.equal(res.json.code, 'ERR_SESSION_TIMEOUT', res.body);
       assert.ok(Date.now() - start < 1000);
       assert.ok(Date.now() < pausedUntil, 'all of the above ran while Redis was paused');
     } finally {
       await sleep(Math.max(0, pausedUntil - Date.now()) + 50);
+      await pauser.quit(); // only now: during the pause its QUIT would wait too
     }
     // The timed-out commands' late replies must not answer later commands.
     // (the paused set('v', 'x') may or may not have been applied after the pause)
     assert.equal(await session.get('w'), 'B');
     assert.deepEqual(await session.mget(['w', 'nope']), { w: 'B', nope: null });
-    const res = await request(app.port, '/roundtrip', { cookie });
+    const res = await request(app.origin, '/roundtrip', { cookie });
     assert.equal(res.status, 200, res.body);
     assert.equal(res.json.ok, true);
   });
@@ -565,7 +443,7 @@ describe('commandTimeout against a Redis that does not answer', () => {
     } finally {
       process.kill(pid, 'SIGCONT');
     }
-    const resumed = await pollUntilServing(app.port, cookie, 5000);
+    const resumed = await pollUntilServing(app.origin, cookie, 5000);
     t.diagnostic(`served again ${resumed.ms} ms after SIGCONT`);
     assert.ok(!resumed.failed, resumed.res && resumed.res.body);
     // The timed-out writes (remove, invalidate...) may have run once Redis
@@ -578,7 +456,7 @@ describe('commandTimeout against a Redis that does not answer', () => {
   test('the default commandTimeout (1000 ms) bounds calls against a frozen Redis within 2 s', async (t) => {
     const mw = middleware({ redis: { port: redis.port }, session: { secret: 's' } });
     const other = await sessionApp(mw);
-    const first = await request(other.port, '/set?v=1');
+    const first = await request(other.origin, '/set?v=1');
     assert.equal(first.status, 200, first.body);
     const s = other.lastSession;
     process.kill(redis.pid, 'SIGSTOP');
@@ -588,7 +466,7 @@ describe('commandTimeout against a Redis that does not answer', () => {
       assertSessionError(err, ['ERR_SESSION_TIMEOUT'], 'get');
       assert.ok(ms >= 900 && ms < FAIL_FAST_MS, `get() took ${ms} ms`);
       const start = Date.now();
-      const res = await request(other.port, '/get', { cookie: sessionCookie(first) });
+      const res = await request(other.origin, '/get', { cookie: cookieHeader(first.setCookies) });
       const reqMs = Date.now() - start;
       t.diagnostic(`default timeout: HTTP request answered ${res.status} after ${reqMs} ms`);
       assert.equal(res.status, 500, res.body);
@@ -605,7 +483,7 @@ describe('commandTimeout against a Redis that does not answer', () => {
     process.kill(redis.pid, 'SIGSTOP');
     try {
       const start = Date.now();
-      const res = await request(other.port, '/roundtrip');
+      const res = await request(other.origin, '/roundtrip');
       const ms = Date.now() - start;
       t.diagnostic(`first-ever call against a frozen Redis answered ${res.status} after ${ms} ms: ${res.json && res.json.code}`);
       assert.equal(res.status, 500, res.body);
@@ -614,7 +492,7 @@ describe('commandTimeout against a Redis that does not answer', () => {
     } finally {
       process.kill(redis.pid, 'SIGCONT');
     }
-    const resumed = await pollUntilServing(other.port, undefined, 5000);
+    const resumed = await pollUntilServing(other.origin, undefined, 5000);
     assert.ok(!resumed.failed, resumed.res && resumed.res.body);
   });
 });
@@ -622,29 +500,12 @@ describe('commandTimeout against a Redis that does not answer', () => {
 // ---------------------------------------------------------------------------
 // Child processes: does Node exit by itself, and not too early?
 
-/** Runs `node -e script` in /work/main; resolves { code, signal, stdout, stderr, ms, hung }. */
+/** Runs `node -e script` in /work/main; resolves { code, signal, stdout, stderr, ms, timedOut }. */
 function runChild(script, { env = {}, limitMs = 10000 } = {}) {
-  return new Promise((resolve) => {
-    const start = Date.now();
-    const child = spawn(process.execPath, ['-e', script], {
-      cwd: PACKAGE,
-      env: { ...process.env, ...env, ALT_SESSION_PACKAGE: PACKAGE },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    let hung = false;
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      hung = true;
-      child.kill('SIGKILL');
-    }, limitMs);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - start, hung });
-    });
-    onCleanup(() => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL'));
+  return runProcess(process.execPath, ['-e', script], {
+    cwd: PACKAGE,
+    env: { ...env, ALT_SESSION_PACKAGE: PACKAGE },
+    timeoutMs: limitMs,
   });
 }
 
@@ -703,7 +564,7 @@ describe('process lifetime', () => {
     const out = childOutput(r.stdout);
     const exitLag = out.CLOSED_AT ? Date.now() - out.CLOSED_AT : NaN;
     t.diagnostic(`child exited after ${r.ms} ms in all, ~${exitLag} ms after closing its server`);
-    assert.equal(r.hung, false, `the child did not exit within 10 s: ${r.stdout} ${r.stderr}`);
+    assert.equal(r.timedOut, false, `the child did not exit within 10 s: ${r.stdout} ${r.stderr}`);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(out.SERVED, { status: 200, body: { n: 1 } });
     assert.equal(out.UNHANDLED, undefined);
@@ -723,7 +584,7 @@ describe('process lifetime', () => {
       });
     `;
     const r = await runChild(script, { env: { REDIS_PORT: String(redis.port) } });
-    assert.equal(r.hung, false, r.stdout);
+    assert.equal(r.timedOut, false, r.stdout);
     assert.equal(r.code, 0, r.stderr);
     const out = childOutput(r.stdout);
     assert.deepEqual(out.SERVED, { status: 200, body: 'ok' });
@@ -745,7 +606,7 @@ describe('process lifetime', () => {
       });
     `;
     const r = await runChild(script, { env: { REDIS_PORT: String(redis.port) } });
-    assert.equal(r.hung, false, r.stdout);
+    assert.equal(r.timedOut, false, r.stdout);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(childOutput(r.stdout).RESULT, 42, `the child exited before its call settled: ${r.stdout}`);
   });
@@ -762,7 +623,7 @@ describe('process lifetime', () => {
       });
     `;
     const r = await runChild(script, { env: { DEAD_PORT: String(deadPort) } });
-    assert.equal(r.hung, false, r.stdout);
+    assert.equal(r.timedOut, false, r.stdout);
     assert.equal(r.code, 0, r.stderr);
     const out = childOutput(r.stdout);
     assert.ok(out.ERROR, `the child exited before its call settled: ${r.stdout}`);
@@ -783,7 +644,7 @@ describe('process lifetime', () => {
         });
       `;
       const r = await runChild(script, { env: { REDIS_PORT: String(redis.port) } });
-      assert.equal(r.hung, false, r.stdout);
+      assert.equal(r.timedOut, false, r.stdout);
       assert.equal(r.code, 0, r.stderr);
       const out = childOutput(r.stdout);
       assert.ok(out.ERROR, `the child exited before its call settled: ${r.stdout}`);
@@ -818,7 +679,7 @@ describe('process lifetime', () => {
     const out = childOutput(r.stdout);
     const exitLag = out.CLOSED_AT ? Date.now() - out.CLOSED_AT : NaN;
     t.diagnostic(`after close() the child exited ~${exitLag} ms later (${r.ms} ms in all)`);
-    assert.equal(r.hung, false, r.stdout);
+    assert.equal(r.timedOut, false, r.stdout);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(out.SERVED, { status: 200, body: 'ok' });
     assert.equal(out.CLOSE, 'undefined');
@@ -832,23 +693,23 @@ describe('process lifetime', () => {
   test('in this process: close() (promise and callback) releases the Redis connection; requests then get ERR_SESSION_CLOSED', async () => {
     const mw = altSession({ redis: { port: redis.port }, session: { secret: 's' } });
     const app = await sessionApp(mw);
-    const first = await request(app.port, '/set?v=1');
+    const first = await request(app.origin, '/set?v=1');
     assert.equal(first.status, 200, first.body);
-    const cookie = sessionCookie(first);
-    assert.ok((await otherClients(redis.port)) >= 1, 'the middleware holds a connection');
+    const cookie = cookieHeader(first.setCookies);
+    assert.ok((await otherClients(redis)) >= 1, 'the middleware holds a connection');
 
     await new Promise((resolve, reject) => mw.close((err) => (err ? reject(err) : resolve())));
-    const res = await request(app.port, '/get', { cookie });
+    const res = await request(app.origin, '/get', { cookie });
     assert.equal(res.status, 500, res.body);
     assert.equal(res.json.code, 'ERR_SESSION_CLOSED');
-    const fresh = await request(app.port, '/roundtrip');
+    const fresh = await request(app.origin, '/roundtrip');
     assert.equal(fresh.status, 500, fresh.body);
     assert.equal(fresh.json.code, 'ERR_SESSION_CLOSED');
 
     // The connection goes away (allow the server a moment to notice).
     let clients;
     for (let i = 0; i < 20; i++) {
-      clients = await otherClients(redis.port);
+      clients = await otherClients(redis);
       if (clients === 0) break;
       await sleep(100);
     }
@@ -875,13 +736,13 @@ describe('password authentication', () => {
   for (const [name, options] of Object.entries(GOOD)) {
     test(`redis.${name} authenticates and sessions round-trip`, async () => {
       const app = await sessionApp(middleware({ redis: options(redis), session: { secret: 's' } }));
-      const first = await request(app.port, '/set?v=secret-data');
+      const first = await request(app.origin, '/set?v=secret-data');
       assert.equal(first.status, 200, first.body);
-      const cookie = sessionCookie(first);
-      const second = await request(app.port, '/get', { cookie });
+      const cookie = cookieHeader(first.setCookies);
+      const second = await request(app.origin, '/get', { cookie });
       assert.equal(second.status, 200, second.body);
       assert.equal(second.json.v, 'secret-data');
-      const stored = await redisCommand(redis.port, ['HGET', `session:${first.json.id}`, 'v'], { password: 'pw' });
+      const stored = await withRedisClient(redis, (db) => db.command('HGET', `session:${first.json.id}`, 'v')); // AUTH pw
       assert.equal(stored, JSON.stringify('secret-data'));
     });
   }
@@ -896,7 +757,7 @@ describe('password authentication', () => {
     test(`${name} fails fast with ERR_SESSION_CONNECTION (no hang, no crash)`, async (t) => {
       const app = await sessionApp(middleware({ redis: options(redis), session: { secret: 's' } }));
       const start = Date.now();
-      const res = await request(app.port, '/roundtrip');
+      const res = await request(app.origin, '/roundtrip');
       const ms = Date.now() - start;
       t.diagnostic(`${name}: ${res.status} after ${ms} ms: ${res.body}`);
       assert.equal(res.status, 500, res.body);
@@ -912,7 +773,7 @@ describe('password authentication', () => {
   test('no password against a server that requires one fails fast with ERR_SESSION_CONNECTION', async (t) => {
     const app = await sessionApp(middleware({ redis: { port: redis.port }, session: { secret: 's' } }));
     const start = Date.now();
-    const res = await request(app.port, '/roundtrip');
+    const res = await request(app.origin, '/roundtrip');
     const ms = Date.now() - start;
     t.diagnostic(`no password: ${res.status} after ${ms} ms: ${res.body}`);
     assert.equal(res.status, 500, res.body);

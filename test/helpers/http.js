@@ -21,8 +21,12 @@ async function listen(handler) {
   return { server, origin, close };
 }
 
-/** One request; resolves `{ status, body, headers, setCookies }` (setCookies is always an array). */
-function request(origin, path, { cookie, method = 'GET', headers = {} } = {}) {
+/**
+ * One request; resolves `{ status, body, json, headers, setCookies }` (setCookies
+ * is always an array; json is the parsed body, or undefined when it is not JSON).
+ * Rejects when no response has come within `timeoutMs`.
+ */
+function request(origin, path, { cookie, method = 'GET', headers = {}, timeoutMs = 10000 } = {}) {
   const allHeaders = cookie === undefined ? headers : { ...headers, cookie };
   return new Promise((resolve, reject) => {
     const req = http.request(new URL(path, origin), { method, agent: false, headers: allHeaders }, (res) => {
@@ -30,12 +34,27 @@ function request(origin, path, { cookie, method = 'GET', headers = {} } = {}) {
       res.setEncoding('utf8');
       res.on('data', (chunk) => (body += chunk));
       res.on('end', () =>
-        resolve({ status: res.statusCode, body, headers: res.headers, setCookies: res.headers['set-cookie'] || [] })
+        resolve({
+          status: res.statusCode,
+          body,
+          json: parseJson(body),
+          headers: res.headers,
+          setCookies: res.headers['set-cookie'] || [],
+        })
       );
     });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no response to ${path} within ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end();
   });
+}
+
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /** `name=value; A=b; Flag` -> `{ name, value, attributes: { a: 'b', flag: true } }` (attribute names lower-cased). */
@@ -54,6 +73,12 @@ function parseSetCookie(line) {
 /** The parsed Set-Cookie lines of a response that set cookie `name`. */
 function cookiesNamed(setCookies, name = 'sid') {
   return setCookies.map(parseSetCookie).filter((c) => c.name === name);
+}
+
+/** `name=value` of the first Set-Cookie line for cookie `name`, as a `Cookie` header; undefined when none. */
+function cookieHeader(setCookies, name = 'sid') {
+  const [cookie] = cookiesNamed(setCookies, name);
+  return cookie && `${cookie.name}=${cookie.value}`;
 }
 
 /** Whether a parsed Set-Cookie deletes its cookie (expiry in the past). */
@@ -106,6 +131,7 @@ module.exports = {
   request,
   parseSetCookie,
   cookiesNamed,
+  cookieHeader,
   isClearing,
   unsignSid,
   signedSidCookie,

@@ -5,18 +5,32 @@
 
 const redis = require('redis');
 
-/** Connects to the test server `{ host, port }`, on database `db`. */
-function connectRedis({ host, port }, db = 0) {
+/** How long a command (or quit) may take before it fails instead of hanging the test. */
+const TIMEOUT_MS = 5000;
+
+/**
+ * Connects to the test server `{ host, port, password? }`, on database `db`.
+ * Every command rejects after `timeoutMs` without an answer (Redis down, or paused).
+ */
+function connectRedis({ host, port, password }, db = 0, { timeoutMs = TIMEOUT_MS } = {}) {
   if (Number(port) === 6379 && !process.env.REDIS_URL) {
     throw new Error('refusing to inspect the Redis on port 6379: the tests use their own server');
   }
-  const client = redis.createClient({ host, port, db });
+  const client = redis.createClient({ host, port, db, password });
   client.on('error', () => {}); // a failing command rejects below; no crash on a reset
 
   const command = (name, ...args) =>
-    new Promise((resolve, reject) =>
-      client.send_command(name, args.map(String), (err, reply) => (err ? reject(err) : resolve(reply)))
-    );
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`redis ${name} did not answer within ${timeoutMs} ms`)),
+        timeoutMs
+      );
+      client.send_command(name, args.map(String), (err, reply) => {
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve(reply);
+      });
+    });
 
   /** Every key of the database matching `pattern`, by SCAN. */
   async function keys(pattern = '*') {
@@ -49,8 +63,32 @@ function connectRedis({ host, port }, db = 0) {
       }
       return snapshot;
     },
-    quit: () => new Promise((resolve) => client.quit(() => resolve())),
+    /** Closes the connection: QUIT, or dropping it when QUIT gets no answer in time. */
+    quit: () =>
+      new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          client.end(false);
+          resolve();
+        }, timeoutMs);
+        client.quit(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
   };
 }
 
-module.exports = { connectRedis };
+/**
+ * Runs `fn(client)` on a connection of its own to `server`, closed afterwards:
+ * for a server that is stopped, restarted or frozen between uses.
+ */
+async function withRedisClient(server, fn) {
+  const client = connectRedis(server);
+  try {
+    return await fn(client);
+  } finally {
+    await client.quit();
+  }
+}
+
+module.exports = { connectRedis, withRedisClient };

@@ -53,8 +53,13 @@ function waitForPort(port, timeoutMs = 5000) {
   });
 }
 
+/** What a client needs to reach `server`: `{ host, port }`, and `password` when it has one. */
+function connectionOptions({ host, port, password }) {
+  return password === undefined ? { host, port } : { host, port, password };
+}
+
 /**
- * Starts a private redis-server. Returns { port, url, stop(), start(), pid }:
+ * Starts a private redis-server. Returns { host, port, password, url, options, stop(), start(), pid }:
  * `stop` kills it (to test Redis being down), `start` brings it back on the same port.
  */
 async function startRedis({ password } = {}) {
@@ -88,12 +93,17 @@ async function startRedis({ password } = {}) {
   return {
     host: '127.0.0.1',
     port,
+    password: password || undefined,
     url: `redis://${auth}127.0.0.1:${port}`,
     stop,
     start,
     /** The running redis-server's pid (to SIGSTOP / SIGCONT it), or null when stopped. */
     get pid() {
       return child ? child.pid : null;
+    },
+    /** A fresh `{ host, port, password? }` for a client's options. */
+    get options() {
+      return connectionOptions(this);
     },
   };
 }
@@ -105,12 +115,16 @@ async function testRedis() {
     return {
       host: url.hostname,
       port: Number(url.port || 6379),
+      password: url.password ? decodeURIComponent(url.password) : undefined,
       url: process.env.REDIS_URL,
       stop: async () => {},
       start: async () => {},
+      get options() {
+        return connectionOptions(this);
+      },
     };
   }
   return startRedis();
 }
 
-module.exports = { startRedis, testRedis, freePort };
+module.exports = { startRedis, testRedis, freePort, connectionOptions };

@@ -9,6 +9,7 @@
 const cookieParser = require('cookie-parser');
 const altSession = require('../..');
 const { listen, request } = require('./http');
+const { connectionOptions } = require('./redis');
 
 /**
  * The two ways to give our middleware its secret, as `(secret, sessionOptions)`
@@ -74,13 +75,13 @@ async function sessionServer(express, middlewares) {
 
 /**
  * Our middleware in an Express app over real HTTP: on the Redis `redis`
- * (`{ host, port }`), or on the in-memory store with `mock: true`.
+ * (`{ host, port, password? }`, e.g. from testRedis), or on the in-memory store with `mock: true`.
  */
 async function startSessionApp(express, { redis, session = {}, cookieParserSecret, mock = false }) {
   // Never the default localhost:6379: that Redis is not the tests' to use.
   if (!redis && !mock) throw new Error('startSessionApp needs the test Redis, or mock: true');
   const options = { session };
-  if (redis) options.redis = { host: redis.host, port: redis.port };
+  if (redis) options.redis = connectionOptions(redis);
   const mw = mock ? altSession.mock(options) : altSession(options);
   const server = await sessionServer(express, cookieParserSecret ? [cookieParser(cookieParserSecret), mw] : [mw]);
   return {
