@@ -21,6 +21,13 @@ const DESTROY = 5;
 
 const ERROR_CODE = /^(ERR_SESSION_[A-Z_]+): /;
 
+/**
+ * Background idle refreshes (`awaitTouch: false`) are gathered for this long
+ * and sent once per session: a busy session gets one EXPIRE per window
+ * instead of one per request, and its TTL is late by at most this much.
+ */
+const TOUCH_WINDOW_MS = 100;
+
 class Engine {
   /**
    * @param {'redis' | 'memory'} backend
@@ -37,6 +44,9 @@ class Engine {
     this.inFlight = new Map(); // batch id -> the waiters of its operations
     this.startBatch();
     this.flush = this.flush.bind(this);
+    this.pendingTouches = new Set();
+    this.touchTimer = null;
+    this.flushTouches = this.flushTouches.bind(this);
   }
 
   /** Resolves a request's session from its cookie: `{ id, isNew, setCookie }`. */
@@ -75,12 +85,28 @@ class Engine {
     return this.enqueue(TOUCH, 1, 0);
   }
 
+  /** Refreshes the idle TTL within TOUCH_WINDOW_MS, without a result to wait for. */
+  touchSoon(id) {
+    this.pendingTouches.add(id);
+    if (this.touchTimer) return;
+    this.touchTimer = setTimeout(this.flushTouches, TOUCH_WINDOW_MS);
+    this.touchTimer.unref(); // a pending refresh never holds the process open
+  }
+
+  flushTouches() {
+    clearTimeout(this.touchTimer);
+    this.touchTimer = null;
+    for (const id of this.pendingTouches) this.touch(id).catch(noop);
+    this.pendingTouches.clear();
+  }
+
   destroy(id) {
     this.strings.push(id);
     return this.enqueue(DESTROY, 1, 0);
   }
 
   close() {
+    this.flushTouches();
     this.flush();
     return this.native.close();
   }
@@ -149,5 +175,7 @@ function sessionError(err) {
   }
   return err;
 }
+
+function noop() {}
 
 module.exports = { Engine };

@@ -67,12 +67,11 @@ function middleware(engine) {
 
     // A brand-new id has nothing stored yet, so there is no idle TTL to refresh.
     if (opened.isNew) return next();
-    const touched = engine.touch(opened.id);
     if (!awaitTouch) {
-      touched.catch(noop);
+      engine.touchSoon(opened.id);
       return next();
     }
-    touched.then(() => next(), next).catch(rethrowOutsidePromise);
+    engine.touch(opened.id).then(() => next(), next).catch(rethrowOutsidePromise);
   }
 
   /** Graceful shutdown: calls in flight finish, then the connection closes. */

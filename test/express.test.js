@@ -267,6 +267,28 @@ for (const [expressName, express] of Object.entries(EXPRESS)) {
   }
 }
 
+describe('awaitTouch: false', () => {
+  test('next() runs at once, and the idle TTL is still refreshed, once per busy session', async () => {
+    const app = await startSessionApp(require('express'), {
+      redis: redis.server,
+      session: { secret: SECRET, awaitTouch: false, tti: 600 },
+    });
+    try {
+      const jar = new CookieJar();
+      const { session } = await app.run((s) => s.set('x', 1), { jar });
+      const key = `session:${session.id}`;
+      await redis.db.expire(key, 5);
+      const results = await Promise.all(Array.from({ length: 5 }, () => app.run((s) => s.get('x'), { jar })));
+      assert.deepEqual(results.map((r) => [r.status, r.session.isNew, r.value]), Array(5).fill([200, false, 1]));
+      await delay(300); // background refreshes are gathered for 100 ms
+      const ttl = await redis.db.ttl(key);
+      assert.ok(ttl > 590, `TTL after the requests: ${ttl}`);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe('plain http.createServer, connect-style mw(req, res, next)', () => {
   let mw;
   let server;
