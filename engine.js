@@ -18,6 +18,9 @@ const GET_ALL = 2;
 const WRITE = 3;
 const TOUCH = 4;
 const DESTROY = 5;
+const CREATE = 6;
+const INCR = 7;
+const RENAME = 8;
 
 const ERROR_CODE = /^(ERR_SESSION_[A-Z_]+): /;
 
@@ -74,10 +77,26 @@ class Engine {
     return this.enqueue(GET_ALL, 1, 0);
   }
 
-  /** `set` is a flat `[field, json, ...]` list; `remove` a list of fields. */
-  write(id, set, remove) {
+  /**
+   * `set` is a flat `[field, json, ...]` list; `remove` a list of fields.
+   * Resolves `true`, or `false` when the session does not exist and `create`
+   * was not allowed (nothing is written then: a dead id is never revived).
+   */
+  write(id, set, remove, create) {
     this.strings.push(id, ...set, ...remove);
-    return this.enqueue(WRITE, 1 + set.length + remove.length, set.length);
+    return this.enqueue(create ? CREATE : WRITE, 1 + set.length + remove.length, set.length);
+  }
+
+  /** Resolves the new integer, or `false` as for `write`. */
+  incr(id, field, by, create) {
+    this.strings.push(id, field, String(by));
+    return this.enqueue(INCR, 3, create ? 1 : 0);
+  }
+
+  /** Moves the session's data to `newId` in one step; resolves `false` when there was none. */
+  rename(id, newId) {
+    this.strings.push(id, newId);
+    return this.enqueue(RENAME, 2, 0);
   }
 
   touch(id) {

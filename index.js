@@ -106,22 +106,32 @@ function appendSetCookie(res, cookie, replacingName) {
  * never reported as unhandled (code written for the original omits callbacks).
  */
 class Session {
+  // Private: keeps `console.log(req.session)` and JSON output to id and isNew.
+  #engine;
+  #req;
+  #res;
+  /**
+   * Whether a write may create the session's hash: only for an id issued in
+   * this request. A cookie's id whose session is gone (expired, invalidated,
+   * regenerated away) is never revived: its first write moves the request to
+   * a fresh session instead (see #renew).
+   */
+  #mayCreate;
+
   constructor(engine, id, isNew, req, res) {
     this.id = id;
     this.isNew = isNew;
-    // Non-enumerable: keeps `console.log(req.session)` and JSON output small.
-    Object.defineProperties(this, {
-      engine: { value: engine },
-      req: { value: req },
-      res: { value: res },
-    });
+    this.#engine = engine;
+    this.#req = req;
+    this.#res = res;
+    this.#mayCreate = isNew;
   }
 
   /** Reads one key; a missing key reads as `null`. */
   get(key, callback) {
     return run(callback, () => {
       checkKey(key);
-      return this.engine.get(this.id, key).then(decode);
+      return this.#engine.get(this.id, key).then(decode);
     });
   }
 
@@ -129,7 +139,7 @@ class Session {
   mget(keys, callback) {
     return run(callback, () => {
       const list = keyList(keys, 'mget');
-      return this.engine
+      return this.#engine
         .mget(this.id, list)
         .then((values) => Object.fromEntries(list.map((key, i) => [key, decode(values[i])])));
     });
@@ -138,7 +148,7 @@ class Session {
   /** Every key of the session, decoded. */
   getAll(callback) {
     return run(callback, () =>
-      this.engine.getAll(this.id).then((flat) => {
+      this.#engine.getAll(this.id).then((flat) => {
         const entries = [];
         for (let i = 0; i < flat.length; i += 2) entries.push([flat[i], decode(flat[i + 1])]);
         return Object.fromEntries(entries);
@@ -151,9 +161,7 @@ class Session {
     return run(callback, () => {
       checkKey(key);
       const json = encode(key, value);
-      return json === undefined
-        ? this.engine.write(this.id, [], [key])
-        : this.engine.write(this.id, [key, json], []);
+      return json === undefined ? this.#write([], [key]) : this.#write([key, json], []);
     });
   }
 
@@ -170,27 +178,81 @@ class Session {
         if (json === undefined) remove.push(key);
         else set.push(key, json);
       }
-      return this.engine.write(this.id, set, remove);
+      return this.#write(set, remove);
     });
   }
 
   /** Removes one key or an array of keys. */
   remove(keys, callback) {
-    return run(callback, () => this.engine.write(this.id, [], keyList(keys, 'remove')));
+    return run(callback, () => this.#write([], keyList(keys, 'remove')));
+  }
+
+  /** Adds `by` (default 1) to an integer key atomically (HINCRBY); resolves the new value. */
+  incr(key, by = 1, callback) {
+    if (typeof by === 'function') [by, callback] = [1, by];
+    return run(callback, () => {
+      checkKey(key);
+      if (!Number.isSafeInteger(by)) {
+        throw argumentError(`incr takes a safe integer increment, got ${describe(by)}`);
+      }
+      const incr = () => this.#engine.incr(this.id, key, by, this.#mayCreate);
+      return incr().then((value) => (value === false ? this.#renew().then(incr) : value));
+    });
+  }
+
+  /**
+   * A new id and cookie for the same data; the old id is dead at once (its
+   * key renamed, atomically). Call it at login and at every privilege change,
+   * against session fixation.
+   */
+  regenerate(callback) {
+    return run(callback, () => {
+      const fresh = this.#open();
+      return this.#engine.rename(this.id, fresh.id).then(() => this.#adopt(fresh));
+    });
   }
 
   /** Deletes the whole session and clears the cookie (with its path and domain). */
   invalidate(callback) {
     return run(callback, () => {
-      const clear = this.engine.clearCookie(isSecure(this.req));
-      appendSetCookie(this.res, clear, this.engine.cookieName);
-      return this.engine.destroy(this.id);
+      const clear = this.#engine.clearCookie(isSecure(this.#req));
+      appendSetCookie(this.#res, clear, this.#engine.cookieName);
+      this.#mayCreate = false; // a later write in this request starts a fresh session
+      return this.#engine.destroy(this.id).then(noop);
     });
   }
 
   /** Refreshes the idle timeout (the middleware does this on every request). */
   touch(callback) {
-    return run(callback, () => this.engine.touch(this.id));
+    return run(callback, () => this.#engine.touch(this.id).then(noop));
+  }
+
+  /** Writes; when the session is gone, moves to a fresh one and writes there. */
+  #write(set, remove) {
+    const write = () => this.#engine.write(this.id, set, remove, this.#mayCreate);
+    return write().then((written) => {
+      // Removing keys from a session that is gone leaves nothing to move.
+      if (written || set.length === 0) return undefined;
+      return this.#renew().then(write).then(noop);
+    });
+  }
+
+  /** Switches this request to a fresh, empty session with its own cookie. */
+  #renew() {
+    this.#adopt(this.#open());
+    this.isNew = true;
+    return Promise.resolve();
+  }
+
+  /** A fresh id and its Set-Cookie, signed as the middleware would sign it. */
+  #open() {
+    return this.#engine.open(undefined, undefined, this.#req.secret, isSecure(this.#req));
+  }
+
+  #adopt(fresh) {
+    this.id = fresh.id;
+    this.#mayCreate = true;
+    appendSetCookie(this.#res, fresh.setCookie, this.#engine.cookieName);
   }
 }
 

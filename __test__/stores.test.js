@@ -42,17 +42,28 @@ async function script(engine) {
   };
   await step('get missing', () => engine.get(id, 'a'));
   await step('getAll missing', () => engine.getAll(id));
-  await step('write', () => engine.write(id, ['a', '1', 'b', '"two"', 'c', '{"x":[1]}'], []));
+  await step('strict write to a missing session', () => engine.write(id, ['a', '1'], [], false));
+  await step('getAll after refused write', () => engine.getAll(id));
+  await step('write', () => engine.write(id, ['a', '1', 'b', '"two"', 'c', '{"x":[1]}'], [], true));
   await step('get', () => engine.get(id, 'b'));
   await step('mget', () => engine.mget(id, ['a', 'zz', 'c']));
   await step('getAll', async () => (await engine.getAll(id)).join(',').split(',').sort());
-  await step('delete + set', () => engine.write(id, ['d', '4'], ['a', 'b']));
+  await step('delete + set', () => engine.write(id, ['d', '4'], ['a', 'b'], false));
   await step('mget after', () => engine.mget(id, ['a', 'b', 'd']));
+  await step('incr', () => engine.incr(id, 'd', 38, false));
+  await step('incr a string', () => engine.incr(id, 'c', 1, false));
+  await step('incr missing field', () => engine.incr(id, 'n', -3, false));
   await step('empty key', () => engine.get(id, ''));
   await step('bad id', () => engine.get('bad:id', 'a'));
-  await step('odd pairs', () => engine.write(id, ['lonely'], []));
-  await step('destroy', () => engine.destroy(id));
-  await step('get destroyed', () => engine.get(id, 'd'));
+  await step('odd pairs', () => engine.write(id, ['lonely'], [], true));
+  const moved = newId(engine);
+  await step('rename', () => engine.rename(id, moved));
+  await step('get renamed-away', () => engine.get(id, 'd'));
+  await step('get renamed', () => engine.get(moved, 'd'));
+  await step('rename missing', () => engine.rename(id, newId(engine)));
+  await step('strict incr on a missing session', () => engine.incr(id, 'd', 1, false));
+  await step('destroy', () => engine.destroy(moved));
+  await step('get destroyed', () => engine.get(moved, 'd'));
   await step('touch missing', () => engine.touch(id));
   await step('getAll destroyed', () => engine.getAll(id));
   return log;
@@ -64,6 +75,15 @@ test('both stores give the same results for the same calls', async () => {
   // And the script saw what it should (not two equally broken stores).
   assert.deepEqual(onRedis.find(([name]) => name === 'mget')[1], ['1', null, '{"x":[1]}']);
   assert.deepEqual(onRedis.find(([name]) => name === 'mget after')[1], [null, null, '4']);
+  assert.equal(onRedis.find(([name]) => name === 'strict write to a missing session')[1], false);
+  assert.deepEqual(onRedis.find(([name]) => name === 'getAll after refused write')[1], []);
+  assert.equal(onRedis.find(([name]) => name === 'incr')[1], 42);
+  assert.deepEqual(onRedis.find(([name]) => name === 'incr a string').slice(1), ['error', 'ERR_SESSION_ARGUMENT']);
+  assert.equal(onRedis.find(([name]) => name === 'incr missing field')[1], -3);
+  assert.equal(onRedis.find(([name]) => name === 'get renamed')[1], '42');
+  assert.equal(onRedis.find(([name]) => name === 'get renamed-away')[1], null);
+  assert.equal(onRedis.find(([name]) => name === 'rename missing')[1], false);
+  assert.equal(onRedis.find(([name]) => name === 'strict incr on a missing session')[1], false);
   assert.deepEqual(onRedis.find(([name]) => name === 'bad id').slice(1), ['error', 'ERR_SESSION_ARGUMENT']);
   assert.equal(onRedis.find(([name]) => name === 'get destroyed')[1], null);
 });
@@ -72,8 +92,8 @@ test('both stores expire idle sessions after tti and keep touched ones', async (
   const ids = {};
   for (const [name, engine] of Object.entries(engines)) {
     ids[name] = { idle: newId(engine), touched: newId(engine) };
-    await engine.write(ids[name].idle, ['k', 'v'], []);
-    await engine.write(ids[name].touched, ['k', 'v'], []);
+    await engine.write(ids[name].idle, ['k', 'v'], [], true);
+    await engine.write(ids[name].touched, ['k', 'v'], [], true);
   }
   for (let i = 0; i < 3; i++) {
     await new Promise((resolve) => setTimeout(resolve, 600));
@@ -89,7 +109,7 @@ test('values over maxValueBytes are refused with nothing written, on both stores
   const options = JSON.stringify({ redis: { url: redis.url }, session: { maxValueBytes: 10, secret: 'k' } });
   for (const engine of [new Engine('redis', options), new Engine('memory', options)]) {
     const id = newId(engine);
-    await assert.rejects(engine.write(id, ['ok', '1', 'big', 'x'.repeat(11)], []), { code: 'ERR_SESSION_TOO_LARGE' });
+    await assert.rejects(engine.write(id, ['ok', '1', 'big', 'x'.repeat(11)], [], true), { code: 'ERR_SESSION_TOO_LARGE' });
     assert.equal(await engine.get(id, 'ok'), null);
     await engine.close();
   }

@@ -11,10 +11,17 @@ use crate::store::Op;
 pub const GET: u32 = 0;
 pub const MGET: u32 = 1;
 pub const GET_ALL: u32 = 2;
-/// `aux` = how many of the strings after the id are `field, value` pairs; the rest are deletions.
+/// A write to a session that must already exist (else `Gone`). `aux` = how
+/// many of the strings after the id are `field, value` pairs; the rest are deletions.
 pub const WRITE: u32 = 3;
 pub const TOUCH: u32 = 4;
 pub const DESTROY: u32 = 5;
+/// A write that may create the session (its id was issued in this request); as `WRITE`.
+pub const CREATE: u32 = 6;
+/// Strings: id, field, increment (decimal). `aux` = 1 when it may create the session.
+pub const INCR: u32 = 7;
+/// Strings: id, new id (`regenerate`).
+pub const RENAME: u32 = 8;
 
 /// Numbers per operation in the header.
 pub const HEADER_WIDTH: usize = 3;
@@ -41,13 +48,27 @@ pub fn parse(header: &[u32], strings: Vec<String>) -> Result<Vec<(String, Op)>> 
             GET if args.len() == 1 => Op::Get(args.pop().unwrap_or_default()),
             MGET => Op::MGet(args),
             GET_ALL => Op::GetAll,
-            WRITE if aux <= args.len() && aux.is_multiple_of(2) => {
+            WRITE | CREATE if aux <= args.len() && aux.is_multiple_of(2) => {
                 let delete = args.split_off(aux);
                 Op::Write {
                     set: pairs(args),
                     delete,
+                    create: kind == CREATE,
                 }
             }
+            INCR if args.len() == 2 => {
+                let by = args.pop().unwrap_or_default();
+                Op::Incr {
+                    field: args.pop().unwrap_or_default(),
+                    by: by.parse().map_err(|_| {
+                        SessionError::argument("incr: the increment must be a safe integer")
+                    })?,
+                    create: aux == 1,
+                }
+            }
+            RENAME if args.len() == 1 => Op::Rename {
+                to: args.pop().unwrap_or_default(),
+            },
             TOUCH => Op::Touch,
             DESTROY => Op::Destroy,
             _ => return Err(malformed("operation")),
@@ -84,10 +105,12 @@ mod tests {
     #[test]
     fn parses_every_kind() {
         let header = [
-            GET, 2, 0, MGET, 3, 0, GET_ALL, 1, 0, WRITE, 4, 2, TOUCH, 1, 0, DESTROY, 1, 0,
+            GET, 2, 0, MGET, 3, 0, GET_ALL, 1, 0, WRITE, 4, 2, TOUCH, 1, 0, DESTROY, 1, 0, CREATE,
+            3, 2, INCR, 3, 1, RENAME, 2, 0,
         ];
         let flat = strings(&[
-            "a", "f", "b", "x", "y", "c", "d", "k", "v", "gone", "e", "f",
+            "a", "f", "b", "x", "y", "c", "d", "k", "v", "gone", "e", "f", "g", "k", "v", "h", "n",
+            "-2", "i", "j",
         ]);
         let ops = parse(&header, flat).unwrap();
         assert_eq!(
@@ -101,10 +124,28 @@ mod tests {
                     Op::Write {
                         set: vec![("k".into(), "v".into())],
                         delete: strings(&["gone"]),
+                        create: false,
                     }
                 ),
                 ("e".into(), Op::Touch),
                 ("f".into(), Op::Destroy),
+                (
+                    "g".into(),
+                    Op::Write {
+                        set: vec![("k".into(), "v".into())],
+                        delete: vec![],
+                        create: true,
+                    }
+                ),
+                (
+                    "h".into(),
+                    Op::Incr {
+                        field: "n".into(),
+                        by: -2,
+                        create: true
+                    }
+                ),
+                ("i".into(), Op::Rename { to: "j".into() }),
             ]
         );
     }
@@ -118,5 +159,7 @@ mod tests {
         assert!(parse(&[WRITE, 3, 1], strings(&["a", "k", "v"])).is_err());
         assert!(parse(&[WRITE, 2, 4], strings(&["a", "k"])).is_err());
         assert!(parse(&[99, 1, 0], strings(&["a"])).is_err());
+        assert!(parse(&[INCR, 3, 0], strings(&["a", "n", "1.5"])).is_err());
+        assert!(parse(&[RENAME, 1, 0], strings(&["a"])).is_err());
     }
 }

@@ -98,7 +98,11 @@ impl Core {
         for (position, (id, op)) in ops.into_iter().enumerate() {
             match self.check(&id, &op) {
                 Ok(()) => {
-                    valid.push((format!("{}:{}", self.session.prefix, id), op));
+                    let op = match op {
+                        Op::Rename { to } => Op::Rename { to: self.key(&to) },
+                        other => other,
+                    };
+                    valid.push((self.key(&id), op));
                     positions.push(position);
                 }
                 Err(err) => results[position] = Some(Err(err)),
@@ -118,6 +122,11 @@ impl Core {
         }
     }
 
+    /// The store key of a session: `prefix:id`, as the original built it.
+    fn key(&self, id: &str) -> String {
+        format!("{}:{}", self.session.prefix, id)
+    }
+
     /// Refuses new work, waits for the calls in flight, then lets the connection close.
     pub async fn close(&self) {
         self.store.close().await;
@@ -132,8 +141,13 @@ impl Core {
         let empty = match op {
             Op::Get(field) => field.is_empty(),
             Op::MGet(fields) => fields.iter().any(String::is_empty),
-            Op::Write { set, delete } => {
+            Op::Write { set, delete, .. } => {
                 set.iter().any(|(f, _)| f.is_empty()) || delete.iter().any(String::is_empty)
+            }
+            Op::Incr { field, .. } => field.is_empty(),
+            Op::Rename { to } => {
+                sid::ensure_valid(to)?;
+                false
             }
             Op::GetAll | Op::Touch | Op::Destroy => false,
         };
@@ -183,6 +197,7 @@ mod tests {
         Op::Write {
             set: vec![(field.into(), value.into())],
             delete: vec![],
+            create: true,
         }
     }
 

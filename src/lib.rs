@@ -70,7 +70,8 @@ pub struct OpenedSession {
 
 /// The results of one batch, delivered to JavaScript as
 /// `[batchId, result0, result1, ...]`: a string or `null` (get), an array
-/// (mget, getAll as flat pairs), `undefined` (writes), or an `Error` with `code`.
+/// (mget, getAll as flat pairs), a number (incr), `true` (done) or `false`
+/// (the session does not exist), or an `Error` with `code`.
 pub struct Completed {
     batch_id: u32,
     results: Vec<Result<Reply>>,
@@ -92,7 +93,9 @@ impl ToNapiValue for Completed {
                     let flat: Vec<String> = pairs.into_iter().flat_map(|(k, v)| [k, v]).collect();
                     array.set(index, flat)?
                 }
-                Ok(Reply::Done) => {}
+                Ok(Reply::Done) => array.set(index, true)?,
+                Ok(Reply::Gone) => array.set(index, false)?,
+                Ok(Reply::Int(value)) => array.set(index, value as f64)?,
                 Err(err) => array.set(index, js_error(&env, err))?,
             }
         }

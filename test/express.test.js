@@ -256,8 +256,12 @@ for (const [expressName, express] of Object.entries(EXPRESS)) {
         const { session } = await custom.run(() => {}, { jar });
         assert.deepEqual(await db3.keys(`*${session.id}*`), [], 'no key for a session that stored nothing');
 
-        await custom.run((s) => s.set('x', 1), { jar });
-        const key = `custom:${session.id}`;
+        // That id was never written, so it cannot be told from a dead one: the
+        // first write moves the visitor to a fresh id (and cookie), never reviving.
+        const written = await custom.run((s) => s.set('x', 1), { jar });
+        assert.notEqual(written.session.id, session.id);
+        assert.equal(cookiesNamed(written.setCookies).length, 1, 'the fresh id gets its cookie');
+        const key = `custom:${written.session.id}`;
         await db3.expire(key, 5);
         await custom.run(() => {}, { jar });
         const ttl = await db3.ttl(key);

@@ -280,18 +280,24 @@ describe('Redis goes down after sessions exist, then comes back', () => {
     assert.ok(ms < FAIL_FAST_MS + 1000, `20 concurrent requests took ${ms} ms`);
   });
 
-  test('when Redis is back, the same middleware serves again by itself, and the cookie still names the session', async (t) => {
+  test('when Redis is back, the same middleware serves again by itself, on a fresh session', async (t) => {
     await redis.start();
     const { ms, res, failed } = await pollUntilServing(app.origin, cookie, 5000);
     t.diagnostic(`service resumed ${ms} ms after redis-server listened again`);
     assert.ok(!failed, `not serving 5 s after Redis came back: ${res && res.status} ${res && res.body}`);
-    assert.equal(res.json.id, sessionId, 'the old cookie still names the same session');
-    assert.equal(res.json.isNew, false);
-    // The session object of the earlier request works again too.
+    // The restarted Redis kept nothing: the old id is dead and not revived by the write.
+    assert.notEqual(res.json.id, sessionId, 'the lost session is not revived');
+    assert.equal(res.json.isNew, true, 'the request moved to a session of its own');
+    // The session object of the earlier request works again too. The restarted
+    // Redis lost the session's data, so its id is dead: the write moves to a
+    // fresh id instead of reviving the old one.
     await existing.set('after', { back: true });
     assert.deepEqual(await existing.get('after'), { back: true });
-    const stored = await withRedisClient(redis, (db) => db.command('HGET', `session:${sessionId}`, 'after'));
+    assert.notEqual(existing.id, sessionId);
+    const stored = await withRedisClient(redis, (db) => db.command('HGET', `session:${existing.id}`, 'after'));
     assert.equal(stored, JSON.stringify({ back: true }));
+    const revived = await withRedisClient(redis, (db) => db.command('EXISTS', `session:${sessionId}`));
+    assert.equal(revived, 0, 'the lost session is not revived');
   });
 
   test('a second outage is survived the same way', async (t) => {

@@ -39,6 +39,13 @@ struct Session {
 }
 
 impl Session {
+    fn empty() -> Session {
+        Session {
+            fields: HashMap::new(),
+            expires_at: None,
+        }
+    }
+
     fn is_live(&self, now: Instant) -> bool {
         self.expires_at.is_none_or(|at| at > now)
     }
@@ -106,11 +113,38 @@ impl MemoryStore {
                     })
                     .unwrap_or_default(),
             ),
-            Op::Write { set, delete } => {
-                let session = sessions.entry(key.to_owned()).or_insert_with(|| Session {
-                    fields: HashMap::new(),
-                    expires_at: None,
-                });
+            Op::Write { create: false, .. } | Op::Incr { create: false, .. }
+                if !sessions.contains_key(key) =>
+            {
+                Reply::Gone
+            }
+            Op::Incr { field, by, .. } => {
+                let session = sessions
+                    .entry(key.to_owned())
+                    .or_insert_with(Session::empty);
+                let current = match session.fields.get(&field) {
+                    None => 0,
+                    Some(text) => text.parse::<i64>().map_err(|_| not_an_integer(&field))?,
+                };
+                let value = current
+                    .checked_add(by)
+                    .ok_or_else(|| not_an_integer(&field))?;
+                session.fields.insert(field, value.to_string());
+                session.expires_at = Some(expiry);
+                Reply::Int(value)
+            }
+            Op::Rename { to } => match sessions.remove(key) {
+                None => Reply::Gone,
+                Some(mut session) => {
+                    session.expires_at = Some(expiry);
+                    sessions.insert(to, session);
+                    Reply::Done
+                }
+            },
+            Op::Write { set, delete, .. } => {
+                let session = sessions
+                    .entry(key.to_owned())
+                    .or_insert_with(Session::empty);
                 session.fields.extend(set);
                 for field in &delete {
                     session.fields.remove(field);
@@ -133,6 +167,13 @@ impl MemoryStore {
             }
         })
     }
+}
+
+/// The error Redis gives for `HINCRBY` on a field that is not an integer.
+fn not_an_integer(field: &str) -> SessionError {
+    SessionError::argument(format!(
+        "the value of {field:?} is not an integer (or would overflow)"
+    ))
 }
 
 impl Store for MemoryStore {
@@ -171,6 +212,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             delete: delete.iter().map(|d| d.to_string()).collect(),
+            create: true,
         }
     }
 
@@ -230,6 +272,74 @@ mod tests {
         let later = t0 + Duration::from_secs(5);
         store.execute_at("s:other", Op::Touch, 1, later).unwrap();
         assert_eq!(store.state.lock().unwrap().sessions.len(), 0);
+    }
+
+    #[test]
+    fn strict_writes_never_revive_a_missing_session() {
+        let store = MemoryStore::new();
+        let now = Instant::now();
+        let strict = Op::Write {
+            set: vec![("k".into(), "1".into())],
+            delete: vec![],
+            create: false,
+        };
+        assert_eq!(
+            store.execute_at("s:a", strict.clone(), 10, now),
+            Ok(Reply::Gone)
+        );
+        assert!(store.is_empty());
+        store
+            .execute_at("s:a", write(&[("k", "0")], &[]), 10, now)
+            .unwrap();
+        assert_eq!(store.execute_at("s:a", strict, 10, now), Ok(Reply::Done));
+        assert_eq!(get(&store, "s:a", "k", now).as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn incr_counts_on_json_integers_and_refuses_other_values() {
+        let store = MemoryStore::new();
+        let now = Instant::now();
+        let incr = |by| Op::Incr {
+            field: "n".into(),
+            by,
+            create: true,
+        };
+        assert_eq!(store.execute_at("s:a", incr(1), 10, now), Ok(Reply::Int(1)));
+        assert_eq!(
+            store.execute_at("s:a", incr(41), 10, now),
+            Ok(Reply::Int(42))
+        );
+        store
+            .execute_at("s:a", write(&[("n", "\"x\"")], &[]), 10, now)
+            .unwrap();
+        let err = store.execute_at("s:a", incr(1), 10, now).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Argument);
+        let strict = Op::Incr {
+            field: "n".into(),
+            by: 1,
+            create: false,
+        };
+        assert_eq!(store.execute_at("s:gone", strict, 10, now), Ok(Reply::Gone));
+    }
+
+    #[test]
+    fn rename_moves_the_data_at_once() {
+        let store = MemoryStore::new();
+        let now = Instant::now();
+        store
+            .execute_at("s:old", write(&[("k", "v")], &[]), 10, now)
+            .unwrap();
+        let rename = |to: &str| Op::Rename { to: to.into() };
+        assert_eq!(
+            store.execute_at("s:old", rename("s:new"), 10, now),
+            Ok(Reply::Done)
+        );
+        assert_eq!(get(&store, "s:old", "k", now), None);
+        assert_eq!(get(&store, "s:new", "k", now).as_deref(), Some("v"));
+        assert_eq!(
+            store.execute_at("s:old", rename("s:other"), 10, now),
+            Ok(Reply::Gone)
+        );
     }
 
     #[test]

@@ -24,11 +24,24 @@ pub enum Op {
     MGet(Vec<String>),
     /// `HGETALL`.
     GetAll,
-    /// `HSET` these pairs and `HDEL` those fields, then refresh the idle TTL, atomically.
+    /// `HSET` these pairs and `HDEL` those fields, then refresh the idle TTL,
+    /// atomically. Unless `create`, only a session that exists is written
+    /// (a dead id is never revived): [`Reply::Gone`] otherwise.
     Write {
         set: Vec<(String, String)>,
         delete: Vec<String>,
+        create: bool,
     },
+    /// `HINCRBY` and refresh the idle TTL, atomically; `create` as for `Write`.
+    Incr {
+        field: String,
+        by: i64,
+        create: bool,
+    },
+    /// Moves the session to the key `to` (`RENAME` and `EXPIRE`, atomically):
+    /// no moment where both keys or neither hold the data. [`Reply::Gone`]
+    /// when there is nothing to move.
+    Rename { to: String },
     /// `EXPIRE` (refresh the idle TTL); a missing session stays missing.
     Touch,
     /// `DEL` the whole session.
@@ -37,6 +50,9 @@ pub enum Op {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
+    /// The session does not exist (a strict write or a rename found nothing).
+    Gone,
+    Int(i64),
     Value(Option<String>),
     Values(Vec<Option<String>>),
     Pairs(Vec<(String, String)>),

@@ -127,6 +127,42 @@ impl RedisStore {
     }
 }
 
+/// A write that applies only to a session that exists: a dead id is never
+/// revived, even by a write racing the `invalidate` that killed it.
+/// ARGV: ttl, number of set arguments, field, value, ..., fields to delete.
+const STRICT_WRITE: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local sets = tonumber(ARGV[2])
+if sets > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 3, 2 + sets)) end
+if #ARGV > 2 + sets then redis.call('HDEL', KEYS[1], unpack(ARGV, 3 + sets)) end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"#;
+
+/// `HINCRBY` on a session that exists. ARGV: ttl, field, increment.
+const STRICT_INCR: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local value = redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return value
+"#;
+
+/// Moves a session to a new key in one step. ARGV: ttl.
+const RENAME: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('RENAME', KEYS[1], KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return 1
+"#;
+
+/// `EVAL` (not `EVALSHA`): Redis caches the compiled script by its digest
+/// anyway, and a restarted Redis needs no reloading.
+fn eval(script: &str, keys: &[&str]) -> Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(keys.len()).arg(keys);
+    cmd
+}
+
 fn hash_cmd(name: &str, key: &str) -> Cmd {
     let mut cmd = redis::cmd(name);
     cmd.arg(key);
@@ -147,7 +183,37 @@ fn add_commands(pipe: &mut Pipeline, key: &str, op: &Op, ttl_secs: u64) -> usize
         Op::GetAll => add(hash_cmd("HGETALL", key)),
         Op::Touch => add(hash_cmd("EXPIRE", key).arg(ttl_secs).clone()),
         Op::Destroy => add(hash_cmd("DEL", key)),
-        Op::Write { set, delete } => {
+        Op::Write {
+            set,
+            delete,
+            create: false,
+        } => {
+            let flat = set.iter().flat_map(|(f, v)| [f, v]);
+            add(eval(STRICT_WRITE, &[key])
+                .arg(ttl_secs)
+                .arg(set.len() * 2)
+                .arg(flat.collect::<Vec<_>>())
+                .arg(delete)
+                .clone())
+        }
+        Op::Incr {
+            field,
+            by,
+            create: false,
+        } => add(eval(STRICT_INCR, &[key])
+            .arg(ttl_secs)
+            .arg(field)
+            .arg(by)
+            .clone()),
+        Op::Incr { field, by, .. } => {
+            add(redis::cmd("MULTI"));
+            add(hash_cmd("HINCRBY", key).arg(field).arg(by).clone());
+            add(hash_cmd("EXPIRE", key).arg(ttl_secs).clone());
+            add(redis::cmd("EXEC"));
+            return 4;
+        }
+        Op::Rename { to } => add(eval(RENAME, &[key, to]).arg(ttl_secs).clone()),
+        Op::Write { set, delete, .. } => {
             let mut count = 3;
             add(redis::cmd("MULTI"));
             if !set.is_empty() {
@@ -169,8 +235,12 @@ fn add_commands(pipe: &mut Pipeline, key: &str, op: &Op, ttl_secs: u64) -> usize
 /// Turns the replies of one operation's commands into its result.
 fn decode(op: &Op, replies: Vec<Value>) -> Result<Reply> {
     // Any error among the replies (or inside EXEC's array) fails the operation.
+    let transaction = matches!(
+        op,
+        Op::Write { create: true, .. } | Op::Incr { create: true, .. }
+    );
     let nested = replies.last().and_then(|last| match last {
-        Value::Array(items) if matches!(op, Op::Write { .. }) => Some(items.iter()),
+        Value::Array(items) if transaction => Some(items.iter()),
         _ => None,
     });
     if let Some(Value::ServerError(err)) = replies
@@ -178,17 +248,37 @@ fn decode(op: &Op, replies: Vec<Value>) -> Result<Reply> {
         .chain(nested.into_iter().flatten())
         .find(|v| matches!(v, Value::ServerError(_)))
     {
-        return Err(redis::RedisError::from(err.clone()).into());
+        return Err(server_error(err.clone()));
     }
     let last = replies.into_iter().last().unwrap_or(Value::Nil);
-    let parsed = match op {
-        Op::Get(_) => from_redis_value(last).map(Reply::Value),
-        Op::MGet(fields) if fields.is_empty() => Ok(Reply::Values(Vec::new())),
-        Op::MGet(_) => from_redis_value(last).map(Reply::Values),
-        Op::GetAll => from_redis_value(last).map(Reply::Pairs),
-        Op::Write { .. } | Op::Touch | Op::Destroy => Ok(Reply::Done),
-    };
+    let parsed =
+        match op {
+            Op::Get(_) => from_redis_value(last).map(Reply::Value),
+            Op::MGet(fields) if fields.is_empty() => Ok(Reply::Values(Vec::new())),
+            Op::MGet(_) => from_redis_value(last).map(Reply::Values),
+            Op::GetAll => from_redis_value(last).map(Reply::Pairs),
+            Op::Write { create: true, .. } | Op::Touch | Op::Destroy => Ok(Reply::Done),
+            Op::Write { create: false, .. } | Op::Rename { .. } => from_redis_value::<i64>(last)
+                .map(|done| match done {
+                    0 => Reply::Gone,
+                    _ => Reply::Done,
+                }),
+            Op::Incr { create: true, .. } => from_redis_value::<Vec<i64>>(last)
+                .map(|results| Reply::Int(results.first().copied().unwrap_or_default())),
+            Op::Incr { create: false, .. } => from_redis_value::<Option<i64>>(last)
+                .map(|value| value.map_or(Reply::Gone, Reply::Int)),
+        };
     parsed.map_err(|err| redis::RedisError::from(err).into())
+}
+
+/// HINCRBY on a field that is not an integer is the caller's mistake.
+fn server_error(err: redis::ServerError) -> SessionError {
+    let err = redis::RedisError::from(err);
+    let text = err.to_string();
+    if text.contains("not an integer") || text.contains("overflow") {
+        return SessionError::argument(format!("incr: {}", err.detail().unwrap_or(&text)));
+    }
+    err.into()
 }
 
 impl Store for RedisStore {
