@@ -135,9 +135,13 @@ declare namespace altSession {
    * Values are stored as JSON.
    */
   interface Session {
-    /** The session id (43 URL-safe characters for new sessions). */
+    /**
+     * The session id (43 URL-safe characters for new sessions). It changes on
+     * `regenerate()`, and when a write finds the cookie's session gone (expired,
+     * invalidated, never written): the request then moves to a fresh session.
+     */
     readonly id: string;
-    /** Whether this request started the session (no valid session cookie came in). */
+    /** Whether this request started the session (no live session came in with the cookie). */
     readonly isNew: boolean;
 
     /** Reads one key (`HGET`); a missing key reads as `null`. */
@@ -178,6 +182,21 @@ declare namespace altSession {
 
     /** Refreshes the idle timeout (`EXPIRE`); the middleware does this on every request. */
     touch(callback?: Callback): Promise<void>;
+
+    /**
+     * Adds `by` (a safe integer, default 1) to an integer key atomically (`HINCRBY`)
+     * and resolves the new value. A key holding something other than an integer
+     * fails with `ERR_SESSION_ARGUMENT`.
+     */
+    incr(key: string, callback?: ValueCallback<number>): Promise<number>;
+    incr(key: string, by?: number, callback?: ValueCallback<number>): Promise<number>;
+
+    /**
+     * A new id and cookie for the same data; the old id stops working at once
+     * (the hash is renamed atomically). Call it at login and at every privilege
+     * change, against session fixation.
+     */
+    regenerate(callback?: Callback): Promise<void>;
   }
 
   /** Every error code the package produces. */

@@ -113,8 +113,28 @@ pub fn identify<'a>(
     })?;
     let known = parser_id
         .filter(|id| !oversized && sid::is_valid(id))
-        .map(|id| (id.to_owned(), 0));
+        .map(|id| {
+            (
+                id.to_owned(),
+                parser_secret_index(header, cookie_name, secret),
+            )
+        });
     Ok((known, secret))
+}
+
+/// cookie-parser verifies with all its secrets but exposes only the first
+/// (`req.secret`): a cookie that does not verify with that one was signed by
+/// a retired secret (index 1), and is re-signed.
+fn parser_secret_index(header: Option<&str>, cookie_name: &str, current: &str) -> usize {
+    let signed_by_current = header
+        .and_then(|header| find(header, cookie_name))
+        .and_then(|value| verified_id(&value, &[current]))
+        .is_some();
+    if signed_by_current {
+        0
+    } else {
+        1
+    }
 }
 
 /// `Set-Cookie` value carrying the signed id, in the attribute order of the
@@ -224,8 +244,15 @@ mod tests {
         let (known, signer) = identify(&secrets, "sid", Some(&header), None, None).unwrap();
         assert_eq!((known, signer), (Some((id.clone(), 1)), "new"));
 
-        let (known, signer) = identify(&[], "sid", None, Some(&id), Some("cp")).unwrap();
+        let current = format!(
+            "sid={}",
+            format!("s:{}", sign(&id, "cp")).replace(':', "%3A")
+        );
+        let (known, signer) = identify(&[], "sid", Some(&current), Some(&id), Some("cp")).unwrap();
         assert_eq!((known, signer), (Some((id.clone(), 0)), "cp"));
+        // cookie-parser(["cp", "old"]) accepted a cookie signed with "old": re-sign it.
+        let retired = identify(&[], "sid", Some(&header), Some(&id), Some("cp")).unwrap();
+        assert_eq!(retired.0, Some((id.clone(), 1)));
         let (known, _) = identify(&[], "sid", None, Some("bad:id"), Some("cp")).unwrap();
         assert_eq!(known, None);
         let err = identify(&[], "sid", None, Some(&id), None).unwrap_err();

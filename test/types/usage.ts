@@ -166,9 +166,7 @@ app.get('/wrong', async (req) => {
   // @ts-expect-error: remove takes a key or keys
   await req.session.remove(3);
   // @ts-expect-error: no such method
-  await req.session.incr('visits');
-  // @ts-expect-error: no such method (yet)
-  await req.session.regenerate();
+  await req.session.destroy();
   // @ts-expect-error: id is read-only
   req.session.id = 'other';
   // @ts-expect-error: isNew is read-only
@@ -202,3 +200,15 @@ altSession('redis://localhost');
 mw.close('now');
 // @ts-expect-error: no such function
 altSession.store();
+
+// incr and regenerate
+async function counters(session: altSession.Session): Promise<number> {
+  await session.regenerate();
+  session.regenerate((err) => void err);
+  session.incr('n', (err, value) => void (err ?? value));
+  session.incr('n', 2, (err, value) => void (err ?? value));
+  // @ts-expect-error the increment is a number
+  session.incr('n', '2');
+  return session.incr('visits');
+}
+void counters;
