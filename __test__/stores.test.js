@@ -114,3 +114,17 @@ test('values over maxValueBytes are refused with nothing written, on both stores
     await engine.close();
   }
 });
+
+test('a write that would take a session over maxFields writes nothing, on both stores', async () => {
+  const options = JSON.stringify({ redis: { url: redis.url }, session: { maxFields: 3, secret: 'k' } });
+  for (const engine of [new Engine('redis', options), new Engine('memory', options)]) {
+    const id = newId(engine);
+    await engine.write(id, ['a', '1', 'b', '2'], [], true);
+    await assert.rejects(engine.write(id, ['b', '9', 'c', '3', 'd', '4'], [], false), { code: 'ERR_SESSION_TOO_LARGE' });
+    assert.deepEqual(await engine.mget(id, ['b', 'c', 'd']), ['2', null, null], 'nothing written');
+    assert.equal(await engine.write(id, ['b', '9', 'c', '3'], [], false), true, 'up to the cap is fine');
+    await assert.rejects(engine.incr(id, 'd', 1, false), { code: 'ERR_SESSION_TOO_LARGE' });
+    await assert.rejects(engine.write(id, Array(8).fill('x'), [], true), { code: 'ERR_SESSION_TOO_LARGE' });
+    await engine.close();
+  }
+});

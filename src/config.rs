@@ -12,6 +12,10 @@ pub const DEFAULT_TTI_SECS: u64 = 300;
 pub const DEFAULT_PREFIX: &str = "session";
 pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_MAX_FIELDS: usize = 1000;
+/// A write's fields cross into a Lua script as arguments; Lua's `unpack`
+/// tops out near 8000, so the cap stays well below that.
+pub const MAX_MAX_FIELDS: usize = 2000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -45,6 +49,8 @@ pub struct SessionOptions {
     pub secrets: Vec<String>,
     pub cookie: CookieOptions,
     pub max_value_bytes: usize,
+    /// The most keys one session may hold.
+    pub max_fields: usize,
     /// Whether the per-request idle refresh completes before `next()`.
     pub await_touch: bool,
 }
@@ -150,8 +156,20 @@ impl SessionOptions {
                 SessionError::config("session.maxValueBytes must be a whole number > 0")
             })? as usize,
         };
+        let max_fields = match o.get("maxFields") {
+            None | Some(Value::Null) => DEFAULT_MAX_FIELDS,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| (1..=MAX_MAX_FIELDS as u64).contains(n))
+                .ok_or_else(|| {
+                    SessionError::config(format!(
+                        "session.maxFields must be a whole number from 1 to {MAX_MAX_FIELDS}"
+                    ))
+                })? as usize,
+        };
         Ok(SessionOptions {
             db_index,
+            max_fields,
             tti_secs,
             prefix,
             secrets: secrets(o.get("secret"))?,
@@ -377,6 +395,8 @@ mod tests {
         assert!(config_error(json!({"session": {"sameSite": "none"}})).contains("secure"));
         assert!(config_error(json!({"session": 5})).contains("session must be an object"));
         assert!(config_error(json!({"redis": {"commandTimeout": 0}})).contains("commandTimeout"));
+        assert!(config_error(json!({"session": {"maxFields": 0}})).contains("maxFields"));
+        assert!(config_error(json!({"session": {"maxFields": 5000}})).contains("maxFields"));
     }
 
     #[test]

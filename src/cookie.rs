@@ -126,15 +126,13 @@ pub fn identify<'a>(
 /// (`req.secret`): a cookie that does not verify with that one was signed by
 /// a retired secret (index 1), and is re-signed.
 fn parser_secret_index(header: Option<&str>, cookie_name: &str, current: &str) -> usize {
-    let signed_by_current = header
-        .and_then(|header| find(header, cookie_name))
+    // Without the header (a caller that filled req.signedCookies itself) there
+    // is nothing to tell: leave the cookie as it is.
+    let Some(header) = header else { return 0 };
+    let signed_by_current = find(header, cookie_name)
         .and_then(|value| verified_id(&value, &[current]))
         .is_some();
-    if signed_by_current {
-        0
-    } else {
-        1
-    }
+    usize::from(!signed_by_current)
 }
 
 /// `Set-Cookie` value carrying the signed id, in the attribute order of the

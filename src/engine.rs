@@ -9,7 +9,7 @@ use crate::config::{SecureMode, SessionOptions};
 use crate::cookie;
 use crate::error::{ErrorCode, Result, SessionError};
 use crate::sid;
-use crate::store::{InFlight, Op, Reply, Store};
+use crate::store::{too_many_fields, InFlight, Limits, Op, Reply, Store};
 
 /// How a request's session was resolved from its cookie.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,7 +110,11 @@ impl Core {
         }
         let core = Arc::clone(self);
         async move {
-            let replies = core.store.execute_batch(valid, core.session.tti_secs).await;
+            let limits = Limits {
+                ttl_secs: core.session.tti_secs,
+                max_fields: core.session.max_fields,
+            };
+            let replies = core.store.execute_batch(valid, limits).await;
             for (position, reply) in positions.into_iter().zip(replies) {
                 results[position] = Some(reply);
             }
@@ -157,7 +161,11 @@ impl Core {
             ));
         }
         let limit = self.session.max_value_bytes;
-        if let Op::Write { set, .. } = op {
+        if let Op::Write { set, delete, .. } = op {
+            let max_fields = self.session.max_fields;
+            if set.len() > max_fields || delete.len() > max_fields {
+                return Err(too_many_fields(max_fields));
+            }
             if let Some((field, value)) = set.iter().find(|(_, v)| v.len() > limit) {
                 return Err(SessionError::new(
                     ErrorCode::TooLarge,

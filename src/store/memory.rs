@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{BoxFuture, Op, Reply, Store};
+use super::{too_many_fields, BoxFuture, Limits, Op, Reply, Store};
 use crate::error::{ErrorCode, Result, SessionError};
 
 /// How often, at most, a call also sweeps every expired session out.
@@ -68,7 +68,7 @@ impl MemoryStore {
     }
 
     /// [`Store::execute`] at a given instant, so expiry is testable without sleeping.
-    pub fn execute_at(&self, key: &str, op: Op, ttl_secs: u64, now: Instant) -> Result<Reply> {
+    pub fn execute_at(&self, key: &str, op: Op, limits: Limits, now: Instant) -> Result<Reply> {
         if self.closed.load(Ordering::Acquire) {
             return Err(SessionError::new(
                 ErrorCode::Closed,
@@ -85,7 +85,14 @@ impl MemoryStore {
         if state.sessions.get(key).is_some_and(|s| !s.is_live(now)) {
             state.sessions.remove(key);
         }
-        let expiry = now + Duration::from_secs(ttl_secs);
+        let expiry = now + Duration::from_secs(limits.ttl_secs);
+        let over_limit = |session: Option<&Session>, fields: &mut dyn Iterator<Item = &String>| {
+            let held = session.map_or(0, |s| s.fields.len());
+            let added = fields
+                .filter(|f| session.is_none_or(|s| !s.fields.contains_key(*f)))
+                .count();
+            added > 0 && held + added > limits.max_fields
+        };
         let sessions = &mut state.sessions;
         Ok(match op {
             Op::Get(field) => Reply::Value(
@@ -117,6 +124,16 @@ impl MemoryStore {
                 if !sessions.contains_key(key) =>
             {
                 Reply::Gone
+            }
+            Op::Incr { ref field, .. }
+                if over_limit(sessions.get(key), &mut std::iter::once(field)) =>
+            {
+                return Err(too_many_fields(limits.max_fields));
+            }
+            Op::Write { ref set, .. }
+                if over_limit(sessions.get(key), &mut set.iter().map(|(f, _)| f)) =>
+            {
+                return Err(too_many_fields(limits.max_fields));
             }
             Op::Incr { field, by, .. } => {
                 let session = sessions
@@ -180,12 +197,12 @@ impl Store for MemoryStore {
     fn execute_batch(
         &self,
         ops: Vec<(String, Op)>,
-        ttl_secs: u64,
+        limits: Limits,
     ) -> BoxFuture<'_, Vec<Result<Reply>>> {
         let now = Instant::now();
         let replies = ops
             .into_iter()
-            .map(|(key, op)| self.execute_at(&key, op, ttl_secs, now))
+            .map(|(key, op)| self.execute_at(&key, op, limits, now))
             .collect();
         Box::pin(std::future::ready(replies))
     }
@@ -205,6 +222,13 @@ impl Store for MemoryStore {
 mod tests {
     use super::*;
 
+    fn ttl(ttl_secs: u64) -> Limits {
+        Limits {
+            ttl_secs,
+            max_fields: 3,
+        }
+    }
+
     fn write(set: &[(&str, &str)], delete: &[&str]) -> Op {
         Op::Write {
             set: set
@@ -218,7 +242,7 @@ mod tests {
 
     fn get(store: &MemoryStore, key: &str, field: &str, now: Instant) -> Option<String> {
         match store
-            .execute_at(key, Op::Get(field.into()), 10, now)
+            .execute_at(key, Op::Get(field.into()), ttl(10), now)
             .unwrap()
         {
             Reply::Value(v) => v,
@@ -231,10 +255,10 @@ mod tests {
         let store = MemoryStore::new();
         let now = Instant::now();
         store
-            .execute_at("s:a", write(&[("k", "1")], &[]), 10, now)
+            .execute_at("s:a", write(&[("k", "1")], &[]), ttl(10), now)
             .unwrap();
         store
-            .execute_at("s:b", write(&[("k", "2")], &[]), 10, now)
+            .execute_at("s:b", write(&[("k", "2")], &[]), ttl(10), now)
             .unwrap();
         assert_eq!(get(&store, "s:a", "k", now).as_deref(), Some("1"));
         assert_eq!(get(&store, "s:b", "k", now).as_deref(), Some("2"));
@@ -246,17 +270,17 @@ mod tests {
         let store = MemoryStore::new();
         let t0 = Instant::now();
         store
-            .execute_at("s:a", write(&[("k", "1")], &[]), 10, t0)
+            .execute_at("s:a", write(&[("k", "1")], &[]), ttl(10), t0)
             .unwrap();
         let t9 = t0 + Duration::from_secs(9);
         assert_eq!(get(&store, "s:a", "k", t9).as_deref(), Some("1"));
-        store.execute_at("s:a", Op::Touch, 10, t9).unwrap();
+        store.execute_at("s:a", Op::Touch, ttl(10), t9).unwrap();
         let t18 = t0 + Duration::from_secs(18);
         assert_eq!(get(&store, "s:a", "k", t18).as_deref(), Some("1"));
         let t20 = t0 + Duration::from_secs(20);
         assert_eq!(get(&store, "s:a", "k", t20), None);
         // Touching an expired session does not bring it back.
-        store.execute_at("s:a", Op::Touch, 10, t20).unwrap();
+        store.execute_at("s:a", Op::Touch, ttl(10), t20).unwrap();
         assert_eq!(get(&store, "s:a", "k", t20), None);
     }
 
@@ -266,11 +290,13 @@ mod tests {
         let t0 = Instant::now();
         for i in 0..100 {
             store
-                .execute_at(&format!("s:{i}"), write(&[("k", "v")], &[]), 1, t0)
+                .execute_at(&format!("s:{i}"), write(&[("k", "v")], &[]), ttl(1), t0)
                 .unwrap();
         }
         let later = t0 + Duration::from_secs(5);
-        store.execute_at("s:other", Op::Touch, 1, later).unwrap();
+        store
+            .execute_at("s:other", Op::Touch, ttl(1), later)
+            .unwrap();
         assert_eq!(store.state.lock().unwrap().sessions.len(), 0);
     }
 
@@ -284,14 +310,17 @@ mod tests {
             create: false,
         };
         assert_eq!(
-            store.execute_at("s:a", strict.clone(), 10, now),
+            store.execute_at("s:a", strict.clone(), ttl(10), now),
             Ok(Reply::Gone)
         );
         assert!(store.is_empty());
         store
-            .execute_at("s:a", write(&[("k", "0")], &[]), 10, now)
+            .execute_at("s:a", write(&[("k", "0")], &[]), ttl(10), now)
             .unwrap();
-        assert_eq!(store.execute_at("s:a", strict, 10, now), Ok(Reply::Done));
+        assert_eq!(
+            store.execute_at("s:a", strict, ttl(10), now),
+            Ok(Reply::Done)
+        );
         assert_eq!(get(&store, "s:a", "k", now).as_deref(), Some("1"));
     }
 
@@ -304,22 +333,28 @@ mod tests {
             by,
             create: true,
         };
-        assert_eq!(store.execute_at("s:a", incr(1), 10, now), Ok(Reply::Int(1)));
         assert_eq!(
-            store.execute_at("s:a", incr(41), 10, now),
+            store.execute_at("s:a", incr(1), ttl(10), now),
+            Ok(Reply::Int(1))
+        );
+        assert_eq!(
+            store.execute_at("s:a", incr(41), ttl(10), now),
             Ok(Reply::Int(42))
         );
         store
-            .execute_at("s:a", write(&[("n", "\"x\"")], &[]), 10, now)
+            .execute_at("s:a", write(&[("n", "\"x\"")], &[]), ttl(10), now)
             .unwrap();
-        let err = store.execute_at("s:a", incr(1), 10, now).unwrap_err();
+        let err = store.execute_at("s:a", incr(1), ttl(10), now).unwrap_err();
         assert_eq!(err.code, ErrorCode::Argument);
         let strict = Op::Incr {
             field: "n".into(),
             by: 1,
             create: false,
         };
-        assert_eq!(store.execute_at("s:gone", strict, 10, now), Ok(Reply::Gone));
+        assert_eq!(
+            store.execute_at("s:gone", strict, ttl(10), now),
+            Ok(Reply::Gone)
+        );
     }
 
     #[test]
@@ -327,18 +362,55 @@ mod tests {
         let store = MemoryStore::new();
         let now = Instant::now();
         store
-            .execute_at("s:old", write(&[("k", "v")], &[]), 10, now)
+            .execute_at("s:old", write(&[("k", "v")], &[]), ttl(10), now)
             .unwrap();
         let rename = |to: &str| Op::Rename { to: to.into() };
         assert_eq!(
-            store.execute_at("s:old", rename("s:new"), 10, now),
+            store.execute_at("s:old", rename("s:new"), ttl(10), now),
             Ok(Reply::Done)
         );
         assert_eq!(get(&store, "s:old", "k", now), None);
         assert_eq!(get(&store, "s:new", "k", now).as_deref(), Some("v"));
         assert_eq!(
-            store.execute_at("s:old", rename("s:other"), 10, now),
+            store.execute_at("s:old", rename("s:other"), ttl(10), now),
             Ok(Reply::Gone)
+        );
+    }
+
+    #[test]
+    fn writes_over_max_fields_write_nothing() {
+        let store = MemoryStore::new();
+        let now = Instant::now();
+        store
+            .execute_at("s:a", write(&[("a", "1"), ("b", "2")], &[]), ttl(10), now)
+            .unwrap();
+        let over = store.execute_at(
+            "s:a",
+            write(&[("b", "3"), ("c", "3"), ("d", "4")], &[]),
+            ttl(10),
+            now,
+        );
+        assert_eq!(over.unwrap_err().code, ErrorCode::TooLarge);
+        assert_eq!(
+            get(&store, "s:a", "b", now).as_deref(),
+            Some("2"),
+            "nothing written"
+        );
+        // Overwriting held fields and adding up to the cap is fine.
+        store
+            .execute_at("s:a", write(&[("b", "3"), ("c", "3")], &[]), ttl(10), now)
+            .unwrap();
+        let incr = Op::Incr {
+            field: "d".into(),
+            by: 1,
+            create: false,
+        };
+        assert_eq!(
+            store
+                .execute_at("s:a", incr, ttl(10), now)
+                .unwrap_err()
+                .code,
+            ErrorCode::TooLarge
         );
     }
 
@@ -347,10 +419,10 @@ mod tests {
         let store = MemoryStore::new();
         let now = Instant::now();
         store
-            .execute_at("s:a", write(&[("k", "1")], &[]), 10, now)
+            .execute_at("s:a", write(&[("k", "1")], &[]), ttl(10), now)
             .unwrap();
         store
-            .execute_at("s:a", write(&[], &["k"]), 10, now)
+            .execute_at("s:a", write(&[], &["k"]), ttl(10), now)
             .unwrap();
         assert!(store.is_empty());
     }
@@ -360,7 +432,7 @@ mod tests {
         let store = MemoryStore::new();
         futures_util::FutureExt::now_or_never(store.close()).unwrap();
         let err = store
-            .execute_at("s:a", Op::Touch, 10, Instant::now())
+            .execute_at("s:a", Op::Touch, ttl(10), Instant::now())
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::Closed);
     }

@@ -59,16 +59,31 @@ pub enum Reply {
     Done,
 }
 
+/// What every write obeys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The idle timeout that writes and touches set.
+    pub ttl_secs: u64,
+    /// The most fields a session may hold; a write over it writes nothing.
+    pub max_fields: usize,
+}
+
+pub fn too_many_fields(max_fields: usize) -> crate::error::SessionError {
+    crate::error::SessionError::new(
+        crate::error::ErrorCode::TooLarge,
+        format!("the write would take the session over session.maxFields ({max_fields} keys)"),
+    )
+}
+
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 pub trait Store: Send + Sync {
     /// Runs each `(key, op)` on the session stored at `key`, one result per
-    /// operation, in order; `ttl_secs` is the idle timeout that writes and
-    /// touches set. A backend runs the batch in as few round trips as it can.
+    /// operation, in order. A backend runs the batch in as few round trips as it can.
     fn execute_batch(
         &self,
         ops: Vec<(String, Op)>,
-        ttl_secs: u64,
+        limits: Limits,
     ) -> BoxFuture<'_, Vec<Result<Reply>>>;
 
     /// Stops accepting work and releases connections once in-flight work is done.

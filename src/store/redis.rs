@@ -1,5 +1,5 @@
-//! The Redis store: the original's data format (one hash per session,
-//! `MULTI HSET/HDEL EXPIRE EXEC` for writes) over one multiplexed connection
+//! The Redis store: the original's data format (one hash per session, JSON
+//! values, fields and idle TTL written together) over one multiplexed connection
 //! that reconnects by itself. A batch of operations is one pipeline, bounded
 //! as a whole by `commandTimeout`.
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{from_redis_value, Client, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, Value};
 
-use super::{BoxFuture, Op, Reply, Store};
+use super::{too_many_fields, BoxFuture, Limits, Op, Reply, Store};
 use crate::config::RedisOptions;
 use crate::error::{ErrorCode, Result, SessionError};
 
@@ -90,12 +90,12 @@ impl RedisStore {
 
     /// Sends the whole batch as one pipeline: one write, one read, however
     /// many sessions it touches. Each operation keeps its own outcome.
-    async fn run_batch(&self, ops: &[(String, Op)], ttl_secs: u64) -> Vec<Result<Reply>> {
+    async fn run_batch(&self, ops: &[(String, Op)], limits: Limits) -> Vec<Result<Reply>> {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         let replies_per_op: Vec<usize> = ops
             .iter()
-            .map(|(key, op)| add_commands(&mut pipe, key, op, ttl_secs))
+            .map(|(key, op)| add_command(&mut pipe, key, op, limits))
             .collect();
         let values = if pipe.is_empty() {
             Ok(Vec::new())
@@ -108,7 +108,7 @@ impl RedisStore {
         };
         ops.iter()
             .zip(replies_per_op)
-            .map(|((_, op), count)| decode(op, values.by_ref().take(count).collect()))
+            .map(|((_, op), count)| decode(op, values.by_ref().take(count).next(), limits))
             .collect()
     }
 
@@ -127,23 +127,37 @@ impl RedisStore {
     }
 }
 
-/// A write that applies only to a session that exists: a dead id is never
-/// revived, even by a write racing the `invalidate` that killed it.
-/// ARGV: ttl, number of set arguments, field, value, ..., fields to delete.
-const STRICT_WRITE: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local sets = tonumber(ARGV[2])
-if sets > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 3, 2 + sets)) end
-if #ARGV > 2 + sets then redis.call('HDEL', KEYS[1], unpack(ARGV, 3 + sets)) end
-redis.call('EXPIRE', KEYS[1], ARGV[1])
+/// Every write: `HSET` pairs and `HDEL` fields, then `EXPIRE`, atomically.
+/// Unless it may create the session (an id issued in this request), it writes
+/// only to a session that exists: a dead id is never revived, even by a write
+/// racing the `invalidate` that killed it (returns 0). A write that would take
+/// the session over `maxFields` fields writes nothing (returns -1).
+/// ARGV: create (0/1), ttl, maxFields, number of set arguments, field, value, ..., deletions.
+const WRITE: &str = r#"
+if ARGV[1] == '0' and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local sets = tonumber(ARGV[4])
+if sets > 0 then
+  local added = 0
+  for i = 5, 4 + sets, 2 do
+    if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then added = added + 1 end
+  end
+  if added > 0 and redis.call('HLEN', KEYS[1]) + added > tonumber(ARGV[3]) then return -1 end
+  redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + sets))
+end
+if #ARGV > 4 + sets then redis.call('HDEL', KEYS[1], unpack(ARGV, 5 + sets)) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 "#;
 
-/// `HINCRBY` on a session that exists. ARGV: ttl, field, increment.
-const STRICT_INCR: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local value = redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[1])
+/// `HINCRBY` and `EXPIRE`, atomically; as `WRITE` for dead ids (returns
+/// false) and the field cap (returns a table `{-1}`).
+/// ARGV: create (0/1), ttl, maxFields, field, increment.
+const INCR: &str = r#"
+if ARGV[1] == '0' and redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if redis.call('HEXISTS', KEYS[1], ARGV[4]) == 0
+  and redis.call('HLEN', KEYS[1]) + 1 > tonumber(ARGV[3]) then return {-1} end
+local value = redis.call('HINCRBY', KEYS[1], ARGV[4], ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 return value
 "#;
 
@@ -169,105 +183,67 @@ fn hash_cmd(name: &str, key: &str) -> Cmd {
     cmd
 }
 
-/// Adds the commands of one operation to the batch's pipeline; returns how
-/// many replies they produce. Writes are `MULTI HSET.. HDEL.. EXPIRE EXEC`,
-/// as the original wrote them: fields and idle TTL change together.
-fn add_commands(pipe: &mut Pipeline, key: &str, op: &Op, ttl_secs: u64) -> usize {
-    let mut add = |cmd: Cmd| {
-        pipe.add_command(cmd);
-    };
-    match op {
-        Op::Get(field) => add(hash_cmd("HGET", key).arg(field).clone()),
+/// Adds the command of one operation to the batch's pipeline; returns how
+/// many replies it produces (one, or none for an empty `mget`).
+fn add_command(pipe: &mut Pipeline, key: &str, op: &Op, limits: Limits) -> usize {
+    let ttl = limits.ttl_secs;
+    let cmd = match op {
+        Op::Get(field) => hash_cmd("HGET", key).arg(field).clone(),
         Op::MGet(fields) if fields.is_empty() => return 0,
-        Op::MGet(fields) => add(hash_cmd("HMGET", key).arg(fields).clone()),
-        Op::GetAll => add(hash_cmd("HGETALL", key)),
-        Op::Touch => add(hash_cmd("EXPIRE", key).arg(ttl_secs).clone()),
-        Op::Destroy => add(hash_cmd("DEL", key)),
+        Op::MGet(fields) => hash_cmd("HMGET", key).arg(fields).clone(),
+        Op::GetAll => hash_cmd("HGETALL", key),
+        Op::Touch => hash_cmd("EXPIRE", key).arg(ttl).clone(),
+        Op::Destroy => hash_cmd("DEL", key),
         Op::Write {
             set,
             delete,
-            create: false,
+            create,
         } => {
-            let flat = set.iter().flat_map(|(f, v)| [f, v]);
-            add(eval(STRICT_WRITE, &[key])
-                .arg(ttl_secs)
-                .arg(set.len() * 2)
-                .arg(flat.collect::<Vec<_>>())
+            let flat: Vec<&String> = set.iter().flat_map(|(f, v)| [f, v]).collect();
+            eval(WRITE, &[key])
+                .arg(u8::from(*create))
+                .arg(ttl)
+                .arg(limits.max_fields)
+                .arg(flat.len())
+                .arg(flat)
                 .arg(delete)
-                .clone())
+                .clone()
         }
-        Op::Incr {
-            field,
-            by,
-            create: false,
-        } => add(eval(STRICT_INCR, &[key])
-            .arg(ttl_secs)
+        Op::Incr { field, by, create } => eval(INCR, &[key])
+            .arg(u8::from(*create))
+            .arg(ttl)
+            .arg(limits.max_fields)
             .arg(field)
             .arg(by)
-            .clone()),
-        Op::Incr { field, by, .. } => {
-            add(redis::cmd("MULTI"));
-            add(hash_cmd("HINCRBY", key).arg(field).arg(by).clone());
-            add(hash_cmd("EXPIRE", key).arg(ttl_secs).clone());
-            add(redis::cmd("EXEC"));
-            return 4;
-        }
-        Op::Rename { to } => add(eval(RENAME, &[key, to]).arg(ttl_secs).clone()),
-        Op::Write { set, delete, .. } => {
-            let mut count = 3;
-            add(redis::cmd("MULTI"));
-            if !set.is_empty() {
-                add(hash_cmd("HSET", key).arg(set).clone());
-                count += 1;
-            }
-            if !delete.is_empty() {
-                add(hash_cmd("HDEL", key).arg(delete).clone());
-                count += 1;
-            }
-            add(hash_cmd("EXPIRE", key).arg(ttl_secs).clone());
-            add(redis::cmd("EXEC"));
-            return count;
-        }
-    }
+            .clone(),
+        Op::Rename { to } => eval(RENAME, &[key, to]).arg(ttl).clone(),
+    };
+    pipe.add_command(cmd);
     1
 }
 
-/// Turns the replies of one operation's commands into its result.
-fn decode(op: &Op, replies: Vec<Value>) -> Result<Reply> {
-    // Any error among the replies (or inside EXEC's array) fails the operation.
-    let transaction = matches!(
-        op,
-        Op::Write { create: true, .. } | Op::Incr { create: true, .. }
-    );
-    let nested = replies.last().and_then(|last| match last {
-        Value::Array(items) if transaction => Some(items.iter()),
-        _ => None,
-    });
-    if let Some(Value::ServerError(err)) = replies
-        .iter()
-        .chain(nested.into_iter().flatten())
-        .find(|v| matches!(v, Value::ServerError(_)))
-    {
-        return Err(server_error(err.clone()));
-    }
-    let last = replies.into_iter().last().unwrap_or(Value::Nil);
-    let parsed =
-        match op {
-            Op::Get(_) => from_redis_value(last).map(Reply::Value),
-            Op::MGet(fields) if fields.is_empty() => Ok(Reply::Values(Vec::new())),
-            Op::MGet(_) => from_redis_value(last).map(Reply::Values),
-            Op::GetAll => from_redis_value(last).map(Reply::Pairs),
-            Op::Write { create: true, .. } | Op::Touch | Op::Destroy => Ok(Reply::Done),
-            Op::Write { create: false, .. } | Op::Rename { .. } => from_redis_value::<i64>(last)
-                .map(|done| match done {
-                    0 => Reply::Gone,
-                    _ => Reply::Done,
-                }),
-            Op::Incr { create: true, .. } => from_redis_value::<Vec<i64>>(last)
-                .map(|results| Reply::Int(results.first().copied().unwrap_or_default())),
-            Op::Incr { create: false, .. } => from_redis_value::<Option<i64>>(last)
-                .map(|value| value.map_or(Reply::Gone, Reply::Int)),
-        };
+/// Turns the reply of one operation's command into its result.
+fn decode(op: &Op, reply: Option<Value>, limits: Limits) -> Result<Reply> {
+    let reply = match reply {
+        Some(Value::ServerError(err)) => return Err(server_error(err)),
+        Some(value) => value,
+        None => return Ok(Reply::Values(Vec::new())), // an empty mget sent nothing
+    };
+    let parsed = match op {
+        Op::Get(_) => from_redis_value(reply).map(Reply::Value),
+        Op::MGet(_) => from_redis_value(reply).map(Reply::Values),
+        Op::GetAll => from_redis_value(reply).map(Reply::Pairs),
+        Op::Touch | Op::Destroy => Ok(Reply::Done),
+        Op::Write { .. } | Op::Rename { .. } => match from_redis_value::<i64>(reply) {
+            Ok(-1) => return Err(too_many_fields(limits.max_fields)),
+            done => done.map(|done| if done == 0 { Reply::Gone } else { Reply::Done }),
+        },
+        Op::Incr { .. } => match reply {
+            Value::Nil => Ok(Reply::Gone),
+            Value::Array(_) => return Err(too_many_fields(limits.max_fields)),
+            value => from_redis_value(value).map(Reply::Int),
+        },
+    };
     parsed.map_err(|err| redis::RedisError::from(err).into())
 }
 
@@ -285,9 +261,9 @@ impl Store for RedisStore {
     fn execute_batch(
         &self,
         ops: Vec<(String, Op)>,
-        ttl_secs: u64,
+        limits: Limits,
     ) -> BoxFuture<'_, Vec<Result<Reply>>> {
-        Box::pin(async move { self.run_batch(&ops, ttl_secs).await })
+        Box::pin(async move { self.run_batch(&ops, limits).await })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
