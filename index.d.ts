@@ -157,13 +157,13 @@ declare namespace altSession {
     getAll<T = unknown>(callback?: ValueCallback<Record<string, T>>): Promise<Record<string, T>>;
 
     /**
-     * Stores one key (`MULTI HSET EXPIRE EXEC`). `undefined` removes the key
+     * Stores one key (`HSET` and `EXPIRE`, atomically). `undefined` removes the key
      * (as `JSON.stringify` drops it).
      */
     set(key: string, value: unknown, callback?: Callback): Promise<void>;
 
     /**
-     * Stores several keys atomically (`MULTI HSET HDEL EXPIRE EXEC`): all of them, or none
+     * Stores several keys atomically (`HSET`, `HDEL`, `EXPIRE`): all of them, or none
      * on error. Keys whose value is `undefined` are removed.
      */
     mset<T extends object>(
@@ -171,7 +171,7 @@ declare namespace altSession {
       callback?: Callback
     ): Promise<void>;
 
-    /** Removes one key or an array of keys (`MULTI HDEL EXPIRE EXEC`). */
+    /** Removes one key or an array of keys (`HDEL` and `EXPIRE`, atomically). */
     remove(keys: string | readonly string[], callback?: Callback): Promise<void>;
 
     /**

@@ -189,7 +189,7 @@ class Session {
 
   /** Adds `by` (default 1) to an integer key atomically (HINCRBY); resolves the new value. */
   incr(key, by = 1, callback) {
-    if (typeof by === 'function') [by, callback] = [1, by];
+    if (typeof by === 'function' && callback === undefined) [by, callback] = [1, by];
     return run(callback, () => {
       checkKey(key);
       if (!Number.isSafeInteger(by)) {

@@ -312,3 +312,56 @@ mod tests {
         );
     }
 }
+
+/// Property tests: whatever bytes arrive in a Cookie header, parsing never
+/// panics, and no id that reaches a store key has an invalid shape.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_header_yields_only_valid_ids(header in ".{0,300}", secret in "[ -~]{1,20}") {
+            let secrets = vec![secret.clone()];
+            if let Ok((Some((id, _)), _)) = identify(&secrets, "sid", Some(&header), None, None) {
+                prop_assert!(sid::is_valid(&id));
+            }
+            let parsed = identify(&[], "sid", Some(&header), Some(&header), Some(&secret));
+            if let Ok((Some((id, _)), _)) = parsed {
+                prop_assert!(sid::is_valid(&id));
+            }
+        }
+
+        #[test]
+        fn cookies_around_a_valid_one_do_not_hide_it(
+            before in "[a-z]{1,8}=[a-zA-Z0-9%]{0,20}",
+            after in "[a-z]{1,8}=[^;]{0,20}",
+        ) {
+            prop_assume!(!before.starts_with("sid="));
+            let id = crate::sid::generate().unwrap();
+            let value = format!("s:{}", sign(&id, "k")).replace(':', "%3A");
+            let header = format!("{before}; sid={value}; {after}");
+            let secrets = vec!["k".to_string()];
+            let (known, _) = identify(&secrets, "sid", Some(&header), None, None).unwrap();
+            prop_assert_eq!(known, Some((id, 0)));
+        }
+
+        #[test]
+        fn signatures_round_trip_and_reject_any_change(
+            value in ".{0,64}",
+            secret in ".{1,32}",
+            flip in 0usize..43,
+        ) {
+            let signed = sign(&value, &secret);
+            prop_assert_eq!(unsign(&signed, &[&secret]), Some((value.as_str(), 0)));
+            let mut tampered: Vec<char> = signed.chars().collect();
+            let at = tampered.len() - 1 - flip;
+            tampered[at] = if tampered[at] == 'A' { 'B' } else { 'A' };
+            let tampered: String = tampered.into_iter().collect();
+            prop_assert_eq!(unsign(&tampered, &[&secret]), None);
+        }
+    }
+}

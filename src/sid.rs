@@ -109,3 +109,22 @@ mod tests {
         assert!(ensure_valid("nope").is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// An accepted id never holds key syntax or control bytes, whatever the input.
+        #[test]
+        fn accepted_ids_hold_only_base64_characters(id in ".{0,200}") {
+            if is_valid(&id) {
+                prop_assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_+/=".contains(&b)));
+                prop_assert!((MIN_ID_LEN..=MAX_ID_LEN).contains(&id.len()));
+            }
+        }
+    }
+}
