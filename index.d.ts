@@ -106,6 +106,16 @@ declare namespace altSession {
      */
     maxValueBytes?: number;
     /**
+     * Absolute session lifetime in whole seconds from the session's creation; idle
+     * refreshes never extend a session past it. Default: none.
+     */
+    maxLifetime?: number;
+    /**
+     * Most keys one session may hold (1 to 2000); a write over it fails with
+     * `ERR_SESSION_TOO_LARGE` and writes nothing. Default `1000`.
+     */
+    maxFields?: number;
+    /**
      * Whether the per-request idle refresh (`EXPIRE`) completes before `next()` is called
      * (an error there then goes to `next(err)`). `false`: `next()` is called at once and a
      * failed refresh is ignored. Default `true`.

@@ -128,3 +128,45 @@ test('a write that would take a session over maxFields writes nothing, on both s
     await engine.close();
   }
 });
+
+test('maxLifetime ends a session at its deadline whatever the idle refreshes, on both stores', async () => {
+  const options = JSON.stringify({
+    redis: { url: redis.url },
+    session: { tti: 60, maxLifetime: 2, secret: 'k', prefix: `life-${process.pid}` },
+  });
+  const engines = [new Engine('redis', options), new Engine('memory', options)];
+  const ids = engines.map(newId);
+  await Promise.all(engines.map((engine, i) => engine.write(ids[i], ['k', '"v"'], [], true)));
+  for (let i = 0; i < 3; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await Promise.all(engines.map((engine, j) => engine.touch(ids[j])));
+  }
+  for (const [i, engine] of engines.entries()) {
+    assert.equal(await engine.get(ids[i], 'k'), '"v"', 'alive before the deadline');
+    assert.deepEqual(await engine.getAll(ids[i]), ['k', '"v"'], 'the creation time is not an app key');
+  }
+  await new Promise((resolve) => setTimeout(resolve, 800));
+  for (const [i, engine] of engines.entries()) {
+    await engine.touch(ids[i]);
+    assert.equal(await engine.get(ids[i], 'k'), null, 'gone after 2 s despite the refreshes');
+    assert.equal(await engine.write(ids[i], ['k', '1'], [], false), false, 'and never revived');
+  }
+  await Promise.all(engines.map((engine) => engine.close()));
+});
+
+test('with maxLifetime, a session written without a creation time (by 0.0.1) keeps working', async () => {
+  const { createClient } = require('redis');
+  const options = JSON.stringify({ redis: { url: redis.url }, session: { maxLifetime: 100, secret: 'k' } });
+  const engine = new Engine('redis', options);
+  const id = newId(engine);
+  const raw = createClient(redis.port, redis.host);
+  await new Promise((resolve, reject) => raw.hset(`session:${id}`, 'user', '"ann"', (err) => (err ? reject(err) : resolve())));
+  await engine.touch(id);
+  assert.equal(await engine.get(id, 'user'), '"ann"');
+  assert.equal(await engine.write(id, ['n', '1'], [], false), true);
+  const ttl = await new Promise((resolve, reject) => raw.ttl(`session:${id}`, (err, t) => (err ? reject(err) : resolve(t))));
+  assert.ok(ttl > 90 && ttl <= 100, `the lifetime counts from the first refresh: TTL ${ttl}`);
+  await assert.rejects(engine.get(id, '\u0000created'), { code: 'ERR_SESSION_ARGUMENT' });
+  raw.quit();
+  await engine.close();
+});

@@ -51,6 +51,8 @@ pub struct SessionOptions {
     pub max_value_bytes: usize,
     /// The most keys one session may hold.
     pub max_fields: usize,
+    /// Absolute session lifetime in seconds, from creation; off by default.
+    pub max_lifetime_secs: Option<u64>,
     /// Whether the per-request idle refresh completes before `next()`.
     pub await_touch: bool,
 }
@@ -167,9 +169,16 @@ impl SessionOptions {
                     ))
                 })? as usize,
         };
+        let max_lifetime_secs = match o.get("maxLifetime") {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => None,
+            Some(v) => Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+                SessionError::config("session.maxLifetime must be a whole number of seconds > 0")
+            })?),
+        };
         Ok(SessionOptions {
             db_index,
             max_fields,
+            max_lifetime_secs,
             tti_secs,
             prefix,
             secrets: secrets(o.get("secret"))?,
@@ -396,6 +405,7 @@ mod tests {
         assert!(config_error(json!({"session": 5})).contains("session must be an object"));
         assert!(config_error(json!({"redis": {"commandTimeout": 0}})).contains("commandTimeout"));
         assert!(config_error(json!({"session": {"maxFields": 0}})).contains("maxFields"));
+        assert!(config_error(json!({"session": {"maxLifetime": -5}})).contains("maxLifetime"));
         assert!(config_error(json!({"session": {"maxFields": 5000}})).contains("maxFields"));
     }
 

@@ -113,6 +113,7 @@ impl Core {
             let limits = Limits {
                 ttl_secs: core.session.tti_secs,
                 max_fields: core.session.max_fields,
+                max_lifetime_secs: core.session.max_lifetime_secs,
             };
             let replies = core.store.execute_batch(valid, limits).await;
             for (position, reply) in positions.into_iter().zip(replies) {
@@ -142,13 +143,15 @@ impl Core {
     /// must fit `maxValueBytes`.
     fn check(&self, id: &str, op: &Op) -> Result<()> {
         sid::ensure_valid(id)?;
+        // Empty, or starting with NUL (reserved for the store's own fields).
+        let bad = |field: &String| field.is_empty() || field.starts_with('\0');
         let empty = match op {
-            Op::Get(field) => field.is_empty(),
-            Op::MGet(fields) => fields.iter().any(String::is_empty),
+            Op::Get(field) => bad(field),
+            Op::MGet(fields) => fields.iter().any(bad),
             Op::Write { set, delete, .. } => {
-                set.iter().any(|(f, _)| f.is_empty()) || delete.iter().any(String::is_empty)
+                set.iter().any(|(f, _)| bad(f)) || delete.iter().any(bad)
             }
-            Op::Incr { field, .. } => field.is_empty(),
+            Op::Incr { field, .. } => bad(field),
             Op::Rename { to } => {
                 sid::ensure_valid(to)?;
                 false
@@ -157,7 +160,7 @@ impl Core {
         };
         if empty {
             return Err(SessionError::argument(
-                "session keys must be non-empty strings",
+                "session keys must be non-empty strings not starting with NUL",
             ));
         }
         let limit = self.session.max_value_bytes;

@@ -102,8 +102,11 @@ impl From<redis::RedisError> for SessionError {
         // such as NOAUTH: that one names the cause.
         let aborted_by = aborted_by(&err);
         let server_code = aborted_by.as_ref().map(|e| e.code()).or(err.code());
+        // An unauthenticated client sending a large command (a script) gets a
+        // protocol error and a closed connection rather than NOAUTH.
         let auth_failed = err.kind() == redis::ErrorKind::AuthenticationFailed
-            || matches!(server_code, Some("NOAUTH" | "WRONGPASS"));
+            || matches!(server_code, Some("NOAUTH" | "WRONGPASS"))
+            || err.to_string().contains("Protocol error");
         let code = if err.is_timeout() {
             ErrorCode::Timeout
         } else if auth_failed

@@ -36,13 +36,16 @@ impl Default for State {
 struct Session {
     fields: HashMap<String, String>,
     expires_at: Option<Instant>,
+    /// For `maxLifetime`: the session ends at `created_at + max_lifetime`.
+    created_at: Instant,
 }
 
 impl Session {
-    fn empty() -> Session {
+    fn new(created_at: Instant) -> Session {
         Session {
             fields: HashMap::new(),
             expires_at: None,
+            created_at,
         }
     }
 
@@ -85,7 +88,14 @@ impl MemoryStore {
         if state.sessions.get(key).is_some_and(|s| !s.is_live(now)) {
             state.sessions.remove(key);
         }
-        let expiry = now + Duration::from_secs(limits.ttl_secs);
+        // The idle deadline, capped by the absolute one (maxLifetime).
+        let expiry = |created_at: Instant| {
+            let idle = now + Duration::from_secs(limits.ttl_secs);
+            match limits.max_lifetime_secs {
+                Some(life) => idle.min(created_at + Duration::from_secs(life)),
+                None => idle,
+            }
+        };
         let over_limit = |session: Option<&Session>, fields: &mut dyn Iterator<Item = &String>| {
             let held = session.map_or(0, |s| s.fields.len());
             let added = fields
@@ -138,7 +148,7 @@ impl MemoryStore {
             Op::Incr { field, by, .. } => {
                 let session = sessions
                     .entry(key.to_owned())
-                    .or_insert_with(Session::empty);
+                    .or_insert_with(|| Session::new(now));
                 let current = match session.fields.get(&field) {
                     None => 0,
                     Some(text) => text.parse::<i64>().map_err(|_| not_an_integer(&field))?,
@@ -147,13 +157,13 @@ impl MemoryStore {
                     .checked_add(by)
                     .ok_or_else(|| not_an_integer(&field))?;
                 session.fields.insert(field, value.to_string());
-                session.expires_at = Some(expiry);
+                session.expires_at = Some(expiry(session.created_at));
                 Reply::Int(value)
             }
             Op::Rename { to } => match sessions.remove(key) {
                 None => Reply::Gone,
                 Some(mut session) => {
-                    session.expires_at = Some(expiry);
+                    session.expires_at = Some(expiry(session.created_at));
                     sessions.insert(to, session);
                     Reply::Done
                 }
@@ -161,12 +171,12 @@ impl MemoryStore {
             Op::Write { set, delete, .. } => {
                 let session = sessions
                     .entry(key.to_owned())
-                    .or_insert_with(Session::empty);
+                    .or_insert_with(|| Session::new(now));
                 session.fields.extend(set);
                 for field in &delete {
                     session.fields.remove(field);
                 }
-                session.expires_at = Some(expiry);
+                session.expires_at = Some(expiry(session.created_at));
                 if session.fields.is_empty() {
                     sessions.remove(key);
                 }
@@ -174,7 +184,7 @@ impl MemoryStore {
             }
             Op::Touch => {
                 if let Some(session) = sessions.get_mut(key) {
-                    session.expires_at = Some(expiry);
+                    session.expires_at = Some(expiry(session.created_at));
                 }
                 Reply::Done
             }
@@ -226,6 +236,7 @@ mod tests {
         Limits {
             ttl_secs,
             max_fields: 3,
+            max_lifetime_secs: None,
         }
     }
 

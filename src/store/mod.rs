@@ -66,7 +66,15 @@ pub struct Limits {
     pub ttl_secs: u64,
     /// The most fields a session may hold; a write over it writes nothing.
     pub max_fields: usize,
+    /// Absolute lifetime of a session from its creation (`maxLifetime`):
+    /// no idle refresh extends it past that.
+    pub max_lifetime_secs: Option<u64>,
 }
+
+/// The hash field where the Redis store keeps a session's creation time (unix
+/// milliseconds) when `maxLifetime` is on. Session keys may not start with NUL,
+/// so no key of the application can collide with it.
+pub const CREATED_FIELD: &str = "\0created";
 
 pub fn too_many_fields(max_fields: usize) -> crate::error::SessionError {
     crate::error::SessionError::new(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{from_redis_value, Client, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, Value};
 
-use super::{too_many_fields, BoxFuture, Limits, Op, Reply, Store};
+use super::{too_many_fields, BoxFuture, Limits, Op, Reply, Store, CREATED_FIELD};
 use crate::config::RedisOptions;
 use crate::error::{ErrorCode, Result, SessionError};
 
@@ -127,47 +127,107 @@ impl RedisStore {
     }
 }
 
+/// Shared by the scripts: the TTL (in ms, for `PEXPIRE`) to set on a session
+/// that exists, its idle timeout capped by what is left of its absolute
+/// lifetime (`maxLifetime`, counted from the creation time in unix ms kept in the hash; a session written before
+/// the option was on, or by alt-session 0.0.1, starts counting now). `false`
+/// when the lifetime is over: the session is deleted.
+macro_rules! lua_with_lifetime {
+    ($body:literal) => {
+        concat!(
+            r#"
+local function lifetime_ttl(key, ttl, life)
+  if life == 0 then return ttl * 1000 end
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  local created = tonumber(redis.call('HGET', key, '\0created'))
+  if not created then
+    created = now
+    redis.call('HSET', key, '\0created', now)
+  end
+  local left = created + life * 1000 - now
+  if left <= 0 then
+    redis.call('DEL', key)
+    return false
+  end
+  return math.min(ttl * 1000, left)
+end
+"#,
+            $body
+        )
+    };
+}
+
 /// Every write: `HSET` pairs and `HDEL` fields, then `EXPIRE`, atomically.
 /// Unless it may create the session (an id issued in this request), it writes
 /// only to a session that exists: a dead id is never revived, even by a write
 /// racing the `invalidate` that killed it (returns 0). A write that would take
 /// the session over `maxFields` fields writes nothing (returns -1).
-/// ARGV: create (0/1), ttl, maxFields, number of set arguments, field, value, ..., deletions.
-const WRITE: &str = r#"
-if ARGV[1] == '0' and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local sets = tonumber(ARGV[4])
+/// ARGV: create (0/1), ttl, maxFields, maxLifetime (0: none), number of set
+/// arguments, field, value, ..., fields to delete.
+const WRITE: &str = lua_with_lifetime!(
+    r#"
+local key, ttl, life = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4])
+local exists = redis.call('EXISTS', key) == 1
+if not exists and ARGV[1] == '0' then return 0 end
+if exists and not lifetime_ttl(key, ttl, life) then return 0 end
+local sets = tonumber(ARGV[5])
 if sets > 0 then
   local added = 0
-  for i = 5, 4 + sets, 2 do
-    if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then added = added + 1 end
+  for i = 6, 5 + sets, 2 do
+    if redis.call('HEXISTS', key, ARGV[i]) == 0 then added = added + 1 end
   end
-  if added > 0 and redis.call('HLEN', KEYS[1]) + added > tonumber(ARGV[3]) then return -1 end
-  redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + sets))
+  local held = redis.call('HLEN', key) - redis.call('HEXISTS', key, '\0created')
+  if added > 0 and held + added > tonumber(ARGV[3]) then return -1 end
+  redis.call('HSET', key, unpack(ARGV, 6, 5 + sets))
 end
-if #ARGV > 4 + sets then redis.call('HDEL', KEYS[1], unpack(ARGV, 5 + sets)) end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+if #ARGV > 5 + sets then redis.call('HDEL', key, unpack(ARGV, 6 + sets)) end
+if redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, lifetime_ttl(key, ttl, life)) end
 return 1
-"#;
+"#
+);
 
 /// `HINCRBY` and `EXPIRE`, atomically; as `WRITE` for dead ids (returns
 /// false) and the field cap (returns a table `{-1}`).
-/// ARGV: create (0/1), ttl, maxFields, field, increment.
-const INCR: &str = r#"
-if ARGV[1] == '0' and redis.call('EXISTS', KEYS[1]) == 0 then return false end
-if redis.call('HEXISTS', KEYS[1], ARGV[4]) == 0
-  and redis.call('HLEN', KEYS[1]) + 1 > tonumber(ARGV[3]) then return {-1} end
-local value = redis.call('HINCRBY', KEYS[1], ARGV[4], ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+/// ARGV: create (0/1), ttl, maxFields, maxLifetime, field, increment.
+const INCR: &str = lua_with_lifetime!(
+    r#"
+local key, ttl, life = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4])
+local exists = redis.call('EXISTS', key) == 1
+if not exists and ARGV[1] == '0' then return false end
+if exists and not lifetime_ttl(key, ttl, life) then return false end
+local held = redis.call('HLEN', key) - redis.call('HEXISTS', key, '\0created')
+if redis.call('HEXISTS', key, ARGV[5]) == 0 and held + 1 > tonumber(ARGV[3]) then return {-1} end
+local value = redis.call('HINCRBY', key, ARGV[5], ARGV[6])
+redis.call('PEXPIRE', key, lifetime_ttl(key, ttl, life))
 return value
-"#;
+"#
+);
 
-/// Moves a session to a new key in one step. ARGV: ttl.
-const RENAME: &str = r#"
+/// `EXPIRE` with an absolute lifetime (without one, a plain `EXPIRE` is sent).
+/// ARGV: ttl, maxLifetime.
+const TOUCH: &str = lua_with_lifetime!(
+    r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local ttl = lifetime_ttl(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+if not ttl then return 0 end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
+"#
+);
+
+/// Moves a session to a new key in one step; its lifetime goes with it.
+/// ARGV: ttl, maxLifetime.
+const RENAME: &str = lua_with_lifetime!(
+    r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('RENAME', KEYS[1], KEYS[2])
-redis.call('EXPIRE', KEYS[2], ARGV[1])
+local ttl = lifetime_ttl(KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))
+if not ttl then return 0 end
+redis.call('PEXPIRE', KEYS[2], ttl)
 return 1
-"#;
+"#
+);
 
 /// `EVAL` (not `EVALSHA`): Redis caches the compiled script by its digest
 /// anyway, and a restarted Redis needs no reloading.
@@ -187,12 +247,16 @@ fn hash_cmd(name: &str, key: &str) -> Cmd {
 /// many replies it produces (one, or none for an empty `mget`).
 fn add_command(pipe: &mut Pipeline, key: &str, op: &Op, limits: Limits) -> usize {
     let ttl = limits.ttl_secs;
+    let life = limits.max_lifetime_secs.unwrap_or(0);
     let cmd = match op {
         Op::Get(field) => hash_cmd("HGET", key).arg(field).clone(),
         Op::MGet(fields) if fields.is_empty() => return 0,
         Op::MGet(fields) => hash_cmd("HMGET", key).arg(fields).clone(),
         Op::GetAll => hash_cmd("HGETALL", key),
-        Op::Touch => hash_cmd("EXPIRE", key).arg(ttl).clone(),
+        Op::Touch => match limits.max_lifetime_secs {
+            None => hash_cmd("EXPIRE", key).arg(ttl).clone(),
+            Some(life) => eval(TOUCH, &[key]).arg(ttl).arg(life).clone(),
+        },
         Op::Destroy => hash_cmd("DEL", key),
         Op::Write {
             set,
@@ -204,6 +268,7 @@ fn add_command(pipe: &mut Pipeline, key: &str, op: &Op, limits: Limits) -> usize
                 .arg(u8::from(*create))
                 .arg(ttl)
                 .arg(limits.max_fields)
+                .arg(life)
                 .arg(flat.len())
                 .arg(flat)
                 .arg(delete)
@@ -213,10 +278,11 @@ fn add_command(pipe: &mut Pipeline, key: &str, op: &Op, limits: Limits) -> usize
             .arg(u8::from(*create))
             .arg(ttl)
             .arg(limits.max_fields)
+            .arg(life)
             .arg(field)
             .arg(by)
             .clone(),
-        Op::Rename { to } => eval(RENAME, &[key, to]).arg(ttl).clone(),
+        Op::Rename { to } => eval(RENAME, &[key, to]).arg(ttl).arg(life).clone(),
     };
     pipe.add_command(cmd);
     1
@@ -232,7 +298,15 @@ fn decode(op: &Op, reply: Option<Value>, limits: Limits) -> Result<Reply> {
     let parsed = match op {
         Op::Get(_) => from_redis_value(reply).map(Reply::Value),
         Op::MGet(_) => from_redis_value(reply).map(Reply::Values),
-        Op::GetAll => from_redis_value(reply).map(Reply::Pairs),
+        Op::GetAll => from_redis_value::<Vec<(String, String)>>(reply).map(|pairs| {
+            // The store's own fields (maxLifetime's creation time) are not the app's.
+            Reply::Pairs(
+                pairs
+                    .into_iter()
+                    .filter(|(f, _)| f != CREATED_FIELD)
+                    .collect(),
+            )
+        }),
         Op::Touch | Op::Destroy => Ok(Reply::Done),
         Op::Write { .. } | Op::Rename { .. } => match from_redis_value::<i64>(reply) {
             Ok(-1) => return Err(too_many_fields(limits.max_fields)),

@@ -187,7 +187,7 @@ altSession({ session: { sameSite: 'sometimes' } });
 // @ts-expect-error: secret is a string or an array of strings
 altSession({ session: { secret: 42 } });
 // @ts-expect-error: unknown option
-altSession({ session: { maxLifetime: 3600 } });
+altSession({ session: { rolling: true } });
 // @ts-expect-error: sentinel is not supported
 altSession({ redis: { sentinel: { name: 'mymaster', nodes: [] } } });
 // @ts-expect-error: timeouts are numbers of milliseconds
