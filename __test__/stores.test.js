@@ -170,3 +170,19 @@ test('with maxLifetime, a session written without a creation time (by 0.0.1) kee
   raw.quit();
   await engine.close();
 });
+
+test('scripts are sent by digest and resent whole to a Redis that forgot them', async () => {
+  const { createClient } = require('redis');
+  const raw = createClient(redis.port, redis.host);
+  const command = (...args) =>
+    new Promise((resolve, reject) => raw.send_command(args[0], args.slice(1), (err, v) => (err ? reject(err) : resolve(v))));
+  const engine = new Engine('redis', JSON.stringify({ redis: { url: redis.url }, session: { secret: 'k' } }));
+  const id = newId(engine);
+  await engine.write(id, ['a', '1'], [], true);
+  await command('SCRIPT', 'FLUSH');
+  assert.equal(await engine.write(id, ['b', '2'], [], false), true, 'written after SCRIPT FLUSH');
+  assert.equal(await engine.incr(id, 'a', 1, false), 2);
+  assert.deepEqual(await engine.mget(id, ['a', 'b']), ['2', '2']);
+  raw.quit();
+  await engine.close();
+});

@@ -3,11 +3,13 @@
 //! that reconnects by itself. A batch of operations is one pipeline, bounded
 //! as a whole by `commandTimeout`.
 
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{from_redis_value, Client, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, Value};
+use redis::{
+    from_redis_value, Client, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, Script, Value,
+};
 
 use super::{too_many_fields, BoxFuture, Limits, Op, Reply, Store, CREATED_FIELD};
 use crate::config::RedisOptions;
@@ -90,26 +92,56 @@ impl RedisStore {
 
     /// Sends the whole batch as one pipeline: one write, one read, however
     /// many sessions it touches. Each operation keeps its own outcome.
+    /// Scripts go by digest (`EVALSHA`); the few a restarted Redis no longer
+    /// knows (`NOSCRIPT`, nothing ran) are sent once more with their body.
     async fn run_batch(&self, ops: &[(String, Op)], limits: Limits) -> Vec<Result<Reply>> {
+        let mut replies = self.send(ops.iter(), limits, false).await;
+        let unknown: Vec<usize> = (0..ops.len())
+            .filter(|&i| matches!(&replies[i], Ok(Some(Value::ServerError(e))) if e.code() == "NOSCRIPT"))
+            .collect();
+        if !unknown.is_empty() {
+            let again = self
+                .send(unknown.iter().map(|&i| &ops[i]), limits, true)
+                .await;
+            for (i, reply) in unknown.into_iter().zip(again) {
+                replies[i] = reply;
+            }
+        }
+        ops.iter()
+            .zip(replies)
+            .map(|((_, op), reply)| decode(op, reply?, limits))
+            .collect()
+    }
+
+    /// One pipeline for `ops`: per operation its reply (`None` for an empty
+    /// `mget`, which sends nothing), or the error that failed the whole pipeline.
+    async fn send<'a>(
+        &self,
+        ops: impl Iterator<Item = &'a (String, Op)> + Clone,
+        limits: Limits,
+        script_bodies: bool,
+    ) -> Vec<Result<Option<Value>>> {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         let replies_per_op: Vec<usize> = ops
-            .iter()
-            .map(|(key, op)| add_command(&mut pipe, key, op, limits))
+            .clone()
+            .map(|(key, op)| add_command(&mut pipe, key, op, limits, script_bodies))
             .collect();
         let values = if pipe.is_empty() {
             Ok(Vec::new())
         } else {
             self.query(&pipe).await
         };
-        let mut values = match values {
-            Ok(values) => values.into_iter(),
-            Err(err) => return vec![Err(err); ops.len()],
-        };
-        ops.iter()
-            .zip(replies_per_op)
-            .map(|((_, op), count)| decode(op, values.by_ref().take(count).next(), limits))
-            .collect()
+        match values {
+            Ok(values) => {
+                let mut values = values.into_iter();
+                replies_per_op
+                    .into_iter()
+                    .map(|count| Ok(values.by_ref().take(count).next()))
+                    .collect()
+            }
+            Err(err) => vec![Err(err); replies_per_op.len()],
+        }
     }
 
     async fn query(&self, pipe: &Pipeline) -> Result<Vec<Value>> {
@@ -170,19 +202,27 @@ const WRITE: &str = lua_with_lifetime!(
 local key, ttl, life = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4])
 local exists = redis.call('EXISTS', key) == 1
 if not exists and ARGV[1] == '0' then return 0 end
-if exists and not lifetime_ttl(key, ttl, life) then return 0 end
+if exists and life > 0 and not lifetime_ttl(key, ttl, life) then return 0 end
 local sets = tonumber(ARGV[5])
 if sets > 0 then
-  local added = 0
-  for i = 6, 5 + sets, 2 do
-    if redis.call('HEXISTS', key, ARGV[i]) == 0 then added = added + 1 end
+  local max = tonumber(ARGV[3])
+  -- Count the fields this write adds only when the cap could be reached.
+  if exists and redis.call('HLEN', key) + sets / 2 > max then
+    local added = 0
+    for i = 6, 5 + sets, 2 do
+      if redis.call('HEXISTS', key, ARGV[i]) == 0 then added = added + 1 end
+    end
+    local held = redis.call('HLEN', key) - redis.call('HEXISTS', key, '\0created')
+    if added > 0 and held + added > max then return -1 end
   end
-  local held = redis.call('HLEN', key) - redis.call('HEXISTS', key, '\0created')
-  if added > 0 and held + added > tonumber(ARGV[3]) then return -1 end
   redis.call('HSET', key, unpack(ARGV, 6, 5 + sets))
 end
 if #ARGV > 5 + sets then redis.call('HDEL', key, unpack(ARGV, 6 + sets)) end
-if redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, lifetime_ttl(key, ttl, life)) end
+if life == 0 then
+  redis.call('EXPIRE', key, ttl)
+elseif redis.call('EXISTS', key) == 1 then
+  redis.call('PEXPIRE', key, lifetime_ttl(key, ttl, life))
+end
 return 1
 "#
 );
@@ -229,11 +269,33 @@ return 1
 "#
 );
 
-/// `EVAL` (not `EVALSHA`): Redis caches the compiled script by its digest
-/// anyway, and a restarted Redis needs no reloading.
-fn eval(script: &str, keys: &[&str]) -> Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(script).arg(keys.len()).arg(keys);
+/// The store's Lua scripts.
+#[derive(Clone, Copy)]
+enum Lua {
+    Write,
+    Incr,
+    Touch,
+    Rename,
+}
+
+/// Each script with its digest, computed once, indexed by [`Lua`].
+static SCRIPTS: LazyLock<[Script; 4]> =
+    LazyLock::new(|| [WRITE, INCR, TOUCH, RENAME].map(Script::new));
+
+/// `EVALSHA` (Redis then neither receives nor hashes the body), or `EVAL`
+/// with the body for a Redis that does not know the script yet.
+fn script_cmd(lua: Lua, keys: &[&str], with_body: bool) -> Cmd {
+    let mut cmd = if with_body {
+        let body = [WRITE, INCR, TOUCH, RENAME][lua as usize];
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(body);
+        eval
+    } else {
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha.arg(SCRIPTS[lua as usize].get_hash());
+        evalsha
+    };
+    cmd.arg(keys.len()).arg(keys);
     cmd
 }
 
@@ -245,7 +307,14 @@ fn hash_cmd(name: &str, key: &str) -> Cmd {
 
 /// Adds the command of one operation to the batch's pipeline; returns how
 /// many replies it produces (one, or none for an empty `mget`).
-fn add_command(pipe: &mut Pipeline, key: &str, op: &Op, limits: Limits) -> usize {
+fn add_command(
+    pipe: &mut Pipeline,
+    key: &str,
+    op: &Op,
+    limits: Limits,
+    script_bodies: bool,
+) -> usize {
+    let eval = |lua: Lua, keys: &[&str]| script_cmd(lua, keys, script_bodies);
     let ttl = limits.ttl_secs;
     let life = limits.max_lifetime_secs.unwrap_or(0);
     let cmd = match op {
@@ -255,7 +324,7 @@ fn add_command(pipe: &mut Pipeline, key: &str, op: &Op, limits: Limits) -> usize
         Op::GetAll => hash_cmd("HGETALL", key),
         Op::Touch => match limits.max_lifetime_secs {
             None => hash_cmd("EXPIRE", key).arg(ttl).clone(),
-            Some(life) => eval(TOUCH, &[key]).arg(ttl).arg(life).clone(),
+            Some(life) => eval(Lua::Touch, &[key]).arg(ttl).arg(life).clone(),
         },
         Op::Destroy => hash_cmd("DEL", key),
         Op::Write {
@@ -264,7 +333,7 @@ fn add_command(pipe: &mut Pipeline, key: &str, op: &Op, limits: Limits) -> usize
             create,
         } => {
             let flat: Vec<&String> = set.iter().flat_map(|(f, v)| [f, v]).collect();
-            eval(WRITE, &[key])
+            eval(Lua::Write, &[key])
                 .arg(u8::from(*create))
                 .arg(ttl)
                 .arg(limits.max_fields)
@@ -274,7 +343,7 @@ fn add_command(pipe: &mut Pipeline, key: &str, op: &Op, limits: Limits) -> usize
                 .arg(delete)
                 .clone()
         }
-        Op::Incr { field, by, create } => eval(INCR, &[key])
+        Op::Incr { field, by, create } => eval(Lua::Incr, &[key])
             .arg(u8::from(*create))
             .arg(ttl)
             .arg(limits.max_fields)
@@ -282,7 +351,7 @@ fn add_command(pipe: &mut Pipeline, key: &str, op: &Op, limits: Limits) -> usize
             .arg(field)
             .arg(by)
             .clone(),
-        Op::Rename { to } => eval(RENAME, &[key, to]).arg(ttl).arg(life).clone(),
+        Op::Rename { to } => eval(Lua::Rename, &[key, to]).arg(ttl).arg(life).clone(),
     };
     pipe.add_command(cmd);
     1
