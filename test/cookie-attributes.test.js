@@ -10,20 +10,15 @@ const assert = require('node:assert/strict');
 const express = require('express');
 const altSession = require('..');
 const { useRedis } = require('./helpers/fixtures');
-const { startSessionApp } = require('./helpers/session-server');
+const { withSessionApp } = require('./helpers/session-server');
 const { listen, request, cookiesNamed, isClearing, CookieJar } = require('./helpers/http');
 
 const SECRET = 'attributes';
 const redis = useRedis();
 
-async function withApp(session, body) {
-  const app = await startSessionApp(express, { redis: redis.server, session: { secret: SECRET, ...session } });
-  try {
-    await body(app);
-  } finally {
-    await app.close();
-  }
-}
+/** Runs `body(app)` with an app on the test Redis and these session options. */
+const withApp = (session, body) =>
+  withSessionApp(express, { redis: redis.server, session: { secret: SECRET, ...session } }, body);
 
 describe('cookie attributes', () => {
   test('defaults: sid, Path=/, HttpOnly, SameSite=Lax, no Secure, no Domain, no expiry', () =>

@@ -10,21 +10,14 @@ const { execFileSync } = require('node:child_process');
 const { setTimeout: delay } = require('node:timers/promises');
 const express = require('express');
 const { useRedis } = require('./helpers/fixtures');
-const { MODES, startSessionApp } = require('./helpers/session-server');
+const { MODES, withSessionApp } = require('./helpers/session-server');
 const { cookiesNamed, isClearing, signedSidCookie, CookieJar } = require('./helpers/http');
 
 const SECRET = 'keyboard cat';
 const redis = useRedis();
 
 /** Runs `body(app)` with an app of ours that is closed afterwards. */
-async function withApp(options, body) {
-  const app = await startSessionApp(express, options);
-  try {
-    return await body(app);
-  } finally {
-    await app.close();
-  }
-}
+const withApp = (options, body) => withSessionApp(express, options, body);
 
 test('1. badly signed cookies from two clients get two separate fresh sessions', async () => {
   // Original: cookie-parser sets req.signedCookies.sid = false for a bad

@@ -11,7 +11,7 @@ const { setTimeout: delay } = require('node:timers/promises');
 const { randomBytes } = require('node:crypto');
 const express = require('express');
 const { useRedis } = require('./helpers/fixtures');
-const { MODES, startSessionApp } = require('./helpers/session-server');
+const { MODES, startSessionApp, withSessionApp } = require('./helpers/session-server');
 const { cookiesNamed, cookieHeader, isClearing, unsignSid, signedSidCookie, CookieJar } = require('./helpers/http');
 
 const SECRET = 'keyboard cat';
@@ -27,15 +27,8 @@ const STORES = {
 
 const key = (id) => `session:${id}`;
 
-/** Runs `body(app)` with an app that is closed afterwards. */
-async function withApp(options, body) {
-  const app = await startSessionApp(express, options);
-  try {
-    return await body(app);
-  } finally {
-    await app.close();
-  }
-}
+/** Runs `body(app)` with an app of ours that is closed afterwards. */
+const withApp = (options, body) => withSessionApp(express, options, body);
 
 /** Runs `worker(i)` for i in [0, count) with at most `concurrency` at a time; resolves the results in order. */
 async function pool(count, concurrency, worker) {

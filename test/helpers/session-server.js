@@ -95,4 +95,14 @@ async function startSessionApp(express, { redis, session = {}, cookieParserSecre
   };
 }
 
-module.exports = { MODES, sessionServer, startSessionApp };
+/** Runs `body(app)` with `startSessionApp(express, options)`, closing the app afterwards. */
+async function withSessionApp(express, options, body) {
+  const app = await startSessionApp(express, options);
+  try {
+    return await body(app);
+  } finally {
+    await app.close();
+  }
+}
+
+module.exports = { MODES, sessionServer, startSessionApp, withSessionApp };
