@@ -168,6 +168,10 @@ for (const [modeName, modeOptions] of Object.entries(MODES)) {
       'key syntax evil:key, correctly signed': signedSidCookie('evil:key', SECRET),
       'key syntax in a 43-char id, correctly signed': signedSidCookie(`evil:${'k'.repeat(38)}`, SECRET),
       'hash tag and space in the id, correctly signed': signedSidCookie(`{tag} ${'k'.repeat(38)}`, SECRET),
+      'NUL byte in the id, correctly signed': signedSidCookie(`${'k'.repeat(38)}\u0000evil`, SECRET),
+      'non-ASCII id, correctly signed': signedSidCookie('ü'.repeat(43), SECRET),
+      'a valid cookie in a Cookie header over 8 KiB': `${realCookie}; pad=${'x'.repeat(9 * 1024)}`,
+      'fifty sid cookies, the first unsigned': Array.from({ length: 50 }, (_, i) => (i ? realCookie : 'sid=abc')).join('; '),
     };
 
     for (const [name, cookie] of Object.entries(badCookies)) {
