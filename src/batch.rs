@@ -26,9 +26,12 @@ pub const RENAME: u32 = 8;
 /// Numbers per operation in the header.
 pub const HEADER_WIDTH: usize = 3;
 
-/// Splits a batch into `(session id, operation)` pairs. A malformed batch is
-/// a bug in the JavaScript adapter, never user input: it fails as a whole.
-pub fn parse(header: &[u32], strings: Vec<String>) -> Result<Vec<(String, Op)>> {
+/// Splits a batch into `(session id, operation)` pairs. Either is a bug in
+/// the JavaScript adapter, never user input, but of different reach: a batch
+/// whose header and strings disagree fails as a whole, while an operation that
+/// makes no sense fails alone, so other requests' operations in the same
+/// batch are not taken down with it.
+pub fn parse(header: &[u32], strings: Vec<String>) -> Result<Vec<(String, Result<Op>)>> {
     if !header.len().is_multiple_of(HEADER_WIDTH) {
         return Err(malformed("header length"));
     }
@@ -43,42 +46,46 @@ pub fn parse(header: &[u32], strings: Vec<String>) -> Result<Vec<(String, Op)>> 
                 .ok_or_else(|| malformed("string count"))
         };
         let id = take(1)?.pop().unwrap_or_default();
-        let mut args = take(count.checked_sub(1).ok_or_else(|| malformed("count"))?)?;
-        let op = match kind {
-            GET if args.len() == 1 => Op::Get(args.pop().unwrap_or_default()),
-            MGET => Op::MGet(args),
-            GET_ALL => Op::GetAll,
-            WRITE | CREATE if aux <= args.len() && aux.is_multiple_of(2) => {
-                let delete = args.split_off(aux);
-                Op::Write {
-                    set: pairs(args),
-                    delete,
-                    create: kind == CREATE,
-                }
-            }
-            INCR if args.len() == 2 => {
-                let by = args.pop().unwrap_or_default();
-                Op::Incr {
-                    field: args.pop().unwrap_or_default(),
-                    by: by.parse().map_err(|_| {
-                        SessionError::argument("incr: the increment must be a safe integer")
-                    })?,
-                    create: aux == 1,
-                }
-            }
-            RENAME if args.len() == 1 => Op::Rename {
-                to: args.pop().unwrap_or_default(),
-            },
-            TOUCH => Op::Touch,
-            DESTROY => Op::Destroy,
-            _ => return Err(malformed("operation")),
-        };
-        ops.push((id, op));
+        let args = take(count.checked_sub(1).ok_or_else(|| malformed("count"))?)?;
+        ops.push((id, operation(kind, aux, args)));
     }
     if strings.next().is_some() {
         return Err(malformed("trailing strings"));
     }
     Ok(ops)
+}
+
+/// One operation from its kind, `aux` number and strings (after the id).
+fn operation(kind: u32, aux: usize, mut args: Vec<String>) -> Result<Op> {
+    Ok(match kind {
+        GET if args.len() == 1 => Op::Get(args.pop().unwrap_or_default()),
+        MGET => Op::MGet(args),
+        GET_ALL => Op::GetAll,
+        WRITE | CREATE if aux <= args.len() && aux.is_multiple_of(2) => {
+            let delete = args.split_off(aux);
+            Op::Write {
+                set: pairs(args),
+                delete,
+                create: kind == CREATE,
+            }
+        }
+        INCR if args.len() == 2 => {
+            let by = args.pop().unwrap_or_default();
+            Op::Incr {
+                field: args.pop().unwrap_or_default(),
+                by: by.parse().map_err(|_| {
+                    SessionError::argument("incr: the increment must be a safe integer")
+                })?,
+                create: aux == 1,
+            }
+        }
+        RENAME if args.len() == 1 => Op::Rename {
+            to: args.pop().unwrap_or_default(),
+        },
+        TOUCH => Op::Touch,
+        DESTROY => Op::Destroy,
+        _ => return Err(malformed("operation")),
+    })
 }
 
 fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
@@ -112,7 +119,11 @@ mod tests {
             "a", "f", "b", "x", "y", "c", "d", "k", "v", "gone", "e", "f", "g", "k", "v", "h", "n",
             "-2", "i", "j",
         ]);
-        let ops = parse(&header, flat).unwrap();
+        let ops: Vec<(String, Op)> = parse(&header, flat)
+            .unwrap()
+            .into_iter()
+            .map(|(id, op)| (id, op.unwrap()))
+            .collect();
         assert_eq!(
             ops,
             vec![
@@ -156,10 +167,22 @@ mod tests {
         assert!(parse(&[GET, 2, 0], strings(&["a"])).is_err());
         assert!(parse(&[GET, 2, 0], strings(&["a", "f", "extra"])).is_err());
         assert!(parse(&[GET, 0, 0], strings(&[])).is_err());
-        assert!(parse(&[WRITE, 3, 1], strings(&["a", "k", "v"])).is_err());
-        assert!(parse(&[WRITE, 2, 4], strings(&["a", "k"])).is_err());
-        assert!(parse(&[99, 1, 0], strings(&["a"])).is_err());
-        assert!(parse(&[INCR, 3, 0], strings(&["a", "n", "1.5"])).is_err());
-        assert!(parse(&[RENAME, 1, 0], strings(&["a"])).is_err());
+    }
+
+    #[test]
+    fn a_senseless_operation_fails_alone() {
+        let fails_alone = |header: &[u32], flat: &[&str]| {
+            let mut full = header.to_vec();
+            full.extend([GET, 2, 0]);
+            let mut all = strings(flat);
+            all.extend(strings(&["b", "f"]));
+            let ops = parse(&full, all).unwrap();
+            ops[0].1.is_err() && ops[1].1 == Ok(Op::Get("f".into()))
+        };
+        assert!(fails_alone(&[WRITE, 3, 1], &["a", "k", "v"]));
+        assert!(fails_alone(&[WRITE, 2, 4], &["a", "k"]));
+        assert!(fails_alone(&[99, 1, 0], &["a"]));
+        assert!(fails_alone(&[INCR, 3, 0], &["a", "n", "1.5"]));
+        assert!(fails_alone(&[RENAME, 1, 0], &["a"]));
     }
 }

@@ -89,15 +89,15 @@ impl Core {
     /// so a `close` issued right after it waits for it.
     pub fn run_batch(
         self: &Arc<Self>,
-        ops: Vec<(String, Op)>,
+        ops: Vec<(String, Result<Op>)>,
     ) -> impl Future<Output = Vec<Result<Reply>>> + Send + 'static {
         let in_flight = self.in_flight.enter();
         let mut results: Vec<Option<Result<Reply>>> = vec![None; ops.len()];
         let mut valid = Vec::with_capacity(ops.len());
         let mut positions = Vec::with_capacity(ops.len());
         for (position, (id, op)) in ops.into_iter().enumerate() {
-            match self.check(&id, &op) {
-                Ok(()) => {
+            match op.and_then(|op| self.check(&id, &op).map(|()| op)) {
+                Ok(op) => {
                     let op = match op {
                         Op::Rename { to } => Op::Rename { to: self.key(&to) },
                         other => other,
@@ -218,11 +218,11 @@ mod tests {
         let id = core.open(None, None, None, false).unwrap().id;
         let results = core
             .run_batch(vec![
-                (id.clone(), write("a", "1")),
-                (id.clone(), write("b", "12345")),
-                ("bad:id".into(), Op::Get("a".into())),
-                (id.clone(), Op::Get("".into())),
-                (id.clone(), Op::Get("a".into())),
+                (id.clone(), Ok(write("a", "1"))),
+                (id.clone(), Ok(write("b", "12345"))),
+                ("bad:id".into(), Ok(Op::Get("a".into()))),
+                (id.clone(), Ok(Op::Get("".into()))),
+                (id.clone(), Ok(Op::Get("a".into()))),
             ])
             .now_or_never()
             .unwrap();
