@@ -300,8 +300,12 @@ fn script_cmd(lua: Lua, keys: &[&str], with_body: bool) -> Cmd {
 }
 
 fn hash_cmd(name: &str, key: &str) -> Cmd {
-    let mut cmd = redis::cmd(name);
-    cmd.arg(key);
+    with(redis::cmd(name), key)
+}
+
+/// `cmd` with `args` appended (`Cmd::arg` borrows; this keeps it by value, without a copy).
+fn with(mut cmd: Cmd, args: impl redis::ToRedisArgs) -> Cmd {
+    cmd.arg(args);
     cmd
 }
 
@@ -318,13 +322,13 @@ fn add_command(
     let ttl = limits.ttl_secs;
     let life = limits.max_lifetime_secs.unwrap_or(0);
     let cmd = match op {
-        Op::Get(field) => hash_cmd("HGET", key).arg(field).clone(),
+        Op::Get(field) => with(hash_cmd("HGET", key), field),
         Op::MGet(fields) if fields.is_empty() => return 0,
-        Op::MGet(fields) => hash_cmd("HMGET", key).arg(fields).clone(),
+        Op::MGet(fields) => with(hash_cmd("HMGET", key), fields),
         Op::GetAll => hash_cmd("HGETALL", key),
         Op::Touch => match limits.max_lifetime_secs {
-            None => hash_cmd("EXPIRE", key).arg(ttl).clone(),
-            Some(life) => eval(Lua::Touch, &[key]).arg(ttl).arg(life).clone(),
+            None => with(hash_cmd("EXPIRE", key), ttl),
+            Some(life) => with(eval(Lua::Touch, &[key]), (ttl, life)),
         },
         Op::Destroy => hash_cmd("DEL", key),
         Op::Write {
@@ -333,25 +337,14 @@ fn add_command(
             create,
         } => {
             let flat: Vec<&String> = set.iter().flat_map(|(f, v)| [f, v]).collect();
-            eval(Lua::Write, &[key])
-                .arg(u8::from(*create))
-                .arg(ttl)
-                .arg(limits.max_fields)
-                .arg(life)
-                .arg(flat.len())
-                .arg(flat)
-                .arg(delete)
-                .clone()
+            let head = (u8::from(*create), ttl, limits.max_fields, life, flat.len());
+            with(eval(Lua::Write, &[key]), (head, flat, delete))
         }
-        Op::Incr { field, by, create } => eval(Lua::Incr, &[key])
-            .arg(u8::from(*create))
-            .arg(ttl)
-            .arg(limits.max_fields)
-            .arg(life)
-            .arg(field)
-            .arg(by)
-            .clone(),
-        Op::Rename { to } => eval(Lua::Rename, &[key, to]).arg(ttl).arg(life).clone(),
+        Op::Incr { field, by, create } => with(
+            eval(Lua::Incr, &[key]),
+            (u8::from(*create), ttl, limits.max_fields, life, field, by),
+        ),
+        Op::Rename { to } => with(eval(Lua::Rename, &[key, to]), (ttl, life)),
     };
     pipe.add_command(cmd);
     1
