@@ -196,7 +196,7 @@ class Session {
         throw argumentError(`incr takes a safe integer increment, got ${describe(by)}`);
       }
       const incr = () => this.#engine.incr(this.id, key, by, this.#mayCreate);
-      return incr().then((value) => (value === false ? this.#renew().then(incr) : value));
+      return this.#retryOnFresh(incr, (value) => value === false);
     });
   }
 
@@ -230,18 +230,21 @@ class Session {
   /** Writes; when the session is gone, moves to a fresh one and writes there. */
   #write(set, remove) {
     const write = () => this.#engine.write(this.id, set, remove, this.#mayCreate);
-    return write().then((written) => {
-      // Removing keys from a session that is gone leaves nothing to move.
-      if (written || set.length === 0) return undefined;
-      return this.#renew().then(write).then(noop);
-    });
+    // Removing keys from a session that is gone leaves nothing to move.
+    return this.#retryOnFresh(write, (written) => !written && set.length > 0).then(noop);
   }
 
-  /** Switches this request to a fresh, empty session with its own cookie. */
-  #renew() {
-    this.#adopt(this.#open());
-    this.isNew = true;
-    return Promise.resolve();
+  /**
+   * Runs `attempt`; when its result says the session is gone, switches this
+   * request to a fresh, empty session with its own cookie and runs it there.
+   */
+  #retryOnFresh(attempt, foundGone) {
+    return attempt().then((result) => {
+      if (!foundGone(result)) return result;
+      this.#adopt(this.#open());
+      this.isNew = true;
+      return attempt();
+    });
   }
 
   /** A fresh id and its Set-Cookie, signed as the middleware would sign it. */
