@@ -23,14 +23,22 @@ pub struct Opened {
 pub struct Core {
     store: Arc<dyn Store>,
     pub session: SessionOptions,
+    /// What every write obeys, from `session`; fixed for the engine's life.
+    limits: Limits,
     in_flight: Arc<InFlight>,
 }
 
 impl Core {
     pub fn new(store: Arc<dyn Store>, session: SessionOptions) -> Core {
+        let limits = Limits {
+            ttl_secs: session.tti_secs,
+            max_fields: session.max_fields,
+            max_lifetime_secs: session.max_lifetime_secs,
+        };
         Core {
             store,
             session,
+            limits,
             in_flight: Arc::default(),
         }
     }
@@ -110,12 +118,7 @@ impl Core {
         }
         let core = Arc::clone(self);
         async move {
-            let limits = Limits {
-                ttl_secs: core.session.tti_secs,
-                max_fields: core.session.max_fields,
-                max_lifetime_secs: core.session.max_lifetime_secs,
-            };
-            let replies = core.store.execute_batch(valid, limits).await;
+            let replies = core.store.execute_batch(valid, core.limits).await;
             for (position, reply) in positions.into_iter().zip(replies) {
                 results[position] = Some(reply);
             }
