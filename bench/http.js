@@ -4,7 +4,10 @@
 // real HTTP: bare Express (the ceiling), alt-session (awaiting the idle refresh,
 // and not), the original alt-session@0.0.1, and express-session + connect-redis.
 //
-//   node bench/http.js [--quick]
+//   node bench/http.js [--quick] [--configs bare,ours] [--routes /write]
+//
+// BENCH_APP_NODE_ARGS adds Node options to every app process, to profile one:
+//   BENCH_APP_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' node bench/http.js --configs ours
 //
 // One private redis-server; each configuration runs in its own child process
 // (bench/http-app.js) and autocannon drives it from this process. Every request
@@ -30,10 +33,26 @@ const SETTINGS = {
   warmupSeconds: 1, // per configuration x route, before the first round
   sessions: 200, // the pool of existing sessions each app gets requests for
 };
-const CONFIGS = ['bare', 'ours', 'ours-nonblocking', 'original', 'express-session'];
-const ROUTES = ['/none', '/read', '/write'];
+const ALL_CONFIGS = ['bare', 'ours', 'ours-nonblocking', 'original', 'express-session'];
+const ALL_ROUTES = ['/none', '/read', '/write'];
+// A subset (for development) is measured the same way but never becomes http-latest.json.
+const CONFIGS = listArgument('--configs', ALL_CONFIGS);
+const ROUTES = listArgument('--routes', ALL_ROUTES);
+const PARTIAL = CONFIGS.length < ALL_CONFIGS.length || ROUTES.length < ALL_ROUTES.length;
 const RESULTS = path.join(__dirname, 'results');
 const APP = path.join(__dirname, 'http-app.js');
+
+/** `--name a,b` as a list checked against `all`; `all` when absent. */
+function listArgument(name, all) {
+  const at = process.argv.indexOf(name);
+  if (at < 0) return all;
+  const list = String(process.argv[at + 1] || '').split(',').filter(Boolean);
+  const unknown = list.filter((item) => !all.includes(item));
+  if (list.length === 0 || unknown.length > 0) {
+    throw new Error(`${name}: expected a comma-separated subset of ${all.join(',')}`);
+  }
+  return list;
+}
 
 // Everything started here, so that every exit path can stop it.
 const children = new Set();
@@ -47,6 +66,7 @@ async function startApp(config, redisPort) {
   const port = await freePort();
   const child = fork(APP, [config, String(port), String(redisPort)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: (process.env.BENCH_APP_NODE_ARGS || '').split(' ').filter(Boolean),
   });
   children.add(child);
   child.once('exit', () => children.delete(child));
@@ -318,7 +338,7 @@ function writeResults(data) {
   const dated = path.join(RESULTS, `http-${stamp}.json`);
   fs.writeFileSync(dated, json);
   const written = [path.relative(process.cwd(), dated)];
-  if (data.problems.length === 0) {
+  if (data.problems.length === 0 && !PARTIAL) {
     // Written beside, then renamed: a reader never sees half a file.
     const latest = path.join(RESULTS, 'http-latest.json');
     fs.writeFileSync(`${latest}.tmp`, json);
@@ -386,7 +406,7 @@ async function main() {
   const summary = summarize(runs);
   const written = writeResults({
     machine: info,
-    command: `node bench/http.js${QUICK ? ' --quick' : ''}`,
+    command: ['node bench/http.js', ...process.argv.slice(2)].join(' '),
     settings: SETTINGS,
     versions: versions(),
     configs: CONFIGS,
