@@ -3,13 +3,15 @@
 /**
  * The JavaScript half of the engine's batch protocol (src/batch.rs).
  *
- * Every operation issued during one tick is queued here and crosses into Rust
- * in a single `submit` call on the next tick; Rust runs the batch as one Redis
- * pipeline and hands every result back in one call. A per-operation native
- * promise would cost a threadsafe function and two thread wake-ups each.
+ * Every operation issued during one turn of the event loop is queued here and
+ * crosses into Rust in a single `submit` call, from `setImmediate`: the
+ * operations of every request read in that turn share it (a `nextTick` would
+ * send one batch per request). On Redis the batch is one pipeline on a socket
+ * of Node's own event loop (socket.js); in memory it finishes within `submit`.
  */
 
 const native = require('./binding');
+const { RedisSocket } = require('./socket');
 
 // Operation kinds, numbered as in src/batch.rs.
 const GET = 0;
@@ -37,9 +39,7 @@ class Engine {
    * @param {string} optionsJson `JSON.stringify(options)`, validated in Rust
    */
   constructor(backend, optionsJson) {
-    this.native = callNative(() =>
-      native.Engine[backend](optionsJson, (results) => this.complete(results))
-    );
+    this.native = callNative(() => native.Engine[backend](optionsJson));
     this.cookieName = this.native.cookieName;
     this.verifiesCookies = this.native.hasSecret;
     this.awaitTouch = this.native.awaitTouch;
@@ -50,6 +50,10 @@ class Engine {
     this.pendingTouches = new Set();
     this.touchTimer = null;
     this.flushTouches = this.flushTouches.bind(this);
+    this.handle = this.handle.bind(this);
+    const socketOptions = this.native.socketOptions; // null in memory
+    this.socket = socketOptions && new RedisSocket(this.native, socketOptions, this.handle);
+    this.whenIdle = null; // close() waiting for the calls in flight
   }
 
   /** Resolves a request's session from its cookie: `{ id, isNew, setCookie }`. */
@@ -124,10 +128,15 @@ class Engine {
     return this.enqueue(DESTROY, 1, 0);
   }
 
+  /** Refuses new work; resolves once the calls in flight have finished and the socket is closed. */
   close() {
     this.flushTouches();
     this.flush();
-    return this.native.close();
+    this.native.close();
+    return new Promise((resolve) => {
+      this.whenIdle = resolve;
+      this.settle();
+    });
   }
 
   // --- the batch -----------------------------------------------------------
@@ -143,7 +152,7 @@ class Engine {
     this.header.push(kind, stringCount, aux);
     if (!this.scheduled) {
       this.scheduled = true;
-      process.nextTick(this.flush);
+      setImmediate(this.flush);
     }
     return new Promise((resolve, reject) => this.waiters.push(resolve, reject));
   }
@@ -154,24 +163,48 @@ class Engine {
     this.startBatch();
     this.batchId = (this.batchId + 1) >>> 0;
     this.inFlight.set(this.batchId, waiters);
+    let outcome;
     try {
-      this.native.submit(this.batchId, header, strings);
+      outcome = this.native.submit(this.batchId, header, strings);
     } catch (err) {
       this.inFlight.delete(this.batchId);
       const error = sessionError(err);
       for (let i = 1; i < waiters.length; i += 2) waiters[i](error);
+      return;
     }
+    this.handle(outcome);
   }
 
-  /** `[batchId, result0, result1, ...]`: an `Error` result rejects, anything else resolves. */
-  complete(results) {
-    const waiters = this.inFlight.get(results[0]);
-    this.inFlight.delete(results[0]);
-    for (let i = 1; i < results.length; i++) {
-      const result = results[i];
-      if (result instanceof Error) waiters[2 * i - 1](result);
-      else waiters[2 * i - 2](result);
+  /**
+   * Acts on what the engine answered: `[flags, batchId, count, result...,
+   * batchId, count, result...]`. The socket first, then the finished batches:
+   * an `Error` result rejects, anything else resolves.
+   */
+  handle(outcome) {
+    if (this.socket) this.socket.act(outcome[0]);
+    for (let i = 1; i < outcome.length; ) {
+      const waiters = this.inFlight.get(outcome[i]);
+      const count = outcome[i + 1];
+      this.inFlight.delete(outcome[i]);
+      i += 2;
+      for (let k = 0; k < count; k++, i++) {
+        const result = outcome[i];
+        if (result instanceof Error) waiters[2 * k + 1](result);
+        else waiters[2 * k](result);
+      }
     }
+    this.settle();
+  }
+
+  /** After every outcome: the socket follows the calls in flight, and a close() completes once there are none. */
+  settle() {
+    const busy = this.inFlight.size > 0;
+    if (this.socket) this.socket.settle(busy);
+    if (busy || !this.whenIdle) return;
+    if (this.socket) this.socket.close();
+    const resolve = this.whenIdle;
+    this.whenIdle = null;
+    resolve();
   }
 }
 

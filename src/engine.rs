@@ -1,15 +1,13 @@
-//! The session engine behind the N-API class: validates each operation,
-//! builds the store key from a checked id, runs operations on the store and
-//! tracks what is in flight so that `close` can wait for it.
-
-use std::future::Future;
-use std::sync::Arc;
+//! The session engine behind the N-API class: resolves a request's session
+//! from its cookie, validates each operation and builds the store key from a
+//! checked id. Backends then only run what passed.
 
 use crate::config::{SecureMode, SessionOptions};
 use crate::cookie;
 use crate::error::{ErrorCode, Result, SessionError};
 use crate::sid;
-use crate::store::{too_many_fields, InFlight, Limits, Op, Reply, Store};
+use crate::store::link::Item;
+use crate::store::{too_many_fields, Limits, Op};
 
 /// How a request's session was resolved from its cookie.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,25 +19,23 @@ pub struct Opened {
 }
 
 pub struct Core {
-    store: Arc<dyn Store>,
     pub session: SessionOptions,
     /// What every write obeys, from `session`; fixed for the engine's life.
-    limits: Limits,
-    in_flight: Arc<InFlight>,
+    pub limits: Limits,
+    closed: bool,
 }
 
 impl Core {
-    pub fn new(store: Arc<dyn Store>, session: SessionOptions) -> Core {
+    pub fn new(session: SessionOptions) -> Core {
         let limits = Limits {
             ttl_secs: session.tti_secs,
             max_fields: session.max_fields,
             max_lifetime_secs: session.max_lifetime_secs,
         };
         Core {
-            store,
             session,
             limits,
-            in_flight: Arc::default(),
+            closed: false,
         }
     }
 
@@ -91,54 +87,33 @@ impl Core {
         }
     }
 
-    /// Runs a batch: every valid operation goes to the store at once (on
-    /// Redis, one pipeline); each operation succeeds or fails on its own. The
-    /// batch counts as in flight from this call on (not from its first poll),
-    /// so a `close` issued right after it waits for it.
-    pub fn run_batch(
-        self: &Arc<Self>,
-        ops: Vec<(String, Result<Op>)>,
-    ) -> impl Future<Output = Vec<Result<Reply>>> + Send + 'static {
-        let in_flight = self.in_flight.enter();
-        let mut results: Vec<Option<Result<Reply>>> = vec![None; ops.len()];
-        let mut valid = Vec::with_capacity(ops.len());
-        let mut positions = Vec::with_capacity(ops.len());
-        for (position, (id, op)) in ops.into_iter().enumerate() {
-            match op.and_then(|op| self.check(&id, &op).map(|()| op)) {
-                Ok(op) => {
-                    let op = match op {
-                        Op::Rename { to } => Op::Rename { to: self.key(&to) },
-                        other => other,
-                    };
-                    valid.push((self.key(&id), op));
-                    positions.push(position);
+    /// Checks every operation of a batch: each one that passes becomes a
+    /// command on its store key, each one that does not fails alone.
+    pub fn prepare(&self, ops: Vec<(String, Result<Op>)>) -> Vec<Item> {
+        ops.into_iter()
+            .map(|(id, op)| {
+                if self.closed {
+                    return Item::Ready(Err(closed()));
                 }
-                Err(err) => results[position] = Some(Err(err)),
-            }
-        }
-        let core = Arc::clone(self);
-        async move {
-            let replies = core.store.execute_batch(valid, core.limits).await;
-            for (position, reply) in positions.into_iter().zip(replies) {
-                results[position] = Some(reply);
-            }
-            drop(in_flight);
-            results
-                .into_iter()
-                .map(|r| r.unwrap_or_else(lost))
-                .collect()
-        }
+                match op.and_then(|op| self.check(&id, &op).map(|()| op)) {
+                    Ok(Op::Rename { to }) => {
+                        Item::Run(self.key(&id), Op::Rename { to: self.key(&to) })
+                    }
+                    Ok(op) => Item::Run(self.key(&id), op),
+                    Err(err) => Item::Ready(Err(err)),
+                }
+            })
+            .collect()
+    }
+
+    /// From now on every operation fails with `ERR_SESSION_CLOSED`.
+    pub fn close(&mut self) {
+        self.closed = true;
     }
 
     /// The store key of a session: `prefix:id`, as the original built it.
     fn key(&self, id: &str) -> String {
         format!("{}:{}", self.session.prefix, id)
-    }
-
-    /// Refuses new work, waits for the calls in flight, then lets the connection close.
-    pub async fn close(&self) {
-        self.store.close().await;
-        self.in_flight.wait_idle().await;
     }
 
     /// The id must have a valid shape (it becomes part of a store key), field
@@ -186,25 +161,26 @@ impl Core {
     }
 }
 
-/// A store that answered fewer operations than it was given (a bug).
-fn lost() -> Result<Reply> {
-    Err(SessionError::new(
-        ErrorCode::Store,
-        "the store lost an operation of the batch",
-    ))
+fn closed() -> SessionError {
+    SessionError::new(ErrorCode::Closed, "the session store is closed")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::store::memory::MemoryStore;
-    use futures_util::FutureExt;
     use serde_json::json;
 
-    fn core(session: serde_json::Value) -> Arc<Core> {
+    fn core(session: serde_json::Value) -> Core {
         let config = Config::from_json(&json!({ "session": session })).unwrap();
-        Arc::new(Core::new(Arc::new(MemoryStore::new()), config.session))
+        Core::new(config.session)
+    }
+
+    fn error_code(item: &Item) -> Option<ErrorCode> {
+        match item {
+            Item::Ready(Err(err)) => Some(err.code),
+            _ => None,
+        }
     }
 
     fn write(field: &str, value: &str) -> Op {
@@ -217,23 +193,33 @@ mod tests {
 
     #[test]
     fn a_batch_fails_operation_by_operation() {
-        let core = core(json!({ "secret": "k", "maxValueBytes": 4 }));
+        let mut core = core(json!({ "secret": "k", "maxValueBytes": 4 }));
         let id = core.open(None, None, None, false).unwrap().id;
-        let results = core
-            .run_batch(vec![
-                (id.clone(), Ok(write("a", "1"))),
-                (id.clone(), Ok(write("b", "12345"))),
-                ("bad:id".into(), Ok(Op::Get("a".into()))),
-                (id.clone(), Ok(Op::Get("".into()))),
-                (id.clone(), Ok(Op::Get("a".into()))),
-            ])
-            .now_or_never()
-            .unwrap();
-        assert_eq!(results[0], Ok(Reply::Done));
-        assert_eq!(results[1].as_ref().unwrap_err().code, ErrorCode::TooLarge);
-        assert_eq!(results[2].as_ref().unwrap_err().code, ErrorCode::Argument);
-        assert_eq!(results[3].as_ref().unwrap_err().code, ErrorCode::Argument);
-        assert_eq!(results[4], Ok(Reply::Value(Some("1".into()))));
+        let items = core.prepare(vec![
+            (id.clone(), Ok(write("a", "1"))),
+            (id.clone(), Ok(write("b", "12345"))),
+            ("bad:id".into(), Ok(Op::Get("a".into()))),
+            (id.clone(), Ok(Op::Get("".into()))),
+            (id.clone(), Ok(Op::Rename { to: id.clone() })),
+        ]);
+        let codes: Vec<_> = items.iter().map(error_code).collect();
+        assert_eq!(
+            codes,
+            [
+                None,
+                Some(ErrorCode::TooLarge),
+                Some(ErrorCode::Argument),
+                Some(ErrorCode::Argument),
+                None
+            ]
+        );
+        let key = format!("session:{id}");
+        assert!(matches!(&items[0], Item::Run(k, _) if *k == key));
+        assert!(matches!(&items[4], Item::Run(_, Op::Rename { to }) if *to == key));
+
+        core.close();
+        let after = core.prepare(vec![(id, Ok(Op::Touch))]);
+        assert_eq!(error_code(&after[0]), Some(ErrorCode::Closed));
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! Only conversion lives here; the logic is in the modules below.
 //!
 //! Session operations cross the boundary in batches (see [`batch`]): one
-//! `submit` call carries every operation JavaScript issued in a tick, the
-//! store runs them as one pipeline, and one call back into JavaScript (a
-//! threadsafe function made once per engine) delivers all the results. A
-//! promise, a threadsafe function and two thread wake-ups per operation is
-//! what makes a naive `async fn` per command slower than a JS Redis client.
+//! `submit` call carries every operation JavaScript issued in one turn of the
+//! event loop. On Redis they become one pipeline on a connection whose socket
+//! JavaScript owns ([`store::link`]): everything runs on Node's thread, with
+//! no thread hand-off and no wake-up between a call and its reply. Every call
+//! answers with an [`Outcome`]: what the socket must do, and the batches that
+//! finished.
 
 #![deny(clippy::all)]
 
@@ -18,33 +19,18 @@ pub mod error;
 pub mod sid;
 pub mod store;
 
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use napi::bindgen_prelude::{spawn, within_runtime_if_available, Function, ToNapiValue, Unknown};
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{sys, Env, JsError, Status};
+use napi::bindgen_prelude::{BufferSlice, ToNapiValue, Unknown};
+use napi::{sys, Env, JsError};
 use napi_derive::napi;
 
 use config::Config;
 use engine::Core;
 use error::{ErrorCode, Result, SessionError};
+use store::link::{Finished, Item, Link};
 use store::memory::MemoryStore;
-use store::redis::RedisStore;
-use store::{Reply, Store};
-
-/// One tokio worker: Node's own thread does the JavaScript, and on a small
-/// box a second busy worker only steals the CPU Node needs.
-#[napi_derive::module_init]
-fn init() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("alt-session")
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
-}
+use store::Reply;
 
 /// `cookie-signature`'s `sign`, exposed for the binding tests and for tools
 /// that mint cookies (e.g. load tests).
@@ -68,38 +54,67 @@ pub struct OpenedSession {
     pub set_cookie: Option<String>,
 }
 
-/// The results of one batch, delivered to JavaScript as
-/// `[batchId, result0, result1, ...]`: a string or `null` (get), an array
-/// (mget, getAll as flat pairs), a number (incr), `true` (done) or `false`
-/// (the session does not exist), or an `Error` with `code`.
-pub struct Completed {
-    batch_id: u32,
-    results: Vec<Result<Reply>>,
+/// Where and how the JavaScript side opens the Redis socket.
+#[napi(object)]
+pub struct SocketOptions {
+    pub host: String,
+    pub port: u16,
+    /// Milliseconds to wait for the connection.
+    pub connect_timeout: u32,
+    /// Milliseconds to wait for the reply to a batch.
+    pub command_timeout: u32,
 }
 
-impl ToNapiValue for Completed {
+/// What a call into the engine produced, delivered to JavaScript as one flat
+/// array: `[flags, batchId, count, result..., batchId, count, result...]`.
+/// `flags` are [`store::link::flags`]; a result is a string or `null` (get),
+/// an array (mget, getAll as flat pairs), a number (incr), `true` (done) or
+/// `false` (the session does not exist), or an `Error` with `code`.
+pub struct Outcome {
+    flags: u32,
+    finished: Vec<Finished>,
+}
+
+impl ToNapiValue for Outcome {
     unsafe fn to_napi_value(
         raw_env: sys::napi_env,
-        completed: Self,
+        outcome: Self,
     ) -> napi::Result<sys::napi_value> {
         let env = Env::from_raw(raw_env);
-        let mut array = env.create_array(completed.results.len() as u32 + 1)?;
-        array.set(0, completed.batch_id)?;
-        for (index, result) in (1..).zip(completed.results) {
-            match result {
-                Ok(Reply::Value(value)) => array.set(index, value)?,
-                Ok(Reply::Values(values)) => array.set(index, values)?,
-                Ok(Reply::Pairs(pairs)) => {
-                    let flat: Vec<String> = pairs.into_iter().flat_map(|(k, v)| [k, v]).collect();
-                    array.set(index, flat)?
-                }
-                Ok(Reply::Done) => array.set(index, true)?,
-                Ok(Reply::Gone) => array.set(index, false)?,
-                Ok(Reply::Int(value)) => array.set(index, value as f64)?,
-                Err(err) => array.set(index, js_error(&env, err))?,
+        let length: usize = outcome.finished.iter().map(|f| 2 + f.results.len()).sum();
+        let mut array = env.create_array(1 + length as u32)?;
+        array.set(0, outcome.flags)?;
+        let mut index = 1;
+        for finished in outcome.finished {
+            array.set(index, finished.batch_id)?;
+            array.set(index + 1, finished.results.len() as u32)?;
+            index += 2;
+            for result in finished.results {
+                set_result(&env, &mut array, index, result)?;
+                index += 1;
             }
         }
         unsafe { ToNapiValue::to_napi_value(raw_env, array) }
+    }
+}
+
+fn set_result(
+    env: &Env,
+    array: &mut napi::bindgen_prelude::Array,
+    index: u32,
+    result: Result<Reply>,
+) -> napi::Result<()> {
+    match result {
+        Ok(Reply::Value(value)) => array.set(index, value),
+        Ok(Reply::Values(values)) => array.set(index, values),
+        Ok(Reply::Pairs(pairs)) => {
+            let flat: Vec<String> = pairs.into_iter().flat_map(|(k, v)| [k, v]).collect();
+            array.set(index, flat)
+        }
+        Ok(Reply::Done) => array.set(index, true),
+        Ok(Reply::Gone) => array.set(index, false),
+        Ok(Reply::Int(value)) => array.set(index, value as f64),
+        Err(err) => array.set(index, js_error(env, err)),
     }
 }
 
@@ -108,16 +123,22 @@ fn js_error(env: &Env, err: SessionError) -> Unknown<'_> {
     JsError::from(napi::Error::new(err.code.as_str(), err.message)).into_unknown(*env)
 }
 
-/// Weak: an idle engine never keeps Node alive; `submit` references it
-/// while batches are in flight, so a pending call does.
-type Completion = ThreadsafeFunction<Completed, (), Completed, Status, false, true>;
+enum Backend {
+    /// `mock()`: every batch finishes within `submit`.
+    Memory(MemoryStore),
+    Redis {
+        /// Boxed: far larger than the memory store, and reached once per call anyway.
+        link: Box<Link>,
+        socket: store::redis::Address,
+        connect_timeout: Duration,
+        command_timeout: Duration,
+    },
+}
 
 #[napi]
 pub struct Engine {
-    core: Arc<Core>,
-    completion: Arc<Completion>,
-    /// Batches in flight; only touched on the JS thread (submit, completion).
-    busy: Arc<AtomicUsize>,
+    core: Core,
+    backend: Backend,
 }
 
 fn parse_config(options_json: &str) -> Result<Config> {
@@ -128,35 +149,53 @@ fn parse_config(options_json: &str) -> Result<Config> {
 
 #[napi]
 impl Engine {
-    /// An engine on Redis. `options_json` is `JSON.stringify(options)`;
-    /// `on_complete` receives every finished batch.
+    /// An engine on Redis. `options_json` is `JSON.stringify(options)`.
+    /// Nothing connects until the first batch.
     #[napi(factory)]
-    pub fn redis(
-        options_json: String,
-        on_complete: Function<'_, Completed, ()>,
-    ) -> napi::Result<Engine> {
+    pub fn redis(options_json: String) -> napi::Result<Engine> {
         let config = parse_config(&options_json)?;
-        let info = store::redis::connection_info(&config.redis, config.session.db_index)?;
-        let store = within_runtime_if_available(|| {
-            RedisStore::new(
-                info,
-                config.redis.connect_timeout,
-                config.redis.command_timeout,
-            )
-        })?;
-        Engine::new(Arc::new(store), config, on_complete)
+        let target = store::redis::target(&config.redis, config.session.db_index)?;
+        let core = Core::new(config.session);
+        let link = Link::new(&target.handshake, core.limits, config.redis.command_timeout);
+        Ok(Engine {
+            core,
+            backend: Backend::Redis {
+                link: Box::new(link),
+                socket: target.address,
+                connect_timeout: config.redis.connect_timeout,
+                command_timeout: config.redis.command_timeout,
+            },
+        })
     }
 
     /// An engine on the embedded in-memory store (`mock()`); Redis options are ignored.
     #[napi(factory)]
-    pub fn memory(
-        options_json: String,
-        on_complete: Function<'_, Completed, ()>,
-    ) -> napi::Result<Engine> {
+    pub fn memory(options_json: String) -> napi::Result<Engine> {
         let config = parse_config(&options_json)?;
-        Engine::new(Arc::new(MemoryStore::new()), config, on_complete)
+        Ok(Engine {
+            core: Core::new(config.session),
+            backend: Backend::Memory(MemoryStore::new()),
+        })
     }
 
+    /// Where to open the Redis socket; `null` for the in-memory store.
+    #[napi(getter)]
+    pub fn socket_options(&self) -> Option<SocketOptions> {
+        match &self.backend {
+            Backend::Memory(_) => None,
+            Backend::Redis {
+                socket,
+                connect_timeout,
+                command_timeout,
+                ..
+            } => Some(SocketOptions {
+                host: socket.host.clone(),
+                port: socket.port,
+                connect_timeout: millis(*connect_timeout),
+                command_timeout: millis(*command_timeout),
+            }),
+        }
+    }
     /// Whether `next()` waits for the per-request idle refresh.
     #[napi(getter)]
     pub fn await_touch(&self) -> bool {
@@ -206,83 +245,115 @@ impl Engine {
         self.core.clear_cookie(request_secure)
     }
 
-    /// Starts a batch of operations (see [`batch`]); its results arrive
-    /// through `on_complete` as `[batch_id, ...results]`.
+    /// Runs a batch of operations (see [`batch`]). In memory it finishes
+    /// here; on Redis its commands wait in the output (or for a connection).
     #[napi]
     pub fn submit(
-        &self,
-        env: Env,
+        &mut self,
         batch_id: u32,
         header: Vec<u32>,
         strings: Vec<String>,
-    ) -> napi::Result<()> {
-        let ops = batch::parse(&header, strings)?;
-        if self.busy.fetch_add(1, Ordering::Relaxed) == 0 {
-            // SAFETY: on the JS thread, with a live threadsafe function.
-            check(unsafe { sys::napi_ref_threadsafe_function(env.raw(), self.completion.raw()) })?;
-        }
-        let core = Arc::clone(&self.core);
-        let completion = Arc::clone(&self.completion);
-        spawn(async move {
-            let results = core.run_batch(ops).await;
-            completion.call(
-                Completed { batch_id, results },
-                ThreadsafeFunctionCallMode::NonBlocking,
-            );
-        });
-        Ok(())
+    ) -> napi::Result<Outcome> {
+        let items = self.core.prepare(batch::parse(&header, strings)?);
+        let limits = self.core.limits;
+        Ok(match &mut self.backend {
+            Backend::Memory(store) => {
+                let results = items
+                    .into_iter()
+                    .map(|item| match item {
+                        Item::Ready(result) => result,
+                        Item::Run(key, op) => store.execute(&key, op, limits),
+                    })
+                    .collect();
+                Outcome {
+                    flags: 0,
+                    finished: vec![Finished { batch_id, results }],
+                }
+            }
+            Backend::Redis { link, .. } => {
+                link.submit(batch_id, items, Instant::now());
+                outcome(link)
+            }
+        })
     }
 
-    /// Refuses new work, waits for the calls in flight, then lets the connection close.
+    /// The socket connected.
     #[napi]
-    pub async fn close(&self) -> napi::Result<()> {
-        self.core.close().await;
-        Ok(())
+    pub fn connected(&mut self) -> Outcome {
+        self.on_link(Link::connected)
+    }
+
+    /// The first `length` bytes of `buffer` were read from the socket (the
+    /// buffer is the socket's reusable read buffer).
+    #[napi]
+    pub fn received(&mut self, buffer: BufferSlice<'_>, length: u32) -> Outcome {
+        let bytes = &buffer[..(length as usize).min(buffer.len())];
+        self.on_link(|link| link.received(bytes))
+    }
+
+    /// The socket failed or closed (`timedOut`: it was dropped for not answering).
+    #[napi]
+    pub fn lost(&mut self, reason: String, timed_out: bool) -> Outcome {
+        self.on_link(|link| link.lost(&reason, timed_out))
+    }
+
+    /// The bytes to write now (after an outcome with the OUTPUT flag).
+    #[napi]
+    pub fn take_output<'env>(&mut self, env: &'env Env) -> napi::Result<BufferSlice<'env>> {
+        let Backend::Redis { link, .. } = &mut self.backend else {
+            return BufferSlice::copy_from(env, []);
+        };
+        let bytes = BufferSlice::copy_from(env, link.output());
+        link.clear_output();
+        bytes
+    }
+
+    /// Milliseconds until the oldest unanswered batch is overdue (0: it
+    /// is, drop the connection), or -1 when nothing waits.
+    #[napi]
+    pub fn overdue_in(&mut self) -> i64 {
+        match &mut self.backend {
+            Backend::Redis { link, .. } => link
+                .overdue_in(Instant::now())
+                .map_or(-1, |left| left.as_millis().min(i64::MAX as u128) as i64),
+            Backend::Memory(_) => -1,
+        }
+    }
+
+    /// Refuses new work from now on (`ERR_SESSION_CLOSED`); batches already
+    /// submitted still finish. JavaScript closes the socket once they have.
+    #[napi]
+    pub fn close(&mut self) {
+        self.core.close();
+        if let Backend::Memory(store) = &self.backend {
+            store.close();
+        }
     }
 }
 
 impl Engine {
-    fn new(
-        store: Arc<dyn Store>,
-        config: Config,
-        on_complete: Function<'_, Completed, ()>,
-    ) -> napi::Result<Engine> {
-        let busy = Arc::new(AtomicUsize::new(0));
-        // The completion callback needs its own handle to unreference itself;
-        // the handle only exists once it is built, hence the cell.
-        let raw_completion = Arc::new(AtomicPtr::new(std::ptr::null_mut()));
-        let completion: Completion = {
-            let busy = Arc::clone(&busy);
-            let raw_completion = Arc::clone(&raw_completion);
-            on_complete
-                .build_threadsafe_function::<Completed>()
-                .callee_handled::<false>()
-                .weak::<true>()
-                .build_callback(move |ctx| {
-                    if busy.fetch_sub(1, Ordering::Relaxed) == 1 {
-                        let raw = raw_completion.load(Ordering::Relaxed);
-                        // SAFETY: on the JS thread, with the live threadsafe function.
-                        check(unsafe { sys::napi_unref_threadsafe_function(ctx.env.raw(), raw) })?;
-                    }
-                    Ok(ctx.value)
-                })?
-        };
-        raw_completion.store(completion.raw(), Ordering::Relaxed);
-        Ok(Engine {
-            core: Arc::new(Core::new(store, config.session)),
-            completion: Arc::new(completion),
-            busy,
-        })
+    /// Hands a socket event to the link; nothing happens in memory.
+    fn on_link(&mut self, event: impl FnOnce(&mut Link)) -> Outcome {
+        match &mut self.backend {
+            Backend::Redis { link, .. } => {
+                event(link);
+                outcome(link)
+            }
+            Backend::Memory(_) => Outcome {
+                flags: 0,
+                finished: Vec::new(),
+            },
+        }
     }
 }
 
-fn check(status: sys::napi_status) -> napi::Result<()> {
-    if status == sys::Status::napi_ok {
-        Ok(())
-    } else {
-        Err(napi::Error::new(
-            Status::GenericFailure,
-            format!("N-API call failed with status {status}"),
-        ))
+fn outcome(link: &mut Link) -> Outcome {
+    Outcome {
+        flags: link.take_flags(),
+        finished: link.take_finished(),
     }
+}
+
+fn millis(duration: Duration) -> u32 {
+    duration.as_millis().min(u32::MAX as u128) as u32
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{too_many_fields, BoxFuture, Limits, Op, Reply, Store};
+use super::{too_many_fields, Limits, Op, Reply};
 use crate::error::{ErrorCode, Result, SessionError};
 
 /// How often, at most, a call also sweeps every expired session out.
@@ -70,7 +70,7 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    /// [`Store::execute`] at a given instant, so expiry is testable without sleeping.
+    /// [`MemoryStore::execute`] at a given instant, so expiry is testable without sleeping.
     pub fn execute_at(&self, key: &str, op: Op, limits: Limits, now: Instant) -> Result<Reply> {
         if self.closed.load(Ordering::Acquire) {
             return Err(SessionError::new(
@@ -203,28 +203,20 @@ fn not_an_integer(field: &str) -> SessionError {
     ))
 }
 
-impl Store for MemoryStore {
-    fn execute_batch(
-        &self,
-        ops: Vec<(String, Op)>,
-        limits: Limits,
-    ) -> BoxFuture<'_, Vec<Result<Reply>>> {
-        let now = Instant::now();
-        let replies = ops
-            .into_iter()
-            .map(|(key, op)| self.execute_at(&key, op, limits, now))
-            .collect();
-        Box::pin(std::future::ready(replies))
+impl MemoryStore {
+    /// Runs one operation now.
+    pub fn execute(&self, key: &str, op: Op, limits: Limits) -> Result<Reply> {
+        self.execute_at(key, op, limits, Instant::now())
     }
 
-    fn close(&self) -> BoxFuture<'_, ()> {
+    /// Refuses further work and drops every session.
+    pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .sessions
             .clear();
-        Box::pin(std::future::ready(()))
     }
 }
 
@@ -441,7 +433,7 @@ mod tests {
     #[test]
     fn closed_store_refuses_work() {
         let store = MemoryStore::new();
-        futures_util::FutureExt::now_or_never(store.close()).unwrap();
+        store.close();
         let err = store
             .execute_at("s:a", Op::Touch, ttl(10), Instant::now())
             .unwrap_err();

@@ -1,18 +1,12 @@
-//! Session storage. One trait, one operation type: every session method is an
-//! [`Op`] on the hash of one session, and a backend runs batches of them
-//! (later topologies only add implementations, not methods).
+//! Session storage. One operation type: every session method is an [`Op`] on
+//! the hash of one session. Two backends run them: Redis, through a
+//! [`link::Link`] whose socket lives on Node's event loop, and the embedded
+//! [`memory::MemoryStore`], synchronously.
 
+pub mod link;
 pub mod memory;
 pub mod redis;
-
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-use tokio::sync::Notify;
-
-use crate::error::Result;
+pub mod resp;
 
 /// One operation on the hash stored for a session. Fields and values are
 /// strings: JSON encoding and decoding stay in JavaScript.
@@ -81,56 +75,4 @@ pub fn too_many_fields(max_fields: usize) -> crate::error::SessionError {
         crate::error::ErrorCode::TooLarge,
         format!("the write would take the session over session.maxFields ({max_fields} keys)"),
     )
-}
-
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-pub trait Store: Send + Sync {
-    /// Runs each `(key, op)` on the session stored at `key`, one result per
-    /// operation, in order. A backend runs the batch in as few round trips as it can.
-    fn execute_batch(
-        &self,
-        ops: Vec<(String, Op)>,
-        limits: Limits,
-    ) -> BoxFuture<'_, Vec<Result<Reply>>>;
-
-    /// Stops accepting work and releases connections once in-flight work is done.
-    fn close(&self) -> BoxFuture<'_, ()>;
-}
-
-/// Counts the calls in flight, so that `close` can wait for them to finish.
-#[derive(Default)]
-pub struct InFlight {
-    count: AtomicUsize,
-    idle: Notify,
-}
-
-/// Held while one call runs; owned, so it can move into a spawned task.
-pub struct InFlightGuard(Arc<InFlight>);
-
-impl InFlight {
-    pub fn enter(self: &Arc<Self>) -> InFlightGuard {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        InFlightGuard(Arc::clone(self))
-    }
-
-    /// Resolves once no call is in flight.
-    pub async fn wait_idle(&self) {
-        loop {
-            // Created before the check: `notify_waiters` reaches it even unpolled.
-            let notified = self.idle.notified();
-            if self.count.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
 }

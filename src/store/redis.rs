@@ -1,162 +1,78 @@
-//! The Redis store: the original's data format (one hash per session, JSON
-//! values, fields and idle TTL written together) over one multiplexed connection
-//! that reconnects by itself. A batch of operations is one pipeline, bounded
-//! as a whole by `commandTimeout`.
+//! The Redis data format: the original's (one hash per session, JSON values,
+//! fields and idle TTL written together). Here: where to connect, how each
+//! operation is written as a command, and what its reply means. The
+//! connection itself is [`super::link`].
 
-use std::sync::{LazyLock, Mutex};
-use std::time::Duration;
+use std::sync::LazyLock;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{
-    from_redis_value, Client, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, Script, Value,
-};
+use redis::{from_redis_value, Cmd, ConnectionAddr, IntoConnectionInfo, Script, Value};
 
-use super::{too_many_fields, BoxFuture, Limits, Op, Reply, Store, CREATED_FIELD};
+use super::{too_many_fields, Limits, Op, Reply, CREATED_FIELD};
 use crate::config::RedisOptions;
 use crate::error::{ErrorCode, Result, SessionError};
 
-/// Where and how to connect: the URL (or host and port), with explicit
-/// credentials and database (`session.dbIndex`) taking precedence over the URL's.
-pub fn connection_info(redis: &RedisOptions, db_index: Option<i64>) -> Result<ConnectionInfo> {
+/// Where the socket connects to (Node resolves the host name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Where to connect and what every connection says first.
+#[derive(Debug)]
+pub struct Target {
+    pub address: Address,
+    /// `AUTH` (when a password is set) and `SELECT` (when the database is not 0).
+    pub handshake: Vec<Cmd>,
+}
+
+/// The URL (or host and port), with explicit credentials and database
+/// (`session.dbIndex`) taking precedence over the URL's.
+pub fn target(redis: &RedisOptions, db_index: Option<i64>) -> Result<Target> {
+    if redis.tls {
+        return Err(tls_unsupported());
+    }
     let url = match &redis.url {
         Some(url) => url.clone(),
-        None => {
-            let scheme = if redis.tls { "rediss" } else { "redis" };
-            match redis.host.contains(':') {
-                true => format!("{scheme}://[{}]:{}", redis.host, redis.port),
-                false => format!("{scheme}://{}:{}", redis.host, redis.port),
-            }
-        }
+        None => match redis.host.contains(':') {
+            true => format!("redis://[{}]:{}", redis.host, redis.port),
+            false => format!("redis://{}:{}", redis.host, redis.port),
+        },
     };
     let info = url
         .as_str()
         .into_connection_info()
         .map_err(|err| SessionError::caused_by(ErrorCode::Config, "redis options", &err))?;
-    let mut settings = info.redis_settings().clone();
-    if let Some(db) = db_index {
-        settings = settings.set_db(db);
+    let address = match info.addr() {
+        ConnectionAddr::Tcp(host, port) => Address {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port: *port,
+        },
+        _ => return Err(tls_unsupported()),
+    };
+    let settings = info.redis_settings();
+    let username = redis.username.as_deref().or(settings.username());
+    let password = redis.password.as_deref().or(settings.password());
+    let db = db_index.unwrap_or(settings.db());
+    let mut handshake = Vec::new();
+    if let Some(password) = password {
+        let mut auth = redis::cmd("AUTH");
+        if let Some(username) = username {
+            auth.arg(username);
+        }
+        handshake.push(with(auth, password));
     }
-    if let Some(username) = &redis.username {
-        settings = settings.set_username(username);
+    if db != 0 {
+        handshake.push(with(redis::cmd("SELECT"), db));
     }
-    if let Some(password) = &redis.password {
-        settings = settings.set_password(password);
-    }
-    // Nagle's algorithm would hold a pipeline's tail waiting for an ACK; the
-    // JS clients (ioredis, node-redis) disable it too.
-    let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
-    Ok(info.set_redis_settings(settings).set_tcp_settings(tcp))
+    Ok(Target { address, handshake })
 }
 
-pub struct RedisStore {
-    /// `None` once closed; each call clones the (shared) connection out of it.
-    connection: Mutex<Option<ConnectionManager>>,
-    command_timeout: Duration,
-}
-
-impl RedisStore {
-    /// Creates the store without connecting: the connection is made on first
-    /// use, so a middleware can be built before Redis is up. Must run inside a
-    /// tokio runtime.
-    pub fn new(
-        info: ConnectionInfo,
-        connect_timeout: Duration,
-        command_timeout: Duration,
-    ) -> Result<Self> {
-        let client = Client::open(info)
-            .map_err(|err| SessionError::caused_by(ErrorCode::Config, "redis options", &err))?;
-        // The defaults retry 6 times with backoff (about 9.5 s per command while
-        // Redis is down); a session call must fail fast instead, and the
-        // manager reconnects on the next call anyway.
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(200))
-            .set_connection_timeout(Some(connect_timeout))
-            .set_response_timeout(Some(command_timeout));
-        let manager = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|err| SessionError::caused_by(ErrorCode::Config, "redis options", &err))?;
-        Ok(RedisStore {
-            connection: Mutex::new(Some(manager)),
-            command_timeout,
-        })
-    }
-
-    fn connection(&self) -> Result<ConnectionManager> {
-        self.connection
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(|| SessionError::new(ErrorCode::Closed, "the session store is closed"))
-    }
-
-    /// Sends the whole batch as one pipeline: one write, one read, however
-    /// many sessions it touches. Each operation keeps its own outcome.
-    /// Scripts go by digest (`EVALSHA`); the few a restarted Redis no longer
-    /// knows (`NOSCRIPT`, nothing ran) are sent once more with their body.
-    async fn run_batch(&self, ops: &[(String, Op)], limits: Limits) -> Vec<Result<Reply>> {
-        let mut replies = self.send(ops.iter(), limits, false).await;
-        let unknown: Vec<usize> = (0..ops.len())
-            .filter(|&i| matches!(&replies[i], Ok(Some(Value::ServerError(e))) if e.code() == "NOSCRIPT"))
-            .collect();
-        if !unknown.is_empty() {
-            let again = self
-                .send(unknown.iter().map(|&i| &ops[i]), limits, true)
-                .await;
-            for (i, reply) in unknown.into_iter().zip(again) {
-                replies[i] = reply;
-            }
-        }
-        ops.iter()
-            .zip(replies)
-            .map(|((_, op), reply)| decode(op, reply?, limits))
-            .collect()
-    }
-
-    /// One pipeline for `ops`: per operation its reply (`None` for an empty
-    /// `mget`, which sends nothing), or the error that failed the whole pipeline.
-    async fn send<'a>(
-        &self,
-        ops: impl Iterator<Item = &'a (String, Op)> + Clone,
-        limits: Limits,
-        script_bodies: bool,
-    ) -> Vec<Result<Option<Value>>> {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        let replies_per_op: Vec<usize> = ops
-            .clone()
-            .map(|(key, op)| add_command(&mut pipe, key, op, limits, script_bodies))
-            .collect();
-        let values = if pipe.is_empty() {
-            Ok(Vec::new())
-        } else {
-            self.query(&pipe).await
-        };
-        match values {
-            Ok(values) => {
-                let mut values = values.into_iter();
-                replies_per_op
-                    .into_iter()
-                    .map(|count| Ok(values.by_ref().take(count).next()))
-                    .collect()
-            }
-            Err(err) => vec![Err(err); replies_per_op.len()],
-        }
-    }
-
-    async fn query(&self, pipe: &Pipeline) -> Result<Vec<Value>> {
-        let mut conn = self.connection()?;
-        match tokio::time::timeout(self.command_timeout, pipe.query_async(&mut conn)).await {
-            Ok(values) => Ok(values?),
-            Err(_) => Err(SessionError::new(
-                ErrorCode::Timeout,
-                format!(
-                    "redis did not answer within {} ms",
-                    self.command_timeout.as_millis()
-                ),
-            )),
-        }
-    }
+fn tls_unsupported() -> SessionError {
+    SessionError::config("redis: TLS (redis.tls, rediss://) is not supported yet")
 }
 
 /// Shared by the scripts: the TTL (in ms, for `PEXPIRE`) to set on a session
@@ -309,21 +225,16 @@ fn with(mut cmd: Cmd, args: impl redis::ToRedisArgs) -> Cmd {
     cmd
 }
 
-/// Adds the command of one operation to the batch's pipeline; returns how
-/// many replies it produces (one, or none for an empty `mget`).
-fn add_command(
-    pipe: &mut Pipeline,
-    key: &str,
-    op: &Op,
-    limits: Limits,
-    script_bodies: bool,
-) -> usize {
+/// Appends the command of one operation to `out`; `false` when there is
+/// nothing to ask (an `mget` of no keys). `script_bodies`: `EVAL` with the
+/// script itself instead of `EVALSHA`, for a Redis that does not know it.
+pub fn encode(out: &mut Vec<u8>, key: &str, op: &Op, limits: Limits, script_bodies: bool) -> bool {
     let eval = |lua: Lua, keys: &[&str]| script_cmd(lua, keys, script_bodies);
     let ttl = limits.ttl_secs;
     let life = limits.max_lifetime_secs.unwrap_or(0);
     let cmd = match op {
         Op::Get(field) => with(hash_cmd("HGET", key), field),
-        Op::MGet(fields) if fields.is_empty() => return 0,
+        Op::MGet(fields) if fields.is_empty() => return false,
         Op::MGet(fields) => with(hash_cmd("HMGET", key), fields),
         Op::GetAll => hash_cmd("HGETALL", key),
         Op::Touch => match limits.max_lifetime_secs {
@@ -346,12 +257,17 @@ fn add_command(
         ),
         Op::Rename { to } => with(eval(Lua::Rename, &[key, to]), (ttl, life)),
     };
-    pipe.add_command(cmd);
-    1
+    cmd.write_packed_command(out);
+    true
+}
+
+/// A script's `NOSCRIPT`: Redis does not know its digest, and ran nothing.
+pub fn is_noscript(reply: &Value) -> bool {
+    matches!(reply, Value::ServerError(err) if err.code() == "NOSCRIPT")
 }
 
 /// Turns the reply of one operation's command into its result.
-fn decode(op: &Op, reply: Option<Value>, limits: Limits) -> Result<Reply> {
+pub fn decode(op: &Op, reply: Option<Value>, limits: Limits) -> Result<Reply> {
     let reply = match reply {
         Some(Value::ServerError(err)) => return Err(server_error(err)),
         Some(value) => value,
@@ -393,59 +309,67 @@ fn server_error(err: redis::ServerError) -> SessionError {
     err.into()
 }
 
-impl Store for RedisStore {
-    fn execute_batch(
-        &self,
-        ops: Vec<(String, Op)>,
-        limits: Limits,
-    ) -> BoxFuture<'_, Vec<Result<Reply>>> {
-        Box::pin(async move { self.run_batch(&ops, limits).await })
-    }
-
-    fn close(&self) -> BoxFuture<'_, ()> {
-        // Calls already running hold their own handle and finish; the
-        // connection closes when the last of them drops it.
-        self.connection
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        Box::pin(std::future::ready(()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
     use serde_json::json;
 
-    fn info(options: serde_json::Value) -> ConnectionInfo {
+    /// The target, with its handshake as readable words.
+    fn target_of(options: serde_json::Value) -> (Address, Vec<Vec<String>>) {
         let config = Config::from_json(&options).unwrap();
-        connection_info(&config.redis, config.session.db_index).unwrap()
+        let target = target(&config.redis, config.session.db_index).unwrap();
+        let words = target
+            .handshake
+            .iter()
+            .map(|cmd| {
+                cmd.args_iter()
+                    .map(|arg| match arg {
+                        redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                        _ => "<not a simple argument>".into(),
+                    })
+                    .collect()
+            })
+            .collect();
+        (target.address, words)
+    }
+
+    fn tcp(host: &str, port: u16) -> Address {
+        Address {
+            host: host.into(),
+            port,
+        }
     }
 
     #[test]
     fn host_port_password_and_db_index() {
-        let info = info(json!({
+        let (address, handshake) = target_of(json!({
             "redis": {"host": "localhost", "port": 6390, "auth_pass": "p@ss:/"},
             "session": {"dbIndex": 2}
         }));
-        assert_eq!(info.addr().to_string(), "localhost:6390");
-        assert_eq!(info.redis_settings().password(), Some("p@ss:/"));
-        assert_eq!(info.redis_settings().db(), 2);
+        assert_eq!(address, tcp("localhost", 6390));
+        assert_eq!(handshake, [vec!["AUTH", "p@ss:/"], vec!["SELECT", "2"]]);
+        let (_, none) = target_of(json!({}));
+        assert!(
+            none.is_empty(),
+            "no password, database 0: nothing to say first"
+        );
+        let (v6, _) = target_of(json!({"redis": {"host": "::1"}}));
+        assert_eq!(v6, tcp("::1", 6379));
     }
 
     #[test]
     fn explicit_options_override_the_url() {
-        let from_url = info(json!({"redis": {"url": "redis://u:pw@h:1/3"}}));
-        assert_eq!(from_url.redis_settings().db(), 3);
-        assert_eq!(from_url.redis_settings().password(), Some("pw"));
-        let overridden = info(json!({
+        let (address, from_url) = target_of(json!({"redis": {"url": "redis://u:pw@h:1/3"}}));
+        assert_eq!(address, tcp("h", 1));
+        assert_eq!(from_url, [vec!["AUTH", "u", "pw"], vec!["SELECT", "3"]]);
+        let (_, overridden) = target_of(json!({
             "redis": {"url": "redis://u:pw@h:1/3", "password": "other"},
             "session": {"dbIndex": 5}
         }));
-        assert_eq!(overridden.redis_settings().db(), 5);
-        assert_eq!(overridden.redis_settings().password(), Some("other"));
-        assert_eq!(overridden.redis_settings().username(), Some("u"));
+        assert_eq!(
+            overridden,
+            [vec!["AUTH", "u", "other"], vec!["SELECT", "5"]]
+        );
     }
 }
