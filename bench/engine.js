@@ -15,55 +15,14 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const altSession = require('..');
 const { startRedis } = require('../test/helpers/redis');
-const IORedis = require('ioredis');
-const nodeRedis = require('redis');
+const { clients } = require('./clients');
 
 const QUICK = process.argv.includes('--quick');
 const SECONDS = QUICK ? 1 : 3;
 const ROUNDS = QUICK ? 1 : 3;
 const IN_FLIGHT = [1, 64];
-const TTI = 300;
 const RESULTS = path.join(__dirname, 'results');
-
-/** A session of ours, opened the way a request opens it. */
-function openSession(mw) {
-  return new Promise((resolve, reject) => {
-    const req = { headers: {}, secure: false };
-    const res = { getHeader() {}, setHeader() {}, headersSent: false };
-    mw(req, res, (err) => (err ? reject(err) : resolve(req.session)));
-  });
-}
-
-async function clients(redisPort) {
-  const ours = altSession({ redis: { port: redisPort }, session: { secret: 'bench', tti: TTI } });
-  const session = await openSession(ours);
-  await session.set('n', 1);
-  const key = `session:${session.id}`;
-
-  const io = new IORedis({ port: redisPort, host: '127.0.0.1' });
-  const nr = nodeRedis.createClient({ socket: { port: redisPort, host: '127.0.0.1' } });
-  await nr.connect();
-
-  const value = JSON.stringify(1);
-  return {
-    close: async () => {
-      await ours.close();
-      io.disconnect();
-      await nr.quit();
-    },
-    ops: {
-      'ours get': () => session.get('n'),
-      'ioredis get': () => io.hget(key, 'n'),
-      'redis get': () => nr.hGet(key, 'n'),
-      'ours set': () => session.set('n', 1),
-      'ioredis set': () => io.multi().hset(key, 'n', value).expire(key, TTI).exec(),
-      'redis set': () => nr.multi().hSet(key, 'n', value).expire(key, TTI).exec(),
-    },
-    key,
-  };
-}
 
 /** Runs `op` with `inFlight` concurrent callers for `seconds`; returns ops/s. */
 async function measure(op, inFlight, seconds) {

@@ -7,7 +7,8 @@
 //   node bench/report.js
 //
 // Reads bench/results/http-latest.json (from http.js, required) and
-// bench/results/engine-latest.json (from engine.js, optional).
+// bench/results/engine-latest.json (from engine.js) and memory-latest.json
+// (from memory.js), both optional.
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -173,6 +174,33 @@ function engineSection(engine) {
   return out.join('\n');
 }
 
+/** Resident memory over a million operations, and JS heap bytes per operation by client. */
+function memorySection(memory) {
+  const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  const samples = memory.samples.map((s) => `${mib(s.rss)} / ${mib(s.heap)}`).join(', ');
+  const ours = (op) => memory.allocations.find((a) => a.client === `ours ${op}`);
+  const rows = memory.allocations.map((a) => {
+    const { client, op } = splitName(a.client);
+    const mine = ours(op);
+    return [client, op, a.bytesPerOp === null ? 'n/a' : thousands(a.bytesPerOp), mine ? ratio(mine.bytesPerOp, a.bytesPerOp) : 'n/a'];
+  });
+  return [
+    '## Memory',
+    '',
+    `\`${memory.command}\`, ${memory.date.slice(0, 16).replace('T', ' ')} UTC.`,
+    '',
+    `Resident set / JS heap after a full GC, every ${thousands(memory.totalOps / memory.samples.length)} of ` +
+      `${thousands(memory.totalOps)} session operations (half \`get\`, half \`set\`, ${memory.inFlight} in flight, on Redis): ` +
+      `${samples}. Growth after the first three samples: resident ${mib(memory.growth.rss)}, heap ${mib(memory.growth.heap)}.`,
+    '',
+    'JS heap bytes allocated per operation, 64 in flight (counted with no garbage collection during the count; ' +
+      'native allocations not included):',
+    '',
+    table(['client', 'operation', 'bytes per op', 'ours ÷ this'], rows, ['l', 'l', 'r', 'r']),
+    '',
+  ].join('\n');
+}
+
 // ---------------------------------------------------------------------------
 // SVG chart: grouped bars, one group per route, one bar per configuration
 
@@ -252,7 +280,8 @@ function main() {
     process.exit(1);
   }
   const engine = readJson('engine-latest.json');
-  const commands = [engine && engine.command, http.command].filter(Boolean);
+  const memory = readJson('memory-latest.json');
+  const commands = [engine && engine.command, http.command, memory && memory.command].filter(Boolean);
 
   const md = [
     '# alt-session benchmark results',
@@ -265,6 +294,7 @@ function main() {
     '',
     httpSection(http),
     engine ? engineSection(engine) : '_No engine results (bench/results/engine-latest.json is missing)._\n',
+    memory ? memorySection(memory) : '_No memory results (bench/results/memory-latest.json is missing)._\n',
   ].join('\n');
 
   fs.writeFileSync(path.join(RESULTS, 'latest.md'), md);

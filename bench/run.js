@@ -7,7 +7,7 @@
 // 1. installs the benchmark peers into bench/node_modules if missing
 //    (bench/package.json: they are kept out of the package's own dependencies);
 // 2. builds the addon if its sources changed;
-// 3. runs bench/engine.js, bench/http.js, then bench/report.js.
+// 3. runs bench/engine.js, bench/http.js, bench/memory.js, then bench/report.js.
 // --quick is passed to the benchmarks (short runs, for development).
 // Stops at the first step that fails, with its exit code.
 
@@ -42,5 +42,6 @@ if (!fs.existsSync(path.join(__dirname, 'node_modules'))) {
 step('building the addon if needed', process.execPath, ['scripts/build.js', '--if-needed']);
 step('engine benchmark', process.execPath, ['bench/engine.js', ...passThrough]);
 step('HTTP benchmark', process.execPath, ['bench/http.js', ...passThrough]);
+step('memory benchmark', process.execPath, ['bench/memory.js', ...passThrough]);
 step('report', process.execPath, ['bench/report.js']);
 console.log('\nbench: done, see bench/results/latest.md and bench/results/latest.svg');
