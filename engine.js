@@ -54,6 +54,7 @@ class Engine {
     const socketOptions = this.native.socketOptions; // null in memory
     this.socket = socketOptions && new RedisSocket(this.native, socketOptions, this.handle);
     this.whenIdle = null; // close() waiting for the calls in flight
+    this.closed = null; // the promise close() returns, every time
   }
 
   /** Resolves a request's session from its cookie: `{ id, isNew, setCookie }`. */
@@ -130,13 +131,15 @@ class Engine {
 
   /** Refuses new work; resolves once the calls in flight have finished and the socket is closed. */
   close() {
+    if (this.closed) return this.closed;
     this.flushTouches();
     this.flush();
     this.native.close();
-    return new Promise((resolve) => {
+    this.closed = new Promise((resolve) => {
       this.whenIdle = resolve;
       this.settle();
     });
+    return this.closed;
   }
 
   // --- the batch -----------------------------------------------------------

@@ -144,6 +144,18 @@ function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+test('close() waits for the calls in flight, and a second close() resolves too', async () => {
+  const engine = engineOn(redis, { prefix: `link-close-${process.pid}` });
+  const id = newId(engine);
+  const write = engine.write(id, ['a', '1'], [], true);
+  const first = engine.close();
+  const second = engine.close();
+  assert.equal(await write, true, 'a call issued before close() still runs');
+  await Promise.all([first, second]);
+  await assert.rejects(engine.get(id, 'a'), { code: 'ERR_SESSION_CLOSED' });
+  assert.equal(await engine.close(), undefined);
+});
+
 /** `[k, v, k, v]` as `[[k, v], ...]`. */
 function pairs(flat) {
   const out = [];

@@ -56,6 +56,7 @@ pub struct OpenedSession {
 
 /// Where and how the JavaScript side opens the Redis socket.
 #[napi(object)]
+#[derive(Clone)]
 pub struct SocketOptions {
     pub host: String,
     pub port: u16,
@@ -129,9 +130,7 @@ enum Backend {
     Redis {
         /// Boxed: far larger than the memory store, and reached once per call anyway.
         link: Box<Link>,
-        socket: store::redis::Address,
-        connect_timeout: Duration,
-        command_timeout: Duration,
+        socket: SocketOptions,
     },
 }
 
@@ -157,13 +156,17 @@ impl Engine {
         let target = store::redis::target(&config.redis, config.session.db_index)?;
         let core = Core::new(config.session);
         let link = Link::new(&target.handshake, core.limits, config.redis.command_timeout);
+        let socket = SocketOptions {
+            host: target.address.host,
+            port: target.address.port,
+            connect_timeout: millis(config.redis.connect_timeout),
+            command_timeout: millis(config.redis.command_timeout),
+        };
         Ok(Engine {
             core,
             backend: Backend::Redis {
                 link: Box::new(link),
-                socket: target.address,
-                connect_timeout: config.redis.connect_timeout,
-                command_timeout: config.redis.command_timeout,
+                socket,
             },
         })
     }
@@ -183,19 +186,10 @@ impl Engine {
     pub fn socket_options(&self) -> Option<SocketOptions> {
         match &self.backend {
             Backend::Memory(_) => None,
-            Backend::Redis {
-                socket,
-                connect_timeout,
-                command_timeout,
-                ..
-            } => Some(SocketOptions {
-                host: socket.host.clone(),
-                port: socket.port,
-                connect_timeout: millis(*connect_timeout),
-                command_timeout: millis(*command_timeout),
-            }),
+            Backend::Redis { socket, .. } => Some(socket.clone()),
         }
     }
+
     /// Whether `next()` waits for the per-request idle refresh.
     #[napi(getter)]
     pub fn await_touch(&self) -> bool {

@@ -175,15 +175,27 @@ impl Link {
         }
     }
 
-    /// Bytes read from the socket: every whole reply in them is paired with its call.
+    /// Bytes read from the socket: every whole reply in them is paired with
+    /// its call; the start of an unfinished one waits for the next read.
     pub fn received(&mut self, bytes: &[u8]) {
-        let mut buffer = std::mem::take(&mut self.input);
-        let data: &[u8] = if buffer.is_empty() {
-            bytes
+        if self.input.is_empty() {
+            let used = self.consume(bytes);
+            if self.state == State::Up {
+                self.input.extend_from_slice(&bytes[used..]);
+            }
         } else {
+            let mut buffer = std::mem::take(&mut self.input);
             buffer.extend_from_slice(bytes);
-            &buffer
-        };
+            let used = self.consume(&buffer);
+            if self.state == State::Up {
+                buffer.drain(..used);
+                self.input = buffer;
+            }
+        }
+    }
+
+    /// Handles every whole reply at the start of `data`; returns how many bytes they took.
+    fn consume(&mut self, data: &[u8]) -> usize {
         let mut at = 0;
         while self.state == State::Up {
             match resp::frame_len(&data[at..]) {
@@ -199,9 +211,7 @@ impl Link {
                 Err(err) => self.fail(err),
             }
         }
-        if self.state == State::Up && at < data.len() {
-            self.input = data[at..].to_vec();
-        }
+        at
     }
 
     /// The socket closed or failed (`timed_out`: it was dropped for not answering).
