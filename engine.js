@@ -155,7 +155,10 @@ class Engine {
     this.header.push(kind, stringCount, aux);
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(this.flush);
+      // Idle: nothing to wait for, send at the end of this callback. Busy:
+      // wait for the rest of this turn's requests, and send them together.
+      if (this.inFlight.size === 0) process.nextTick(this.flush);
+      else setImmediate(this.flush);
     }
     return new Promise((resolve, reject) => this.waiters.push(resolve, reject));
   }

@@ -44,7 +44,20 @@ class RedisSocket {
   act(flags) {
     if (flags & RESET) this.drop();
     if (flags & CONNECT) this.connect();
-    if (flags & OUTPUT && this.socket) this.socket.write(this.native.takeOutput());
+    if (flags & OUTPUT && this.socket) this.write();
+  }
+
+  /**
+   * Straight to the descriptor when nothing of Node's waits to be written
+   * (no Buffer, no stream machinery per batch); whatever the kernel does not
+   * take at once, and every write on a platform without descriptors, goes
+   * through `socket.write`, which keeps the order and reports errors.
+   */
+  write() {
+    const socket = this.socket;
+    const fd = socket._handle && socket.writableLength === 0 && !socket.connecting ? socket._handle.fd : -1;
+    if (fd >= 0 && !this.native.writeOutput(fd)) return;
+    socket.write(this.native.takeOutput());
   }
 
   /**

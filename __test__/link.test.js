@@ -75,6 +75,17 @@ test('replies larger than the read buffer, cut across many reads, arrive whole',
   assert.equal(small, null);
 });
 
+test('a pipeline far bigger than the socket takes at once goes out whole and in order', async (t) => {
+  const engine = engineOn(redis, { prefix: `link-flood-${process.pid}` });
+  t.after(() => engine.close());
+  const ids = Array.from({ length: 24 }, () => newId(engine));
+  const value = (i) => JSON.stringify(String(i).repeat(400 * 1024)); // 24 x 400+ KiB in one batch
+  const written = await Promise.all(ids.map((id, i) => engine.write(id, ['v', value(i)], [], true)));
+  assert.ok(written.every((done) => done === true));
+  const read = await Promise.all(ids.map((id) => engine.get(id, 'v')));
+  read.forEach((got, i) => assert.ok(got === value(i), `session ${i} holds another value`));
+});
+
 test('a Redis that forgot the scripts (SCRIPT FLUSH) gets them again, and the write happens once', async (t) => {
   const engine = engineOn(redis, { prefix: `link-noscript-${process.pid}` });
   t.after(() => engine.close());

@@ -8,12 +8,17 @@
 //   node bench/engine.js [--quick]
 //
 // Every client runs in this one process against a private redis-server; the
-// clients take turns (interleaved rounds) and the median of the rounds counts.
+// clients take turns (interleaved rounds, each round in a different order)
+// and the median of the rounds counts. Each measurement starts after a full
+// GC: the clients share one heap, and whoever ran right after a client that
+// allocates 10 KB per operation would otherwise pay for its garbage.
 
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const v8 = require('node:v8');
+const vm = require('node:vm');
 
 const { startRedis } = require('../test/helpers/redis');
 const { clients } = require('./clients');
@@ -64,6 +69,18 @@ function redisBenchmark(port, key, inFlight) {
   });
 }
 
+/** A full garbage collection, without needing `node --expose-gc`. */
+const collectGarbage = (() => {
+  v8.setFlagsFromString('--expose-gc');
+  return vm.runInNewContext('gc');
+})();
+
+/** The list starting `by` places further on: no client always runs first or last. */
+function rotated(list, by) {
+  const k = by % list.length;
+  return list.slice(k).concat(list.slice(0, k));
+}
+
 function machine() {
   const redisVersion = execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).match(/v=(\S+)/)[1];
   return {
@@ -83,8 +100,9 @@ async function main() {
     for (const [name, op] of Object.entries(ops)) await measure(op, 64, QUICK ? 0.3 : 1); // warm-up
     for (let round = 0; round < ROUNDS; round++) {
       for (const inFlight of IN_FLIGHT) {
-        for (const [name, op] of Object.entries(ops)) {
+        for (const [name, op] of rotated(Object.entries(ops), round)) {
           const id = `${name}@${inFlight}`;
+          collectGarbage();
           (samples[id] ||= { name, inFlight, values: [] }).values.push(await measure(op, inFlight, SECONDS));
         }
       }

@@ -251,6 +251,11 @@ impl Link {
         self.output.clear();
     }
 
+    /// The first `written` bytes of the output are on their way.
+    pub fn consume_output(&mut self, written: usize) {
+        self.output.drain(..written.min(self.output.len()));
+    }
+
     pub fn take_flags(&mut self) -> u32 {
         std::mem::take(&mut self.flags)
     }
