@@ -42,6 +42,7 @@ class Engine {
     this.native = callNative(() => native.Engine[backend](optionsJson));
     this.cookieName = this.native.cookieName;
     this.verifiesCookies = this.native.hasSecret;
+    this.secureFollowsRequest = this.native.secureFollowsRequest;
     this.awaitTouch = this.native.awaitTouch;
     this.batchId = 0;
     this.inFlight = new Map(); // batch id -> the waiters of its operations

@@ -48,7 +48,7 @@ function serializeOptions(options) {
 }
 
 function middleware(engine) {
-  const { cookieName, verifiesCookies, awaitTouch } = engine;
+  const { cookieName, verifiesCookies, awaitTouch, secureFollowsRequest } = engine;
 
   function session(req, res, next) {
     let opened;
@@ -57,7 +57,8 @@ function middleware(engine) {
         req.headers.cookie,
         verifiesCookies ? undefined : parsedSessionId(req, cookieName),
         verifiesCookies ? undefined : req.secret,
-        isSecure(req)
+        // Express's req.secure is a getter worth skipping when the answer is unused.
+        secureFollowsRequest && isSecure(req)
       );
     } catch (err) {
       return next(err);

@@ -202,6 +202,13 @@ impl Engine {
         self.core.session.cookie.name.clone()
     }
 
+    /// Whether a cookie's `Secure` flag follows the request (`secure: 'auto'`):
+    /// only then does the middleware work out whether the request is secure.
+    #[napi(getter)]
+    pub fn secure_follows_request(&self) -> bool {
+        self.core.session.cookie.secure == config::SecureMode::Auto
+    }
+
     /// Whether the engine verifies cookies itself (`session.secret` given), or
     /// relies on cookie-parser's `req.signedCookies` and `req.secret`.
     #[napi(getter)]
