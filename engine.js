@@ -3,11 +3,13 @@
 /**
  * The JavaScript half of the engine's batch protocol (src/batch.rs).
  *
- * Every operation issued during one turn of the event loop is queued here and
- * crosses into Rust in a single `submit` call, from `setImmediate`: the
- * operations of every request read in that turn share it (a `nextTick` would
- * send one batch per request). On Redis the batch is one pipeline on a socket
- * of Node's own event loop (socket.js); in memory it finishes within `submit`.
+ * Operations are queued here and cross into Rust together in one `submit`
+ * call. While calls are in flight the queue is sent from `setImmediate`, so
+ * the operations of every request read in one turn of the event loop share a
+ * batch (a `nextTick` would send one per request); an idle engine sends at
+ * the end of the current callback, as nothing could join it anyway. On Redis
+ * a batch is one pipeline on a socket of Node's own event loop (socket.js);
+ * in memory it finishes within `submit`.
  */
 
 const native = require('./binding');
