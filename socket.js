@@ -91,7 +91,7 @@ class RedisSocket {
       onread: {
         buffer: this.readBuffer,
         callback: (length, buffer) => {
-          if (socket === this.socket) this.onOutcome(this.native.received(buffer, length));
+          if (socket === this.socket) this.onOutcome(this.guarded(() => this.native.received(buffer, length)));
         },
       },
     });
@@ -103,7 +103,7 @@ class RedisSocket {
     socket.once('connect', () => {
       if (socket !== this.socket) return;
       clearTimeout(this.connectTimer);
-      this.onOutcome(this.native.connected());
+      this.onOutcome(this.guarded(() => this.native.connected()));
     });
     socket.on('error', (err) => gone(err.message));
     socket.on('close', () => gone('the connection closed'));
@@ -111,6 +111,20 @@ class RedisSocket {
     this.held = true; // a new socket is ref'd, and it opens because calls wait
     this.connectTimer = setTimeout(gone, connectTimeout, `could not connect within ${connectTimeout} ms`);
     this.connectTimer.unref();
+  }
+
+  /**
+   * A native call that throws (a bug: the engine turns its panics into
+   * errors) must not strand the calls waiting on this connection: they fail,
+   * and the next call starts afresh.
+   */
+  guarded(call) {
+    try {
+      return call();
+    } catch (err) {
+      this.drop();
+      return this.native.lost(`internal error: ${err.message}`, false);
+    }
   }
 
   drop() {

@@ -123,13 +123,16 @@ test('every new connection authenticates and selects session.dbIndex first', asy
   assert.deepEqual(await raw.hgetall(`link-db:${id}`), { a: '1', b: '2' });
 });
 
-test('a server that answers garbage fails the calls with ERR_SESSION_STORE, and the next call reconnects', async (t) => {
+for (const [garbage, reply] of [
+  ['garbage', '?not RESP\r\n'],
+  ['a bulk length past any Redis (and past usize)', '$18446744073709551591\r\n'],
+]) test(`a server that answers ${garbage} fails the calls with ERR_SESSION_STORE, and the next call reconnects`, async (t) => {
   const sockets = new Set();
   let connections = 0;
   const server = net.createServer((socket) => {
     connections++;
     sockets.add(socket);
-    socket.on('data', () => socket.write('?not RESP\r\n'));
+    socket.on('data', () => socket.write(reply));
     socket.on('close', () => sockets.delete(socket));
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -91,7 +91,16 @@ impl ToNapiValue for Outcome {
             array.set(index + 1, finished.results.len() as u32)?;
             index += 2;
             for result in finished.results {
-                set_result(&env, &mut array, index, result)?;
+                // The batch was taken from the link already: a result that
+                // cannot become a JS value (a string over V8's limit, say)
+                // fails alone rather than losing its whole batch.
+                if let Err(err) = set_result(&env, &mut array, index, result) {
+                    let failed = SessionError::new(
+                        ErrorCode::Store,
+                        format!("the reply cannot be handed to JavaScript: {}", err.reason),
+                    );
+                    array.set(index, js_error(&env, failed))?;
+                }
                 index += 1;
             }
         }
@@ -219,7 +228,7 @@ impl Engine {
     /// Resolves the session of a request. With `session.secret`, from the raw
     /// `Cookie` header; otherwise from the id cookie-parser verified
     /// (`parser_id`), signing new cookies with `parser_secret` (`req.secret`).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn open(
         &self,
         cookie_header: Option<String>,
@@ -248,7 +257,7 @@ impl Engine {
 
     /// Runs a batch of operations (see [`batch`]). In memory it finishes
     /// here; on Redis its commands wait in the output (or for a connection).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn submit(
         &mut self,
         batch_id: u32,
@@ -279,21 +288,21 @@ impl Engine {
     }
 
     /// The socket connected.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn connected(&mut self) -> Outcome {
         self.on_link(Link::connected)
     }
 
     /// The first `length` bytes of `buffer` were read from the socket (the
     /// buffer is the socket's reusable read buffer).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn received(&mut self, buffer: BufferSlice<'_>, length: u32) -> Outcome {
         let bytes = &buffer[..(length as usize).min(buffer.len())];
         self.on_link(|link| link.received(bytes))
     }
 
     /// The socket failed or closed (`timedOut`: it was dropped for not answering).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn lost(&mut self, reason: String, timed_out: bool) -> Outcome {
         self.on_link(|link| link.lost(&reason, timed_out))
     }
@@ -314,7 +323,7 @@ impl Engine {
     /// (then `takeOutput()` and `socket.write` it). JavaScript calls this only
     /// when nothing of its own waits to be written, so the order holds. It
     /// spares each batch a Buffer and Node's stream machinery.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn write_output(&mut self, fd: i32) -> bool {
         let Backend::Redis { link, .. } = &mut self.backend else {
             return false;
@@ -370,6 +379,13 @@ fn outcome(link: &mut Link) -> Outcome {
     }
 }
 
+/// A peer that reset the connection makes `send` fail with EPIPE instead of
+/// raising SIGPIPE (Node ignores it, but an embedder might not).
+#[cfg(target_os = "linux")]
+const NO_SIGPIPE: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(all(unix, not(target_os = "linux")))]
+const NO_SIGPIPE: libc::c_int = 0;
+
 /// Writes as much of `bytes` to `fd` as it takes now; how much that was.
 #[cfg(unix)]
 fn write_some(fd: i32, bytes: &[u8]) -> usize {
@@ -377,8 +393,8 @@ fn write_some(fd: i32, bytes: &[u8]) -> usize {
     while written < bytes.len() {
         let rest = &bytes[written..];
         // SAFETY: `rest` is a valid slice for its whole length; `fd` is the
-        // socket's open descriptor (a bad one only makes write fail).
-        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        // socket's open descriptor (a bad one only makes send fail).
+        let n = unsafe { libc::send(fd, rest.as_ptr().cast(), rest.len(), NO_SIGPIPE) };
         match n {
             n if n > 0 => written += n as usize,
             // EINTR: try again; EAGAIN or an error: the rest goes through

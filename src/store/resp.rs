@@ -8,6 +8,12 @@ use crate::error::{ErrorCode, SessionError};
 /// Deeper nesting than any reply the store asks for is a broken stream.
 const MAX_DEPTH: usize = 16;
 
+/// Redis's own ceiling for a bulk string (`proto-max-bulk-len`, 512 MiB) and a
+/// generous one for an array: a length past them is a broken stream, not a
+/// reply to wait for.
+const MAX_BULK_LEN: usize = 512 * 1024 * 1024;
+const MAX_ARRAY_LEN: usize = 1 << 24;
+
 /// The length of the first whole reply in `buf`: `Ok(None)` while it is still
 /// incomplete, an error when the bytes are not RESP2.
 pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, SessionError> {
@@ -28,10 +34,10 @@ fn frame_end(buf: &[u8], at: usize, depth: usize) -> Result<Option<usize>, Sessi
     let after_line = line_end + 2;
     match kind {
         b'+' | b'-' | b':' => Ok(Some(after_line)),
-        b'$' => match length(&buf[at + 1..line_end])? {
+        b'$' => match length(&buf[at + 1..line_end], MAX_BULK_LEN)? {
             None => Ok(Some(after_line)),
             Some(len) => {
-                let end = after_line + len + 2;
+                let end = after_line + len + 2; // cannot overflow: len is capped
                 if buf.len() < end {
                     return Ok(None);
                 }
@@ -41,7 +47,7 @@ fn frame_end(buf: &[u8], at: usize, depth: usize) -> Result<Option<usize>, Sessi
                 Ok(Some(end))
             }
         },
-        b'*' => match length(&buf[at + 1..line_end])? {
+        b'*' => match length(&buf[at + 1..line_end], MAX_ARRAY_LEN)? {
             None => Ok(Some(after_line)),
             Some(count) => {
                 let mut end = after_line;
@@ -66,14 +72,15 @@ fn line_end(buf: &[u8], from: usize) -> Option<usize> {
         .map(|offset| from + offset)
 }
 
-/// A bulk or array length: `None` for -1 (nil).
-fn length(digits: &[u8]) -> Result<Option<usize>, SessionError> {
+/// A bulk or array length up to `max`: `None` for -1 (nil).
+fn length(digits: &[u8], max: usize) -> Result<Option<usize>, SessionError> {
     if digits == b"-1" {
         return Ok(None);
     }
     std::str::from_utf8(digits)
         .ok()
         .and_then(|text| text.parse::<usize>().ok())
+        .filter(|&len| len <= max)
         .map(Some)
         .ok_or_else(|| malformed("bad length"))
 }
@@ -124,7 +131,16 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error() {
-        for bytes in [&b"?x\r\n"[..], b"$x\r\n", b"$2\r\nabcd\r\n", b"*-5\r\n"] {
+        for bytes in [
+            &b"?x\r\n"[..],
+            b"$x\r\n",
+            b"$2\r\nabcd\r\n",
+            b"*-5\r\n",
+            // Lengths that would overflow, or that no Redis sends.
+            b"$18446744073709551591\r\n",
+            b"$536870913\r\n",
+            b"*99999999999\r\n",
+        ] {
             assert_eq!(frame_len(bytes).unwrap_err().code, ErrorCode::Store);
         }
         let deep = "*1\r\n".repeat(MAX_DEPTH + 2);
