@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Cmd, Value};
 
-use super::redis::{decode, encode, is_noscript};
+use super::redis::{decode, encode, is_noscript, preload_scripts};
 use super::resp;
 use super::{Limits, Op, Reply};
 use crate::error::{ErrorCode, Result, SessionError};
@@ -55,9 +55,14 @@ enum State {
 }
 
 /// Who a reply on the wire belongs to.
+#[derive(Clone, Copy)]
 enum Expected {
-    /// `AUTH` / `SELECT`, sent first on every connection.
+    /// `AUTH` / `SELECT`, sent first on every connection: refused, the
+    /// connection is unusable.
     Handshake,
+    /// `SCRIPT LOAD`, after them: refused (an ACL without `SCRIPT`, say),
+    /// scripts still work, through `NOSCRIPT` and `EVAL`.
+    Preload,
     Operation {
         batch_id: u32,
         index: usize,
@@ -78,8 +83,9 @@ struct Waiting {
 }
 
 pub struct Link {
+    /// What every new connection sends first, and the replies it expects for it.
     handshake: Vec<u8>,
-    handshake_replies: usize,
+    handshake_replies: Vec<Expected>,
     limits: Limits,
     command_timeout: Duration,
     state: State,
@@ -96,15 +102,22 @@ pub struct Link {
 }
 
 impl Link {
-    /// `handshake`: the commands every new connection starts with (`AUTH`, `SELECT`).
+    /// `handshake`: the commands every new connection starts with (`AUTH`,
+    /// `SELECT`); the scripts are loaded after them.
     pub fn new(handshake: &[Cmd], limits: Limits, command_timeout: Duration) -> Link {
         let mut bytes = Vec::new();
+        let mut replies = Vec::new();
         for cmd in handshake {
             cmd.write_packed_command(&mut bytes);
+            replies.push(Expected::Handshake);
+        }
+        for cmd in preload_scripts() {
+            cmd.write_packed_command(&mut bytes);
+            replies.push(Expected::Preload);
         }
         Link {
             handshake: bytes,
-            handshake_replies: handshake.len(),
+            handshake_replies: replies,
             limits,
             command_timeout,
             state: State::Down,
@@ -167,8 +180,8 @@ impl Link {
         }
         self.state = State::Up;
         self.output.splice(0..0, self.handshake.iter().copied());
-        for _ in 0..self.handshake_replies {
-            self.expected.push_front(Expected::Handshake);
+        for &reply in self.handshake_replies.iter().rev() {
+            self.expected.push_front(reply);
         }
         if !self.output.is_empty() {
             self.flags |= flags::OUTPUT;
@@ -227,13 +240,20 @@ impl Link {
     /// How long until the oldest unanswered batch is overdue (zero: it is);
     /// `None` when nothing is waiting.
     pub fn overdue_in(&mut self, now: Instant) -> Option<Duration> {
-        while let Some(&(batch_id, deadline)) = self.deadlines.front() {
+        self.forget_answered_deadlines();
+        let &(_, deadline) = self.deadlines.front()?;
+        Some(deadline.saturating_duration_since(now))
+    }
+
+    /// Drops the deadlines of answered batches from the front. Replies come
+    /// in order, so this keeps the queue as short as what is in flight.
+    fn forget_answered_deadlines(&mut self) {
+        while let Some(&(batch_id, _)) = self.deadlines.front() {
             if self.waiting.contains_key(&batch_id) {
-                return Some(deadline.saturating_duration_since(now));
+                return;
             }
             self.deadlines.pop_front();
         }
-        None
     }
 
     /// Batches waiting for replies (or for a connection).
@@ -270,6 +290,7 @@ impl Link {
                 ErrorCode::Store,
                 "redis sent a reply to no command",
             )),
+            Some(Expected::Preload) => {}
             Some(Expected::Handshake) => {
                 if let Value::ServerError(err) = value {
                     let err = redis::RedisError::from(err);
@@ -314,6 +335,7 @@ impl Link {
             if let Some(waiting) = self.waiting.remove(&batch_id) {
                 self.finish(batch_id, waiting);
             }
+            self.forget_answered_deadlines();
         }
     }
 
@@ -384,6 +406,26 @@ mod tests {
         Link::new(handshake, LIMITS, Duration::from_millis(100))
     }
 
+    /// What Redis answers to the four `SCRIPT LOAD`s of a new connection.
+    const LOADED: &[u8] = b"+sha\r\n+sha\r\n+sha\r\n+sha\r\n";
+
+    /// A connected link, its handshake sent and answered.
+    fn connected(handshake: &[Cmd]) -> Link {
+        let mut link = link(handshake);
+        link.submit(
+            0,
+            vec![Item::Run("s:warm".into(), Op::Touch)],
+            Instant::now(),
+        );
+        link.connected();
+        link.received(LOADED);
+        link.received(b":1\r\n");
+        link.take_flags();
+        link.clear_output();
+        assert_eq!(link.take_finished().len(), 1);
+        link
+    }
+
     fn get(field: &str) -> Item {
         Item::Run("s:a".into(), Op::Get(field.into()))
     }
@@ -405,9 +447,14 @@ mod tests {
         link.connected();
         assert_eq!(link.take_flags(), flags::OUTPUT);
         let sent = take_output(&mut link);
-        assert!(sent.starts_with("*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n*3\r\n$4\r\nHGET\r\n"));
+        assert!(sent
+            .starts_with("*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD\r\n"));
+        assert_eq!(sent.matches("SCRIPT").count(), 4);
+        assert!(sent.find("*3\r\n$4\r\nHGET\r\n").unwrap() > sent.rfind("SCRIPT").unwrap());
         // Replies split at awkward places still pair up.
-        link.received(b"+OK\r\n$1\r\nx");
+        link.received(b"+OK\r\n");
+        link.received(LOADED);
+        link.received(b"$1\r\nx");
         assert!(link.take_finished().is_empty());
         link.received(b"\r\n$-");
         link.received(b"1\r\n");
@@ -439,14 +486,13 @@ mod tests {
 
     #[test]
     fn noscript_sends_the_script_again_with_its_body() {
-        let mut link = link(&[]);
+        let mut link = connected(&[]);
         let write = Op::Write {
             set: vec![("k".into(), "1".into())],
             delete: vec![],
             create: true,
         };
         link.submit(1, vec![Item::Run("s:a".into(), write)], Instant::now());
-        link.connected();
         assert!(take_output(&mut link).contains("EVALSHA"));
         link.take_flags();
         link.received(b"-NOSCRIPT No matching script.\r\n");
@@ -484,9 +530,8 @@ mod tests {
 
     #[test]
     fn garbage_or_an_unasked_reply_resets() {
-        let mut link = link(&[]);
+        let mut link = connected(&[]);
         link.submit(1, vec![get("a")], Instant::now());
-        link.connected();
         link.take_flags();
         link.received(b"?\r\n");
         assert_eq!(link.take_flags(), flags::RESET);
@@ -500,9 +545,38 @@ mod tests {
 
         link.submit(2, vec![get("a")], Instant::now());
         link.connected();
+        link.received(LOADED);
         link.received(b"$1\r\nx\r\n:5\r\n");
         assert_eq!(link.take_flags() & flags::RESET, flags::RESET);
         assert_eq!(value(&link.take_finished()[0].results[0]), Some("x".into()));
+    }
+
+    #[test]
+    fn a_refused_script_load_leaves_the_connection_usable() {
+        let mut link = link(&[]);
+        link.submit(1, vec![get("a")], Instant::now());
+        link.connected();
+        link.take_flags();
+        link.received(b"-NOPERM no SCRIPT for this user\r\n+sha\r\n+sha\r\n+sha\r\n");
+        link.received(b"$1\r\nx\r\n");
+        assert_eq!(link.take_flags() & flags::RESET, 0);
+        assert_eq!(value(&link.take_finished()[0].results[0]), Some("x".into()));
+    }
+
+    #[test]
+    fn answered_batches_leave_no_deadline_behind() {
+        let mut link = connected(&[]);
+        let start = Instant::now();
+        for batch_id in 1..=1000 {
+            link.submit(batch_id, vec![get("a")], start);
+            link.received(b"$-1\r\n");
+        }
+        assert_eq!(link.take_finished().len(), 1000);
+        assert!(
+            link.deadlines.is_empty(),
+            "{} deadlines kept",
+            link.deadlines.len()
+        );
     }
 
     #[test]

@@ -198,6 +198,16 @@ enum Lua {
 static SCRIPTS: LazyLock<[Script; 4]> =
     LazyLock::new(|| [WRITE, INCR, TOUCH, RENAME].map(Script::new));
 
+/// `SCRIPT LOAD` of every script: sent as each connection opens, so that
+/// `EVALSHA` finds them. Otherwise a `NOSCRIPT` write would be sent again
+/// behind the commands that followed it in its pipeline, and run after them.
+pub fn preload_scripts() -> Vec<Cmd> {
+    [WRITE, INCR, TOUCH, RENAME]
+        .iter()
+        .map(|body| with(redis::cmd("SCRIPT"), ("LOAD", *body)))
+        .collect()
+}
+
 /// `EVALSHA` (Redis then neither receives nor hashes the body), or `EVAL`
 /// with the body for a Redis that does not know the script yet.
 fn script_cmd(lua: Lua, keys: &[&str], with_body: bool) -> Cmd {
