@@ -98,6 +98,20 @@ test('a Redis that forgot the scripts (SCRIPT FLUSH) gets them again, and the wr
   assert.deepEqual(await db.hgetall(`link-noscript-${process.pid}:${id}`), { a: '1', b: '2', n: '5' });
 });
 
+test('a new connection loads the scripts first: a write and a destroy in one batch run in order', async (t) => {
+  const engine = engineOn(redis, { prefix: `link-order-${process.pid}` });
+  t.after(() => engine.close());
+  const warm = newId(engine);
+  await engine.write(warm, ['a', '1'], [], true); // connected
+  await db.command('SCRIPT', 'FLUSH'); // as after a Redis restart
+  await killConnection(db, engine);
+  const id = newId(engine);
+  const [written, destroyed] = await Promise.all([engine.write(id, ['a', '1'], [], true), engine.destroy(id)]);
+  assert.equal(written, true);
+  assert.equal(destroyed, true);
+  assert.equal(await db.exists(`link-order-${process.pid}:${id}`), false, 'the destroyed session came back');
+});
+
 test('a connection the server drops while idle is reopened by the next call, with no error', async (t) => {
   const engine = engineOn(redis, { prefix: `link-drop-${process.pid}` });
   t.after(() => engine.close());
