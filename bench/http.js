@@ -29,7 +29,7 @@ const QUICK = process.argv.includes('--quick');
 const SETTINGS = {
   connections: 50,
   seconds: QUICK ? 1 : 5, // per measurement
-  rounds: QUICK ? 1 : 3,
+  rounds: QUICK ? 1 : 5, // rounds of one configuration differ by up to 25% on a shared VM: median of 5
   warmupSeconds: 1, // per configuration x route, before the first round
   sessions: 200, // the pool of existing sessions each app gets requests for
 };
