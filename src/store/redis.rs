@@ -194,15 +194,17 @@ enum Lua {
     Rename,
 }
 
+/// Every script's body, indexed by [`Lua`].
+const BODIES: [&str; 4] = [WRITE, INCR, TOUCH, RENAME];
+
 /// Each script with its digest, computed once, indexed by [`Lua`].
-static SCRIPTS: LazyLock<[Script; 4]> =
-    LazyLock::new(|| [WRITE, INCR, TOUCH, RENAME].map(Script::new));
+static SCRIPTS: LazyLock<[Script; 4]> = LazyLock::new(|| BODIES.map(Script::new));
 
 /// `SCRIPT LOAD` of every script: sent as each connection opens, so that
 /// `EVALSHA` finds them. Otherwise a `NOSCRIPT` write would be sent again
 /// behind the commands that followed it in its pipeline, and run after them.
 pub fn preload_scripts() -> Vec<Cmd> {
-    [WRITE, INCR, TOUCH, RENAME]
+    BODIES
         .iter()
         .map(|body| with(redis::cmd("SCRIPT"), ("LOAD", *body)))
         .collect()
@@ -212,9 +214,8 @@ pub fn preload_scripts() -> Vec<Cmd> {
 /// with the body for a Redis that does not know the script yet.
 fn script_cmd(lua: Lua, keys: &[&str], with_body: bool) -> Cmd {
     let mut cmd = if with_body {
-        let body = [WRITE, INCR, TOUCH, RENAME][lua as usize];
         let mut eval = redis::cmd("EVAL");
-        eval.arg(body);
+        eval.arg(BODIES[lua as usize]);
         eval
     } else {
         let mut evalsha = redis::cmd("EVALSHA");
