@@ -6,8 +6,7 @@ use crate::config::{SecureMode, SessionOptions};
 use crate::cookie;
 use crate::error::{ErrorCode, Result, SessionError};
 use crate::sid;
-use crate::store::link::Item;
-use crate::store::{too_many_fields, Limits, Op};
+use crate::store::{too_many_fields, Item, Limits, Op};
 
 /// How a request's session was resolved from its cookie.
 #[derive(Debug, Clone, PartialEq)]

@@ -28,9 +28,10 @@ use napi_derive::napi;
 use config::Config;
 use engine::Core;
 use error::{ErrorCode, Result, SessionError};
-use store::link::{Finished, Item, Link};
+use store::link::Link;
 use store::memory::MemoryStore;
 use store::Reply;
+use store::{Finished, Item};
 
 /// `cookie-signature`'s `sign`, exposed for the binding tests and for tools
 /// that mint cookies (e.g. load tests).

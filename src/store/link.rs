@@ -21,7 +21,7 @@ use redis::{Cmd, Value};
 
 use super::redis::{decode, encode, is_noscript, preload_scripts};
 use super::resp;
-use super::{Limits, Op, Reply};
+use super::{Finished, Item, Limits, Op, Reply};
 use crate::error::{ErrorCode, Result, SessionError};
 
 /// What JavaScript must do after a call into the link (bits of [`Link::take_flags`]).
@@ -32,19 +32,6 @@ pub mod flags {
     pub const CONNECT: u32 = 2;
     /// The connection is unusable: destroy the socket (its calls have failed already).
     pub const RESET: u32 = 4;
-}
-
-/// One operation of a batch, as the engine hands it over: its result already
-/// known (it failed validation), or a command to run on `key`.
-pub enum Item {
-    Ready(Result<Reply>),
-    Run(String, Op),
-}
-
-/// A batch whose every operation has its result, in the batch's order.
-pub struct Finished {
-    pub batch_id: u32,
-    pub results: Vec<Result<Reply>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -53,6 +53,19 @@ pub enum Reply {
     Done,
 }
 
+/// One operation of a batch, as the engine hands it over: its result already
+/// known (it failed validation), or a command to run on `key`.
+pub enum Item {
+    Ready(crate::error::Result<Reply>),
+    Run(String, Op),
+}
+
+/// A batch whose every operation has its result, in the batch's order.
+pub struct Finished {
+    pub batch_id: u32,
+    pub results: Vec<crate::error::Result<Reply>>,
+}
+
 /// What every write obeys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
