@@ -3,12 +3,11 @@
 //! expired session reads as empty, an emptied hash disappears).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{too_many_fields, Limits, Op, Reply};
-use crate::error::{ErrorCode, Result, SessionError};
+use crate::error::{Result, SessionError};
 
 /// How often, at most, a call also sweeps every expired session out.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -16,7 +15,6 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
-    closed: AtomicBool,
 }
 
 struct State {
@@ -72,12 +70,6 @@ impl MemoryStore {
 
     /// [`MemoryStore::execute`] at a given instant, so expiry is testable without sleeping.
     pub fn execute_at(&self, key: &str, op: Op, limits: Limits, now: Instant) -> Result<Reply> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(SessionError::new(
-                ErrorCode::Closed,
-                "the session store is closed",
-            ));
-        }
         // A panic elsewhere while holding the lock leaves the map consistent
         // (every mutation below is a single step), so a poisoned lock is usable.
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -209,9 +201,9 @@ impl MemoryStore {
         self.execute_at(key, op, limits, Instant::now())
     }
 
-    /// Refuses further work and drops every session.
+    /// Drops every session. (Refusing work after `close()` is the engine's
+    /// job, for both backends: see `Core::prepare`.)
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
         self.state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -223,6 +215,7 @@ impl MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
 
     fn ttl(ttl_secs: u64) -> Limits {
         Limits {
@@ -431,12 +424,13 @@ mod tests {
     }
 
     #[test]
-    fn closed_store_refuses_work() {
+    fn close_drops_every_session() {
         let store = MemoryStore::new();
+        store
+            .execute_at("s:a", write(&[("k", "1")], &[]), ttl(10), Instant::now())
+            .unwrap();
+        assert_eq!(store.len(), 1);
         store.close();
-        let err = store
-            .execute_at("s:a", Op::Touch, ttl(10), Instant::now())
-            .unwrap_err();
-        assert_eq!(err.code, ErrorCode::Closed);
+        assert!(store.is_empty());
     }
 }
