@@ -69,47 +69,47 @@ class Engine {
     return this.native.clearCookie(secure);
   }
 
-  get(id, field) {
+  get(id, field, done) {
     this.strings.push(id, field);
-    return this.enqueue(GET, 2, 0);
+    return this.enqueue(GET, 2, 0, done);
   }
 
-  mget(id, fields) {
+  mget(id, fields, done) {
     this.strings.push(id, ...fields);
-    return this.enqueue(MGET, 1 + fields.length, 0);
+    return this.enqueue(MGET, 1 + fields.length, 0, done);
   }
 
-  /** Resolves a flat `[field, value, ...]` list. */
-  getAll(id) {
+  /** Results in a flat `[field, value, ...]` list. */
+  getAll(id, done) {
     this.strings.push(id);
-    return this.enqueue(GET_ALL, 1, 0);
+    return this.enqueue(GET_ALL, 1, 0, done);
   }
 
   /**
    * `set` is a flat `[field, json, ...]` list; `remove` a list of fields.
-   * Resolves `true`, or `false` when the session does not exist and `create`
+   * Results in `true`, or `false` when the session does not exist and `create`
    * was not allowed (nothing is written then: a dead id is never revived).
    */
-  write(id, set, remove, create) {
+  write(id, set, remove, create, done) {
     this.strings.push(id, ...set, ...remove);
-    return this.enqueue(create ? CREATE : WRITE, 1 + set.length + remove.length, set.length);
+    return this.enqueue(create ? CREATE : WRITE, 1 + set.length + remove.length, set.length, done);
   }
 
-  /** Resolves the new integer, or `false` as for `write`. */
-  incr(id, field, by, create) {
+  /** Results in the new integer, or `false` as for `write`. */
+  incr(id, field, by, create, done) {
     this.strings.push(id, field, String(by));
-    return this.enqueue(INCR, 3, create ? 1 : 0);
+    return this.enqueue(INCR, 3, create ? 1 : 0, done);
   }
 
-  /** Moves the session's data to `newId` in one step; resolves `false` when there was none. */
-  rename(id, newId) {
+  /** Moves the session's data to `newId` in one step; results in `false` when there was none. */
+  rename(id, newId, done) {
     this.strings.push(id, newId);
-    return this.enqueue(RENAME, 2, 0);
+    return this.enqueue(RENAME, 2, 0, done);
   }
 
-  touch(id) {
+  touch(id, done) {
     this.strings.push(id);
-    return this.enqueue(TOUCH, 1, 0);
+    return this.enqueue(TOUCH, 1, 0, done);
   }
 
   /** Refreshes the idle TTL within TOUCH_WINDOW_MS, without a result to wait for. */
@@ -123,13 +123,13 @@ class Engine {
   flushTouches() {
     clearTimeout(this.touchTimer);
     this.touchTimer = null;
-    for (const id of this.pendingTouches) this.touch(id).catch(noop);
+    for (const id of this.pendingTouches) this.touch(id, noop);
     this.pendingTouches.clear();
   }
 
-  destroy(id) {
+  destroy(id, done) {
     this.strings.push(id);
-    return this.enqueue(DESTROY, 1, 0);
+    return this.enqueue(DESTROY, 1, 0, done);
   }
 
   /** Refuses new work; resolves once the calls in flight have finished and the socket is closed. */
@@ -154,7 +154,12 @@ class Engine {
     this.scheduled = false;
   }
 
-  enqueue(kind, stringCount, aux) {
+  /**
+   * Queues one operation. Its result goes to `done(err, result)`, called
+   * from the event loop (never from within this call); without `done`, a
+   * Promise of it is returned.
+   */
+  enqueue(kind, stringCount, aux, done) {
     this.header.push(kind, stringCount, aux);
     if (!this.scheduled) {
       this.scheduled = true;
@@ -163,7 +168,10 @@ class Engine {
       if (this.inFlight.size === 0) process.nextTick(this.flush);
       else setImmediate(this.flush);
     }
-    return new Promise((resolve, reject) => this.waiters.push(resolve, reject));
+    if (done) return void this.waiters.push(done);
+    return new Promise((resolve, reject) =>
+      this.waiters.push((err, result) => (err ? reject(err) : resolve(result)))
+    );
   }
 
   flush() {
@@ -178,7 +186,7 @@ class Engine {
     } catch (err) {
       this.inFlight.delete(this.batchId);
       const error = sessionError(err);
-      for (let i = 1; i < waiters.length; i += 2) waiters[i](error);
+      for (const done of waiters) deliver(done, error);
       return;
     }
     this.handle(outcome);
@@ -186,8 +194,8 @@ class Engine {
 
   /**
    * Acts on what the engine answered: `[flags, batchId, count, result...,
-   * batchId, count, result...]`. The socket first, then the finished batches:
-   * an `Error` result rejects, anything else resolves.
+   * batchId, count, result...]`. The socket first, then the finished
+   * batches, each result to its waiter.
    */
   handle(outcome) {
     if (this.socket) this.socket.act(outcome[0]);
@@ -196,11 +204,7 @@ class Engine {
       const count = outcome[i + 1];
       this.inFlight.delete(outcome[i]);
       i += 2;
-      for (let k = 0; k < count; k++, i++) {
-        const result = outcome[i];
-        if (result instanceof Error) waiters[2 * k + 1](result);
-        else waiters[2 * k](result);
-      }
+      for (let k = 0; k < count; k++, i++) deliver(waiters[k], outcome[i]);
     }
     this.settle();
   }
@@ -215,6 +219,25 @@ class Engine {
     this.whenIdle = null;
     resolve();
   }
+}
+
+/**
+ * Hands one result to its waiter: an `Error` as `done(err)`, anything else as
+ * `done(null, result)`. A waiter that throws (a user's callback, called from
+ * here directly) neither stops the others of the batch nor disappears: it is
+ * thrown again on its own, as an uncaught exception.
+ */
+function deliver(done, result) {
+  try {
+    if (result instanceof Error) done(result);
+    else done(null, result);
+  } catch (err) {
+    process.nextTick(rethrow, err);
+  }
+}
+
+function rethrow(err) {
+  throw err;
 }
 
 /** Runs a synchronous native call, giving its error a stable `code`. */

@@ -76,11 +76,12 @@ function middleware(engine) {
       // session when called at once, 0.96x or better from setImmediate).
       return setImmediate(next);
     }
-    engine.touch(opened.id).then(() => next(), next).catch(rethrowOutsidePromise);
+    engine.touch(opened.id, (err) => (err ? next(err) : next()));
   }
 
   /** Graceful shutdown: calls in flight finish, then the connection closes. */
-  session.close = (callback) => settle(engine.close(), callback);
+  // (done from a tick of its own: a throwing callback must not become a rejection.)
+  session.close = (callback) => run(callback, (done) => engine.close().then(() => process.nextTick(done, null)));
   return session;
 }
 
@@ -107,8 +108,8 @@ function appendSetCookie(res, cookie, replacingName) {
 
 /**
  * `req.session`: the session of one request. Every method takes an optional
- * Node-style callback and returns a Promise; a rejection nobody listens to is
- * never reported as unhandled (code written for the original omits callbacks).
+ * Node-style callback and returns a Promise (see `run`); inside, operations
+ * pass results on by callback, so a call costs one Promise, not a chain.
  */
 class Session {
   // Private: keeps `console.log(req.session)` and JSON output to id and isNew.
@@ -134,45 +135,48 @@ class Session {
 
   /** Reads one key; a missing key reads as `null`. */
   get(key, callback) {
-    return run(callback, () => {
+    return run(callback, (done) => {
       checkKey(key);
-      return this.#engine.get(this.id, key).then(decode);
+      this.#engine.get(this.id, key, mapped(done, decode));
     });
   }
 
   /** Reads several keys into `{ key: value }`. */
   mget(keys, callback) {
-    return run(callback, () => {
+    return run(callback, (done) => {
       const list = keyList(keys, 'mget');
-      return this.#engine
-        .mget(this.id, list)
-        .then((values) => Object.fromEntries(list.map((key, i) => [key, decode(values[i])])));
+      const toObject = (values) => Object.fromEntries(list.map((key, i) => [key, decode(values[i])]));
+      this.#engine.mget(this.id, list, mapped(done, toObject));
     });
   }
 
   /** Every key of the session, decoded. */
   getAll(callback) {
-    return run(callback, () =>
-      this.#engine.getAll(this.id).then((flat) => {
-        const entries = [];
-        for (let i = 0; i < flat.length; i += 2) entries.push([flat[i], decode(flat[i + 1])]);
-        return Object.fromEntries(entries);
-      })
-    );
+    return run(callback, (done) => {
+      this.#engine.getAll(
+        this.id,
+        mapped(done, (flat) => {
+          const entries = [];
+          for (let i = 0; i < flat.length; i += 2) entries.push([flat[i], decode(flat[i + 1])]);
+          return Object.fromEntries(entries);
+        })
+      );
+    });
   }
 
   /** Stores one key; `undefined` removes it (as JSON.stringify drops it). */
   set(key, value, callback) {
-    return run(callback, () => {
+    return run(callback, (done) => {
       checkKey(key);
       const json = encode(key, value);
-      return json === undefined ? this.#write([], [key]) : this.#write([key, json], []);
+      if (json === undefined) this.#write([], [key], done);
+      else this.#write([key, json], [], done);
     });
   }
 
   /** Stores several keys atomically: all of them are written, or none. */
   mset(values, callback) {
-    return run(callback, () => {
+    return run(callback, (done) => {
       if (values === null || typeof values !== 'object' || Array.isArray(values)) {
         throw argumentError('mset takes an object of { key: value }');
       }
@@ -183,25 +187,25 @@ class Session {
         if (json === undefined) remove.push(key);
         else set.push(key, json);
       }
-      return this.#write(set, remove);
+      this.#write(set, remove, done);
     });
   }
 
   /** Removes one key or an array of keys. */
   remove(keys, callback) {
-    return run(callback, () => this.#write([], keyList(keys, 'remove')));
+    return run(callback, (done) => this.#write([], keyList(keys, 'remove'), done));
   }
 
   /** Adds `by` (default 1) to an integer key atomically (HINCRBY); resolves the new value. */
   incr(key, by = 1, callback) {
     if (typeof by === 'function' && callback === undefined) [by, callback] = [1, by];
-    return run(callback, () => {
+    return run(callback, (done) => {
       checkKey(key);
       if (!Number.isSafeInteger(by)) {
         throw argumentError(`incr takes a safe integer increment, got ${describe(by)}`);
       }
-      const incr = () => this.#engine.incr(this.id, key, by, this.#mayCreate);
-      return this.#retryOnFresh(incr, (value) => value === false);
+      const incr = (then) => this.#engine.incr(this.id, key, by, this.#mayCreate, then);
+      this.#retryOnFresh(incr, (value) => value === false, done);
     });
   }
 
@@ -211,44 +215,53 @@ class Session {
    * against session fixation.
    */
   regenerate(callback) {
-    return run(callback, () => {
+    return run(callback, (done) => {
       const fresh = this.#open();
-      return this.#engine.rename(this.id, fresh.id).then(() => this.#adopt(fresh));
+      this.#engine.rename(this.id, fresh.id, (err) => {
+        if (!err) this.#adopt(fresh);
+        done(err);
+      });
     });
   }
 
   /** Deletes the whole session and clears the cookie (with its path and domain). */
   invalidate(callback) {
-    return run(callback, () => {
+    return run(callback, (done) => {
       const clear = this.#engine.clearCookie(isSecure(this.#req));
       appendSetCookie(this.#res, clear, this.#engine.cookieName);
       this.#mayCreate = false; // a later write in this request starts a fresh session
-      return this.#engine.destroy(this.id).then(noop);
+      this.#engine.destroy(this.id, mapped(done, noop));
     });
   }
 
   /** Refreshes the idle timeout (the middleware does this on every request). */
   touch(callback) {
-    return run(callback, () => this.#engine.touch(this.id).then(noop));
+    return run(callback, (done) => this.#engine.touch(this.id, mapped(done, noop)));
   }
 
   /** Writes; when the session is gone, moves to a fresh one and writes there. */
-  #write(set, remove) {
-    const write = () => this.#engine.write(this.id, set, remove, this.#mayCreate);
+  #write(set, remove, done) {
+    const write = (then) => this.#engine.write(this.id, set, remove, this.#mayCreate, then);
     // Removing keys from a session that is gone leaves nothing to move.
-    return this.#retryOnFresh(write, (written) => !written && set.length > 0).then(noop);
+    this.#retryOnFresh(write, (written) => !written && set.length > 0, mapped(done, noop));
   }
 
   /**
-   * Runs `attempt`; when its result says the session is gone, switches this
-   * request to a fresh, empty session with its own cookie and runs it there.
+   * Runs `attempt(then)`; when its result says the session is gone, switches
+   * this request to a fresh, empty session with its own cookie and runs it there.
    */
-  #retryOnFresh(attempt, foundGone) {
-    return attempt().then((result) => {
-      if (!foundGone(result)) return result;
-      this.#adopt(this.#open());
+  #retryOnFresh(attempt, foundGone, done) {
+    attempt((err, result) => {
+      if (err || !foundGone(result)) return done(err, result);
+      let fresh;
+      try {
+        fresh = this.#open();
+      } catch (openErr) {
+        return done(openErr);
+      }
+      this.#adopt(fresh);
       this.isNew = true;
-      return attempt();
+      attempt(done);
     });
   }
 
@@ -304,30 +317,41 @@ function describe(value) {
 }
 
 /**
- * Runs one session operation: validation errors and engine errors alike
- * reach the callback and the returned promise, never a throw.
+ * Runs one session operation, `operation(done)`, whose `done(err, result)`
+ * is called from the event loop. Its outcome goes to the callback, if any,
+ * and to the returned Promise. Validation errors (thrown by `operation`)
+ * arrive the same way, on a later tick: a method never throws.
  */
 function run(callback, operation) {
-  let promise;
+  let done;
+  const promise = new Promise((resolve, reject) => {
+    done = (err, result) => {
+      if (err) {
+        // Handled: code written for the original passes no callback and
+        // ignores the promise; that is no unhandled rejection.
+        promise.catch(noop);
+        reject(err);
+      } else {
+        resolve(result);
+      }
+      // Outside the promise's reactions: a throwing callback is an ordinary
+      // uncaught exception, as with any Node callback, not a lost rejection.
+      if (typeof callback !== 'function') return;
+      if (err) callback(err);
+      else callback(null, result);
+    };
+  });
   try {
-    promise = operation();
+    operation(done);
   } catch (err) {
-    promise = Promise.reject(err);
-  }
-  return settle(promise, callback);
-}
-
-function settle(promise, callback) {
-  promise.catch(noop); // handled: code written for the original passes no callback
-  if (typeof callback === 'function') {
-    // Called outside the promise chain: a throwing callback is an ordinary
-    // uncaught exception, as with any Node callback, not a lost rejection.
-    promise.then(
-      (value) => process.nextTick(callback, null, value),
-      (err) => process.nextTick(callback, err)
-    );
+    process.nextTick(done, err);
   }
   return promise;
+}
+
+/** `done` for an operation whose raw result `map` turns into the caller's. */
+function mapped(done, map) {
+  return (err, result) => (err ? done(err) : done(null, map(result)));
 }
 
 function argumentError(message) {
@@ -338,12 +362,6 @@ function codedError(code, message) {
   const err = new Error(message);
   err.code = code;
   return err;
-}
-
-function rethrowOutsidePromise(err) {
-  process.nextTick(() => {
-    throw err;
-  });
 }
 
 function noop() {}

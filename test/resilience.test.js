@@ -115,6 +115,8 @@ async function sessionApp(mw) {
       next(err);
     }
   });
+  // Never touches the session.
+  app.get('/none', (req, res) => res.json({ id: req.session.id, isNew: req.session.isNew }));
   // A route written for the original: callback style, errors to next.
   app.get('/callback-set', (req, res, next) => {
     req.session.set('cb', 1, (err) => (err ? next(err) : res.json({ ok: true })));
@@ -483,6 +485,28 @@ describe('commandTimeout against a Redis that does not answer', () => {
     }
   });
 
+  test('awaitTouch: false: with Redis frozen, a returning visitor is served without waiting for it', async () => {
+    const options = { redis: { port: redis.port, commandTimeout: 300 }, session: { secret: 's' } };
+    const blocking = await sessionApp(middleware(options));
+    const nonBlocking = await sessionApp(middleware({ ...options, session: { secret: 's', awaitTouch: false } }));
+    const first = await request(nonBlocking.origin, '/set?v=1');
+    assert.equal(first.status, 200, first.body);
+    const cookie = cookieHeader(first.setCookies);
+    await request(blocking.origin, '/get', { cookie }); // connected before the freeze
+    process.kill(redis.pid, 'SIGSTOP');
+    try {
+      const served = await request(nonBlocking.origin, '/none', { cookie });
+      assert.equal(served.status, 200, served.body);
+      assert.deepEqual(served.json, { id: first.json.id, isNew: false });
+      // The default waits for its refresh, which cannot come.
+      const waited = await request(blocking.origin, '/none', { cookie });
+      assert.equal(waited.status, 500, waited.body);
+      assert.equal(waited.json.code, 'ERR_SESSION_TIMEOUT');
+    } finally {
+      process.kill(redis.pid, 'SIGCONT');
+    }
+  });
+
   test('a frozen Redis at connect time (new middleware) also times out instead of hanging', async (t) => {
     const mw = middleware({ redis: { port: redis.port, commandTimeout: 300 }, session: { secret: 's' } });
     const other = await sessionApp(mw);
@@ -616,6 +640,36 @@ describe('process lifetime', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(childOutput(r.stdout).RESULT, 42, `the child exited before its call settled: ${r.stdout}`);
   });
+
+  for (const factory of ['altSession', 'altSession.mock']) {
+    test(`${factory}: a callback that throws is an uncaught exception of its own; the rest of its batch is answered`, async () => {
+      // Three calls in one tick share a batch; the first one's callback throws.
+      const script = `${CHILD_PRELUDE}
+        process.on('uncaughtException', (err) => print('UNCAUGHT', err.message));
+        const mw = ${factory}({ redis: { port: Number(process.env.REDIS_PORT) }, session: { secret: 's' } });
+        const req = { headers: {}, socket: {} };
+        const headers = {};
+        const res = { getHeader: (n) => headers[n], setHeader: (n, v) => { headers[n] = v; }, headersSent: false };
+        mw(req, res, (err) => {
+          if (err) throw err;
+          const s = req.session;
+          const thrower = s.set('a', 1, () => { throw new Error('thrown by a callback'); });
+          s.set('b', 2, (err) => print('B', err ? err.code : 'written'));
+          s.get('a', (err, value) => print('A', err ? err.code : value));
+          thrower.then(() => print('PROMISE', 'resolved'), (e) => print('PROMISE', e.message));
+        });
+      `;
+      const r = await runChild(script, { env: { REDIS_PORT: String(redis.port) } });
+      assert.equal(r.timedOut, false, r.stdout);
+      assert.equal(r.code, 0, r.stderr);
+      const out = childOutput(r.stdout);
+      assert.deepEqual(
+        [out.UNCAUGHT, out.B, out.A, out.PROMISE, out.UNHANDLED],
+        ['thrown by a callback', 'written', 1, 'resolved', undefined],
+        r.stdout
+      );
+    });
+  }
 
   test('a process awaiting a call against a Redis that is down gets the error before exiting', async () => {
     const deadPort = await freePort();

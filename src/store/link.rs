@@ -202,9 +202,9 @@ impl Link {
                 Ok(Some(len)) => {
                     let frame = &data[at..at + len];
                     at += len;
-                    match redis::parse_redis_value(frame) {
+                    match resp::value(frame) {
                         Ok(value) => self.on_reply(value),
-                        Err(err) => self.fail(SessionError::from(err)),
+                        Err(err) => self.fail(err),
                     }
                 }
                 Ok(None) => break,

@@ -1,7 +1,13 @@
-//! Where one RESP2 reply ends in a buffer of bytes read from Redis. A read can
-//! end anywhere, mid-reply included; the link ([`super::link`]) parses a reply
-//! only once it is whole (with `redis::parse_redis_value`), and keeps the tail
-//! for the next read.
+//! RESP2 replies in the bytes read from Redis. A read can end anywhere,
+//! mid-reply included: the link ([`super::link`]) first measures a reply with
+//! [`frame_len`] (keeping an unfinished tail for the next read), then turns the
+//! whole frame into a `redis::Value` with [`value`].
+//!
+//! The values are built here rather than by `redis::parse_redis_value`, whose
+//! parser allocates and zeroes an 8 KiB buffer for every reply: that was more
+//! work than the rest of a reply's handling together (callgrind).
+
+use redis::Value;
 
 use crate::error::{ErrorCode, SessionError};
 
@@ -64,6 +70,68 @@ fn frame_end(buf: &[u8], at: usize, depth: usize) -> Result<Option<usize>, Sessi
     }
 }
 
+/// The reply in `frame`: a whole one, as [`frame_len`] measured it.
+pub fn value(frame: &[u8]) -> Result<Value, SessionError> {
+    let (value, end) = read_value(frame, 0, 0)?;
+    if end != frame.len() {
+        return Err(malformed("bytes after the reply"));
+    }
+    Ok(value)
+}
+
+/// The value starting at `at`, and where it ends.
+fn read_value(buf: &[u8], at: usize, depth: usize) -> Result<(Value, usize), SessionError> {
+    let cut_short = || malformed("a reply cut short");
+    if depth > MAX_DEPTH {
+        return Err(malformed("replies nested too deep"));
+    }
+    let kind = *buf.get(at).ok_or_else(cut_short)?;
+    let line_end = line_end(buf, at + 1).ok_or_else(cut_short)?;
+    let line = &buf[at + 1..line_end];
+    let after_line = line_end + 2;
+    let value = match kind {
+        b'+' if line == b"OK" => Value::Okay,
+        b'+' => Value::SimpleString(text(line)?.to_owned()),
+        // Rare (NOSCRIPT, a refused AUTH): redis-rs knows the kinds of error.
+        b'-' => redis::parse_redis_value(&buf[at..after_line]).map_err(SessionError::from)?,
+        b':' => Value::Int(
+            text(line)?
+                .trim()
+                .parse()
+                .map_err(|_| malformed("bad integer"))?,
+        ),
+        b'$' => match length(line, MAX_BULK_LEN)? {
+            None => Value::Nil,
+            Some(len) => {
+                let bytes = buf
+                    .get(after_line..after_line + len)
+                    .ok_or_else(cut_short)?;
+                return Ok((Value::BulkString(bytes.to_vec()), after_line + len + 2));
+            }
+        },
+        b'*' => match length(line, MAX_ARRAY_LEN)? {
+            None => Value::Nil,
+            Some(count) => {
+                // Every element takes 3 bytes at least: a lying count allocates no more than the frame.
+                let mut items = Vec::with_capacity(count.min(buf.len() / 3));
+                let mut end = after_line;
+                for _ in 0..count {
+                    let (item, next) = read_value(buf, end, depth + 1)?;
+                    items.push(item);
+                    end = next;
+                }
+                return Ok((Value::Array(items), end));
+            }
+        },
+        other => return Err(malformed(&format!("unexpected type byte {other:#04x}"))),
+    };
+    Ok((value, after_line))
+}
+
+fn text(line: &[u8]) -> Result<&str, SessionError> {
+    std::str::from_utf8(line).map_err(|_| malformed("a line that is not UTF-8"))
+}
+
 /// The index of the `\r` of the `\r\n` that ends the line starting at `from`.
 fn line_end(buf: &[u8], from: usize) -> Option<usize> {
     let rest = buf.get(from..)?;
@@ -119,6 +187,49 @@ mod tests {
                 "{reply:?} + more"
             );
         }
+    }
+
+    #[test]
+    fn values_are_those_redis_rs_parses() {
+        for reply in [
+            &b"+OK\r\n"[..],
+            b"+QUEUED\r\n",
+            b"-ERR no\r\n",
+            b"-NOSCRIPT No matching script.\r\n",
+            b":42\r\n",
+            b":-7\r\n",
+            b"$-1\r\n",
+            b"$0\r\n\r\n",
+            b"$5\r\nhe\r\nl\r\n",
+            b"*-1\r\n",
+            b"*0\r\n",
+            b"*2\r\n$1\r\na\r\n$-1\r\n",
+            b"*2\r\n*1\r\n:1\r\n+x\r\n",
+            b"*3\r\n$3\r\n\xff\x00a\r\n:0\r\n*0\r\n",
+        ] {
+            let expected = redis::parse_redis_value(reply).unwrap();
+            assert_eq!(value(reply).unwrap(), expected, "{reply:?}");
+        }
+    }
+
+    #[test]
+    fn a_frame_that_is_not_one_whole_reply_is_an_error() {
+        for bytes in [
+            &b""[..],
+            b"$5\r\nab",
+            b"*2\r\n:1\r\n",
+            b":1\r\n:2\r\n",
+            b"+\xff\r\n",
+            b":x\r\n",
+        ] {
+            assert_eq!(
+                value(bytes).unwrap_err().code,
+                ErrorCode::Store,
+                "{bytes:?}"
+            );
+        }
+        let deep = format!("{}:1\r\n", "*1\r\n".repeat(MAX_DEPTH + 2));
+        assert!(value(deep.as_bytes()).is_err());
     }
 
     #[test]
