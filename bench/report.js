@@ -153,7 +153,8 @@ function engineSection(engine) {
     '## Engine: session operations per second, without HTTP',
     '',
     `\`${engine.command || 'node bench/engine.js'}\`, ${machineLine(engine.machine || {})}. ` +
-      'Each client issues the same Redis commands as a session call; `redis-benchmark` is the server\'s own limit.',
+      'Each client issues the same Redis commands as a session call; `redis-benchmark` (`HGET` / `HSET` alone, ' +
+        'the operations in flight pipelined on one connection) is the server\'s own limit.',
     '',
   ];
   for (const op of unique(results.map((r) => r.op))) {

@@ -140,6 +140,17 @@ for (const [expressName, express] of Object.entries(EXPRESS)) {
         assert.ok(ttl > 290 && ttl <= 300, `TTL ${ttl}`);
       });
 
+      test("a new visitor's first write creates the session with TTL = tti (set, mset, incr)", async () => {
+        const writes = [(s) => s.set('a', 1), (s) => s.mset({ a: 1, b: 2 }), (s) => s.incr('a')];
+        for (const write of writes) {
+          const r = await app.run(write); // one request, no cookie: no refresh before or after
+          assert.equal(r.error, undefined);
+          assert.equal(r.session.isNew, true);
+          const ttl = await redis.db.ttl(`session:${r.session.id}`);
+          assert.ok(ttl > 290 && ttl <= 300, `${write}: TTL ${ttl}`);
+        }
+      });
+
       test('prefix, tti and dbIndex choose the key, its TTL and the database', async () => {
         const jar = new CookieJar();
         await custom.run(bump, { jar });

@@ -106,17 +106,26 @@ end
     };
 }
 
-/// Every write: `HSET` pairs and `HDEL` fields, then `EXPIRE`, atomically.
+/// Every write: `HSET` pairs and `HDEL` fields, and the idle TTL, atomically.
 /// Unless it may create the session (an id issued in this request), it writes
 /// only to a session that exists: a dead id is never revived, even by a write
 /// racing the `invalidate` that killed it (returns 0). A write that would take
 /// the session over `maxFields` fields writes nothing (returns -1).
+/// Without a lifetime the `EXPIRE` comes first: its answer says whether the
+/// session exists, saving an `EXISTS` (a quarter of the script's time in
+/// Redis); a refused write then only had its idle TTL refreshed, as by any
+/// request.
 /// ARGV: create (0/1), ttl, maxFields, maxLifetime (0: none), number of set
 /// arguments, field, value, ..., fields to delete.
 const WRITE: &str = lua_with_lifetime!(
     r#"
 local key, ttl, life = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4])
-local exists = redis.call('EXISTS', key) == 1
+local exists
+if life == 0 then
+  exists = redis.call('EXPIRE', key, ttl) == 1
+else
+  exists = redis.call('EXISTS', key) == 1
+end
 if not exists and ARGV[1] == '0' then return 0 end
 if exists and life > 0 and not lifetime_ttl(key, ttl, life) then return 0 end
 local sets = tonumber(ARGV[5])
@@ -134,10 +143,10 @@ if sets > 0 then
   redis.call('HSET', key, unpack(ARGV, 6, 5 + sets))
 end
 if #ARGV > 5 + sets then redis.call('HDEL', key, unpack(ARGV, 6 + sets)) end
-if life == 0 then
-  redis.call('EXPIRE', key, ttl)
-elseif redis.call('EXISTS', key) == 1 then
-  redis.call('PEXPIRE', key, lifetime_ttl(key, ttl, life))
+if life > 0 then
+  if redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, lifetime_ttl(key, ttl, life)) end
+elseif not exists then
+  redis.call('EXPIRE', key, ttl) -- created by this write
 end
 return 1
 "#

@@ -258,3 +258,63 @@ mod tests {
         assert!(frame_len(deep.as_bytes()).is_err());
     }
 }
+
+/// Property tests: any reply Redis can send is measured to its last byte and
+/// read as the value redis-rs reads, whatever the read boundaries.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A reply of the kinds the store receives, nested a few levels.
+    fn reply() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Nil),
+            Just(Value::Okay),
+            any::<i64>().prop_map(Value::Int),
+            proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::BulkString),
+            "[^\r\n]{0,20}"
+                .prop_filter("OK reads as Okay", |s| s != "OK")
+                .prop_map(Value::SimpleString),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            proptest::collection::vec(inner, 0..6).prop_map(Value::Array)
+        })
+    }
+
+    fn encode(value: &Value, out: &mut Vec<u8>) {
+        match value {
+            Value::Nil => out.extend_from_slice(b"$-1\r\n"),
+            Value::Okay => out.extend_from_slice(b"+OK\r\n"),
+            Value::Int(n) => out.extend_from_slice(format!(":{n}\r\n").as_bytes()),
+            Value::SimpleString(s) => out.extend_from_slice(format!("+{s}\r\n").as_bytes()),
+            Value::BulkString(bytes) => {
+                out.extend_from_slice(format!("${}\r\n", bytes.len()).as_bytes());
+                out.extend_from_slice(bytes);
+                out.extend_from_slice(b"\r\n");
+            }
+            Value::Array(items) => {
+                out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
+                items.iter().for_each(|item| encode(item, out));
+            }
+            other => unreachable!("not generated: {other:?}"),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn replies_read_as_redis_rs_reads_them(value in reply(), cut in any::<prop::sample::Index>()) {
+            let mut bytes = Vec::new();
+            encode(&value, &mut bytes);
+            prop_assert_eq!(frame_len(&bytes).unwrap(), Some(bytes.len()));
+            let read = super::value(&bytes).unwrap();
+            prop_assert_eq!(&read, &redis::parse_redis_value(&bytes).unwrap());
+            prop_assert_eq!(read, value);
+            // A read that ends early holds no whole reply yet.
+            let cut = cut.index(bytes.len());
+            prop_assert_eq!(frame_len(&bytes[..cut]).unwrap(), None);
+        }
+    }
+}
