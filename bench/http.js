@@ -214,6 +214,29 @@ async function checkCounters(app) {
 // ---------------------------------------------------------------------------
 // Measuring
 
+/** Clock ticks per second of /proc/<pid>/stat's CPU times (Linux). */
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/**
+ * CPU seconds a process has used (user + system, all its threads), or null
+ * where /proc is not there: what a request costs the app, beside what it
+ * waited for.
+ */
+function cpuSeconds(pid) {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
 /** One autocannon run against one route; each request takes the next pooled cookie. */
 async function measure(app, route, seconds) {
   let next = 0;
@@ -222,20 +245,24 @@ async function measure(app, route, seconds) {
     if (pool.length > 0) request.headers.cookie = pool[next++ % pool.length];
     return request;
   };
+  const cpuBefore = cpuSeconds(app.child.pid);
   const result = await autocannon({
     url: `http://127.0.0.1:${app.port}`,
     connections: SETTINGS.connections,
     duration: seconds,
     requests: [{ method: 'GET', path: route, setupRequest }],
   });
+  const cpuAfter = cpuSeconds(app.child.pid);
   const ok = result['2xx'];
   if (route === '/write') app.writes += ok;
+  const appCpuUs = cpuBefore === null || cpuAfter === null || !ok ? null : Math.round(((cpuAfter - cpuBefore) * 1e6) / ok);
   return {
     config: app.config,
     route,
     reqPerSec: Math.round(ok / result.duration),
     p50: result.latency.p50,
     p99: result.latency.p99,
+    appCpuUs,
     ok,
     non2xx: result.non2xx,
     errors: result.errors,
@@ -275,6 +302,7 @@ function summarize(runs) {
         reqPerSec: Math.round(median(mine.map((r) => r.reqPerSec))),
         p50: median(mine.map((r) => r.p50)),
         p99: median(mine.map((r) => r.p99)),
+        appCpuUs: mine.some((r) => r.appCpuUs === null) ? null : median(mine.map((r) => r.appCpuUs)),
         rounds: mine.map((r) => r.reqPerSec),
       };
     }

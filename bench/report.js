@@ -74,7 +74,15 @@ function machineLine(machine) {
  */
 function routeTable(http, route) {
   const s = http.summary;
-  const header = ['configuration', 'req/s', 'p50 ms', 'p99 ms', 'req/s per round', ...OURS.map((o) => `${o} ÷ this`)];
+  const header = [
+    'configuration',
+    'req/s',
+    'p50 ms',
+    'p99 ms',
+    'app CPU µs/req',
+    'req/s per round',
+    ...OURS.map((o) => `${o} ÷ this`),
+  ];
   const rows = http.configs.map((config) => {
     const cell = s[config][route];
     const vs = OURS.map((o) => {
@@ -83,9 +91,10 @@ function routeTable(http, route) {
       return config === 'bare' ? `${percent(mine, cell.reqPerSec)} of ceiling` : ratio(mine, cell.reqPerSec);
     });
     const name = OURS.includes(config) ? `**${config}**` : config === 'bare' ? 'bare (ceiling)' : config;
-    return [name, thousands(cell.reqPerSec), cell.p50, cell.p99, cell.rounds.map(thousands).join(', '), ...vs];
+    const cpu = cell.appCpuUs === null || cell.appCpuUs === undefined ? '' : cell.appCpuUs;
+    return [name, thousands(cell.reqPerSec), cell.p50, cell.p99, cpu, cell.rounds.map(thousands).join(', '), ...vs];
   });
-  return table(header, rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r']);
+  return table(header, rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r']);
 }
 
 function httpSection(http) {
@@ -97,7 +106,8 @@ function httpSection(http) {
       `${st.connections} connections, every request from a returning visitor (cookies rotate through ` +
       `${st.sessions} existing sessions per app). ${st.rounds} interleaved round(s) of ${st.seconds} s ` +
       `after a ${st.warmupSeconds} s warm-up per route; the median round counts. Latencies are the medians ` +
-      'of the rounds\' p50 and p99.',
+      'of the rounds\' p50 and p99. App CPU is the CPU time (user + system, all threads) the app process ' +
+      'used per answered request, median of the rounds: what a middleware costs beside what it waits for.',
     '',
     ...http.configs.map((c) => `- \`${c}\`: ${CONFIG_NOTES[c] || c}`),
     '',
