@@ -79,8 +79,10 @@ function middleware(engine) {
     engine.touch(opened.id, (err) => (err ? next(err) : next()));
   }
 
-  /** Graceful shutdown: calls in flight finish, then the connection closes. */
-  // (done from a tick of its own: a throwing callback must not become a rejection.)
+  /**
+   * Graceful shutdown: calls in flight finish, then the connection closes.
+   * (`done` on a tick of its own: a throwing callback is no rejection.)
+   */
   session.close = (callback) => run(callback, (done) => engine.close().then(() => process.nextTick(done, null)));
   return session;
 }
@@ -152,16 +154,7 @@ class Session {
 
   /** Every key of the session, decoded. */
   getAll(callback) {
-    return run(callback, (done) => {
-      this.#engine.getAll(
-        this.id,
-        mapped(done, (flat) => {
-          const entries = [];
-          for (let i = 0; i < flat.length; i += 2) entries.push([flat[i], decode(flat[i + 1])]);
-          return Object.fromEntries(entries);
-        })
-      );
-    });
+    return run(callback, (done) => this.#engine.getAll(this.id, mapped(done, decodePairs)));
   }
 
   /** Stores one key; `undefined` removes it (as JSON.stringify drops it). */
@@ -298,6 +291,13 @@ function encode(key, value) {
   } catch (err) {
     throw argumentError(`the value of "${key}" cannot be stored as JSON: ${err.message}`);
   }
+}
+
+/** A flat `[field, value, ...]` list as `{ field: decoded value }`. */
+function decodePairs(flat) {
+  const entries = [];
+  for (let i = 0; i < flat.length; i += 2) entries.push([flat[i], decode(flat[i + 1])]);
+  return Object.fromEntries(entries);
 }
 
 /** Values are JSON; a field someone stored raw reads back as the raw string. */
