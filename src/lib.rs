@@ -25,6 +25,12 @@ use napi::bindgen_prelude::{BufferSlice, ToNapiValue, Unknown};
 use napi::{sys, Env, JsError};
 use napi_derive::napi;
 
+/// The engine allocates a few small buffers per operation (strings, commands,
+/// replies): with mimalloc they cost about 14k instructions per `/write`
+/// request instead of 21k with glibc's malloc (callgrind, main thread).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use config::Config;
 use engine::Core;
 use error::{ErrorCode, Result, SessionError};
