@@ -22,6 +22,7 @@ const vm = require('node:vm');
 
 const { startRedis } = require('../test/helpers/redis');
 const { clients } = require('./clients');
+const { median, rotated } = require('./rounds');
 
 const QUICK = process.argv.includes('--quick');
 const SECONDS = QUICK ? 1 : 3;
@@ -42,12 +43,6 @@ async function measure(op, inFlight, seconds) {
   const started = performance.now();
   await Promise.all(Array.from({ length: inFlight }, caller));
   return done / ((performance.now() - started) / 1000);
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /**
@@ -79,12 +74,6 @@ const collectGarbage = (() => {
   v8.setFlagsFromString('--expose-gc');
   return vm.runInNewContext('gc');
 })();
-
-/** The list starting `by` places further on: no client always runs first or last. */
-function rotated(list, by) {
-  const k = by % list.length;
-  return list.slice(k).concat(list.slice(0, k));
-}
 
 function machine() {
   const redisVersion = execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).match(/v=(\S+)/)[1];

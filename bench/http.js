@@ -24,6 +24,7 @@ const path = require('node:path');
 
 const autocannon = require('autocannon');
 const { startRedis, freePort } = require('../test/helpers/redis');
+const { median, rotated } = require('./rounds');
 
 const QUICK = process.argv.includes('--quick');
 const SETTINGS = {
@@ -278,18 +279,6 @@ function problemsOf(run) {
   if (run.timeouts) problems.push(`${run.timeouts} timeouts`);
   if (!run.ok) problems.push('no successful response');
   return problems.map((p) => `${run.config} ${run.route}${run.round ? ` round ${run.round}` : ' warm-up'}: ${p}`);
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-/** The configurations in a different order each round: none always runs first or last. */
-function rotated(list, by) {
-  const k = by % list.length;
-  return list.slice(k).concat(list.slice(0, k));
 }
 
 function summarize(runs) {

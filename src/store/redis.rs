@@ -112,9 +112,9 @@ end
 /// racing the `invalidate` that killed it (returns 0). A write that would take
 /// the session over `maxFields` fields writes nothing (returns -1).
 /// Without a lifetime the `EXPIRE` comes first: its answer says whether the
-/// session exists, saving an `EXISTS` (a quarter of the script's time in
-/// Redis); a refused write then only had its idle TTL refreshed, as by any
-/// request.
+/// session exists, so a write to an existing session makes two Redis calls
+/// (no `EXISTS`); a refused write then only had its idle TTL refreshed, as
+/// by any request.
 /// ARGV: create (0/1), ttl, maxFields, maxLifetime (0: none), number of set
 /// arguments, field, value, ..., fields to delete.
 const WRITE: &str = lua_with_lifetime!(
