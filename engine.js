@@ -62,7 +62,9 @@ class Engine {
 
   /** Resolves a request's session from its cookie: `{ id, isNew, setCookie }`. */
   open(cookieHeader, parserId, parserSecret, secure) {
-    return callNative(() => this.native.open(cookieHeader, parserId, parserSecret, secure));
+    const opened = callNative(() => this.native.open(cookieHeader, parserId, parserSecret, secure));
+    // The native side answers a returning visitor with the bare id (cheaper to cross).
+    return typeof opened === 'string' ? { id: opened, isNew: false } : opened;
   }
 
   clearCookie(secure) {

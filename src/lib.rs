@@ -21,7 +21,7 @@ pub mod store;
 
 use std::time::{Duration, Instant};
 
-use napi::bindgen_prelude::{BufferSlice, ToNapiValue, Unknown};
+use napi::bindgen_prelude::{BufferSlice, Either, ToNapiValue, Unknown};
 use napi::{sys, Env, JsError};
 use napi_derive::napi;
 
@@ -242,18 +242,23 @@ impl Engine {
         parser_id: Option<String>,
         parser_secret: Option<String>,
         request_secure: bool,
-    ) -> napi::Result<OpenedSession> {
+    ) -> napi::Result<Either<String, OpenedSession>> {
         let opened = self.core.open(
             cookie_header.as_deref(),
             parser_id.as_deref(),
             parser_secret.as_deref(),
             request_secure,
         )?;
-        Ok(OpenedSession {
+        // A returning visitor whose cookie stands, the usual request, is just
+        // its id: an object built through N-API costs a property store each.
+        if !opened.is_new && opened.set_cookie.is_none() {
+            return Ok(Either::A(opened.id));
+        }
+        Ok(Either::B(OpenedSession {
             id: opened.id,
             is_new: opened.is_new,
             set_cookie: opened.set_cookie,
-        })
+        }))
     }
 
     /// The `Set-Cookie` value that removes the session cookie.
