@@ -184,7 +184,7 @@ class Engine {
     this.inFlight.set(this.batchId, waiters);
     let outcome;
     try {
-      outcome = this.native.submit(this.batchId, header, strings);
+      outcome = this.native.submit(this.batchId, wireWords(header, strings), strings.join(''));
     } catch (err) {
       this.inFlight.delete(this.batchId);
       const error = sessionError(err);
@@ -221,6 +221,25 @@ class Engine {
     this.whenIdle = null;
     resolve();
   }
+}
+
+/**
+ * The numbers of a batch as they cross (src/batch.rs): each operation's
+ * `kind, count, aux`, then the length of each of its strings, whose text
+ * crosses joined in one string.
+ */
+function wireWords(header, strings) {
+  const words = new Uint32Array(header.length + strings.length);
+  let w = 0;
+  let s = 0;
+  for (let h = 0; h < header.length; h += 3) {
+    const count = header[h + 1];
+    words[w++] = header[h];
+    words[w++] = count;
+    words[w++] = header[h + 2];
+    for (const end = s + count; s < end; s++) words[w++] = strings[s].length;
+  }
+  return words;
 }
 
 /**

@@ -1,8 +1,10 @@
 //! The wire format of a batch: every session operation JavaScript issues in
-//! one tick crosses the boundary in a single call, as a header of numbers
-//! (three per operation: kind, how many strings it takes, and a kind-specific
-//! count) and one flat list of strings. Flat arrays convert far faster than an
-//! array of objects, and keep the JS side free of per-operation allocations.
+//! one tick crosses the boundary in a single call, as two values. `words` (a
+//! `Uint32Array`) holds, per operation, its kind, how many strings it takes
+//! and a kind-specific count, then the length of each of its strings; `text`
+//! is all those strings joined. One typed array and one string cross in two
+//! N-API calls, where a list of strings took two per string (measured: half
+//! the instructions of an operation's crossing).
 
 use crate::error::{Result, SessionError};
 use crate::store::Op;
@@ -23,36 +25,64 @@ pub const INCR: u32 = 7;
 /// Strings: id, new id (`regenerate`).
 pub const RENAME: u32 = 8;
 
-/// Numbers per operation in the header.
+/// Numbers per operation before its strings' lengths.
 pub const HEADER_WIDTH: usize = 3;
 
 /// Splits a batch into `(session id, operation)` pairs. Either is a bug in
 /// the JavaScript adapter, never user input, but of different reach: a batch
-/// whose header and strings disagree fails as a whole, while an operation that
+/// whose words and text disagree fails as a whole, while an operation that
 /// makes no sense fails alone, so other requests' operations in the same
 /// batch are not taken down with it.
-pub fn parse(header: &[u32], strings: Vec<String>) -> Result<Vec<(String, Result<Op>)>> {
-    if !header.len().is_multiple_of(HEADER_WIDTH) {
-        return Err(malformed("header length"));
-    }
-    let mut strings = strings.into_iter();
-    let mut ops = Vec::with_capacity(header.len() / HEADER_WIDTH);
-    for entry in header.chunks_exact(HEADER_WIDTH) {
-        let (kind, count, aux) = (entry[0], entry[1] as usize, entry[2] as usize);
-        let mut take = |n: usize| -> Result<Vec<String>> {
-            let taken: Vec<String> = strings.by_ref().take(n).collect();
-            (taken.len() == n)
-                .then_some(taken)
-                .ok_or_else(|| malformed("string count"))
+pub fn parse(words: &[u32], text: &[u16]) -> Result<Vec<(String, Result<Op>)>> {
+    let mut words = words.iter().copied();
+    let mut text = Text(text);
+    let mut ops = Vec::new();
+    while let Some(kind) = words.next() {
+        let (Some(count), Some(aux)) = (words.next(), words.next()) else {
+            return Err(malformed("header length"));
         };
-        let id = take(1)?.pop().unwrap_or_default();
-        let args = take(count.checked_sub(1).ok_or_else(|| malformed("count"))?)?;
-        ops.push((id, operation(kind, aux, args)));
+        // Bounded by what the batch can hold: a bad count must not reserve gigabytes.
+        let mut strings = Vec::with_capacity((count as usize).min(words.len()));
+        for _ in 0..count {
+            let length = words.next().ok_or_else(|| malformed("string count"))?;
+            strings.push(text.take(length as usize)?);
+        }
+        let mut strings = strings.into_iter();
+        let id = strings.next().ok_or_else(|| malformed("count"))?;
+        ops.push((id, operation(kind, aux as usize, strings.collect())));
     }
-    if strings.next().is_some() {
-        return Err(malformed("trailing strings"));
+    if !text.0.is_empty() {
+        return Err(malformed("trailing text"));
     }
     Ok(ops)
+}
+
+/// The part of a batch's text not read yet.
+struct Text<'a>(&'a [u16]);
+
+impl Text<'_> {
+    /// The next string, `length` UTF-16 units long.
+    fn take(&mut self, length: usize) -> Result<String> {
+        if length > self.0.len() {
+            return Err(malformed("string length"));
+        }
+        let (string, rest) = self.0.split_at(length);
+        self.0 = rest;
+        Ok(utf8(string))
+    }
+}
+
+/// JavaScript's UTF-16 as a Rust string. A lone surrogate becomes U+FFFD, as
+/// in N-API's own UTF-8 conversion; ASCII (ids, most keys, JSON of plain
+/// values) is copied byte for byte.
+fn utf8(units: &[u16]) -> String {
+    if units.iter().all(|&unit| unit < 0x80) {
+        let ascii: Vec<u8> = units.iter().map(|&unit| unit as u8).collect();
+        if let Ok(string) = String::from_utf8(ascii) {
+            return string;
+        }
+    }
+    String::from_utf16_lossy(units)
 }
 
 /// One operation from its kind, `aux` number and strings (after the id).
@@ -109,17 +139,36 @@ mod tests {
         items.iter().map(|s| s.to_string()).collect()
     }
 
+    /// Parses operations written as JavaScript queues them (a header of
+    /// `kind, count, aux` per operation, and the flat strings), after putting
+    /// them in wire form as engine.js does.
+    fn parsed(header: &[u32], flat: &[&str]) -> Result<Vec<(String, Result<Op>)>> {
+        let mut words = Vec::new();
+        let mut lengths = flat.iter().map(|s| s.encode_utf16().count() as u32);
+        for entry in header.chunks(HEADER_WIDTH) {
+            words.extend(entry);
+            words.extend(
+                lengths
+                    .by_ref()
+                    .take(entry.get(1).copied().unwrap_or(0) as usize),
+            );
+        }
+        words.extend(lengths);
+        let text: Vec<u16> = flat.concat().encode_utf16().collect();
+        parse(&words, &text)
+    }
+
     #[test]
     fn parses_every_kind() {
         let header = [
             GET, 2, 0, MGET, 3, 0, GET_ALL, 1, 0, WRITE, 4, 2, TOUCH, 1, 0, DESTROY, 1, 0, CREATE,
             3, 2, INCR, 3, 1, RENAME, 2, 0,
         ];
-        let flat = strings(&[
+        let flat = [
             "a", "f", "b", "x", "y", "c", "d", "k", "v", "gone", "e", "f", "g", "k", "v", "h", "n",
             "-2", "i", "j",
-        ]);
-        let ops: Vec<(String, Op)> = parse(&header, flat)
+        ];
+        let ops: Vec<(String, Op)> = parsed(&header, &flat)
             .unwrap()
             .into_iter()
             .map(|(id, op)| (id, op.unwrap()))
@@ -163,10 +212,26 @@ mod tests {
 
     #[test]
     fn rejects_malformed_batches() {
-        assert!(parse(&[GET, 2], strings(&["a", "f"])).is_err());
-        assert!(parse(&[GET, 2, 0], strings(&["a"])).is_err());
-        assert!(parse(&[GET, 2, 0], strings(&["a", "f", "extra"])).is_err());
-        assert!(parse(&[GET, 0, 0], strings(&[])).is_err());
+        assert!(parsed(&[GET, 2], &["a", "f"]).is_err());
+        assert!(parsed(&[GET, 2, 0], &["a"]).is_err());
+        assert!(parsed(&[GET, 2, 0], &["a", "f", "extra"]).is_err());
+        assert!(parsed(&[GET, 0, 0], &[]).is_err());
+        // Lengths that run past the text, or leave some of it unread.
+        let text: Vec<u16> = "af".encode_utf16().collect();
+        assert!(parse(&[GET, 2, 0, 1, 2], &text).is_err());
+        assert!(parse(&[GET, 2, 0, 1, 0], &text).is_err());
+        assert!(parse(&[GET, u32::MAX, 0], &text).is_err());
+    }
+
+    #[test]
+    fn strings_keep_their_characters_and_lone_surrogates_become_replacements() {
+        let units: Vec<u16> = "idé\u{1F600}"
+            .encode_utf16()
+            .chain([0xD83D, b'x' as u16])
+            .collect();
+        let ops = parse(&[GET, 2, 0, 2, 5], &units).unwrap();
+        assert_eq!(ops[0].0, "id");
+        assert_eq!(ops[0].1, Ok(Op::Get("é\u{1F600}\u{FFFD}x".into())));
     }
 
     #[test]
@@ -174,9 +239,9 @@ mod tests {
         let fails_alone = |header: &[u32], flat: &[&str]| {
             let mut full = header.to_vec();
             full.extend([GET, 2, 0]);
-            let mut all = strings(flat);
-            all.extend(strings(&["b", "f"]));
-            let ops = parse(&full, all).unwrap();
+            let mut all = flat.to_vec();
+            all.extend(["b", "f"]);
+            let ops = parsed(&full, &all).unwrap();
             ops[0].1.is_err() && ops[1].1 == Ok(Op::Get("f".into()))
         };
         assert!(fails_alone(&[WRITE, 3, 1], &["a", "k", "v"]));

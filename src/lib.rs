@@ -21,7 +21,9 @@ pub mod store;
 
 use std::time::{Duration, Instant};
 
-use napi::bindgen_prelude::{BufferSlice, Either, ToNapiValue, Unknown};
+use napi::bindgen_prelude::{
+    BufferSlice, Either, ToNapiValue, Uint32ArraySlice, Unknown, Utf16String,
+};
 use napi::{sys, Env, JsError};
 use napi_derive::napi;
 
@@ -273,10 +275,10 @@ impl Engine {
     pub fn submit(
         &mut self,
         batch_id: u32,
-        header: Vec<u32>,
-        strings: Vec<String>,
+        words: Uint32ArraySlice,
+        text: Utf16String,
     ) -> napi::Result<Outcome> {
-        let items = self.core.prepare(batch::parse(&header, strings)?);
+        let items = self.core.prepare(batch::parse(&words, &text)?);
         let limits = self.core.limits;
         Ok(match &mut self.backend {
             Backend::Memory(store) => {
