@@ -213,6 +213,68 @@ function memorySection(memory) {
 }
 
 // ---------------------------------------------------------------------------
+// Targets: the goals this benchmark was built to check, judged on this run
+
+/**
+ * Each target of the performance issue, with what this run measured and
+ * whether that meets it. A target whose figures this run lacks is left out.
+ */
+function targetsSection(http, engine, memory) {
+  const rate = (config, route) => http.summary[config] && http.summary[config][route] && http.summary[config][route].reqPerSec;
+  const opsOf = (name, inFlight) => {
+    const hit = engine && engine.results.find((r) => r.name === name && r.inFlight === inFlight);
+    return hit && hit.opsPerSec;
+  };
+  const rows = [];
+  const check = (target, value, shown, met) => {
+    if (Number.isFinite(value)) rows.push([target, shown(value), met(value) ? 'met' : '**not met**']);
+  };
+  const times = (x) => `${x.toFixed(2)}x`;
+  const share = (x) => `${Math.round(100 * x)}% of bare`;
+  const atLeast = (minimum) => (x) => x >= minimum;
+  for (const peer of ['original', 'express-session']) {
+    check(`/write: ours at least 1.5x ${peer}`, rate('ours', '/write') / rate(peer, '/write'), times, atLeast(1.5));
+    check(
+      `/write: ours, \`awaitTouch: false\`, at least 1.5x ${peer}`,
+      rate('ours-nonblocking', '/write') / rate(peer, '/write'),
+      times,
+      atLeast(1.5)
+    );
+  }
+  check('/write: ours at least 0.75x bare Express', rate('ours', '/write') / rate('bare', '/write'), share, atLeast(0.75));
+  check(
+    '/none: ours, `awaitTouch: false`, at least 0.9x bare Express',
+    rate('ours-nonblocking', '/none') / rate('bare', '/none'),
+    share,
+    atLeast(0.9)
+  );
+  for (const peer of ['original', 'express-session']) {
+    check(`/none: ours faster than ${peer}`, rate('ours', '/none') / rate(peer, '/none'), times, (x) => x > 1);
+  }
+  check('engine `get`, 64 in flight: at least 1.5x ioredis', opsOf('ours get', 64) / opsOf('ioredis get', 64), times, atLeast(1.5));
+  check('engine `get`, 1 in flight: no slower than ioredis', opsOf('ours get', 1) / opsOf('ioredis get', 1), times, atLeast(1));
+  if (memory) {
+    // The same bound as the leak test of `npm test`.
+    const limit = 16 * 2 ** 20;
+    check(
+      'memory: no growth after warm-up over 1,000,000 operations',
+      memory.growth.rss,
+      (bytes) => `resident +${(bytes / 2 ** 20).toFixed(1)} MiB (limit 16 MiB)`,
+      (bytes) => bytes < limit
+    );
+  }
+  if (rows.length === 0) return '';
+  return [
+    '## Targets',
+    '',
+    'Judged on this run alone; ratios within one run are comparable, absolute figures move between runs.',
+    '',
+    table(['target', 'this run', 'status'], rows, ['l', 'r', 'l']),
+    '',
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------
 // SVG chart: grouped bars, one group per route, one bar per configuration
 
 function escapeXml(text) {
@@ -303,6 +365,7 @@ function main() {
     '',
     '![Requests per second per configuration and route](latest.svg)',
     '',
+    targetsSection(http, engine, memory),
     httpSection(http),
     engine ? engineSection(engine) : '_No engine results (bench/results/engine-latest.json is missing)._\n',
     memory ? memorySection(memory) : '_No memory results (bench/results/memory-latest.json is missing)._\n',
