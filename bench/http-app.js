@@ -9,7 +9,8 @@
 //   GET /none   never touches the session          -> 'ok'
 //   GET /read   reads key `n`                       -> n
 //   GET /write  reads `n`, stores n + 1 (a counter) -> n + 1
-// `bare` has no session middleware at all: the ceiling of Express on this machine.
+// `bare` has no session middleware at all: Express alone on this machine (the
+// reference every ratio to it is a share of; not always a ceiling, see README.md).
 //
 // This file lives in bench/ on purpose: `require('redis')` from here is
 // node-redis v5 (bench/node_modules, what connect-redis 9 needs), while

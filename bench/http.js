@@ -1,7 +1,7 @@
 'use strict';
 
 // Requests per second of an Express app with each session middleware, over
-// real HTTP: bare Express (the ceiling), alt-session (awaiting the idle refresh,
+// real HTTP: bare Express (no session middleware), alt-session (awaiting the idle refresh,
 // and not), the original alt-session@0.0.1, and express-session + connect-redis.
 //
 //   node bench/http.js [--quick] [--configs bare,ours] [--routes /write]

@@ -21,7 +21,7 @@ const ROUTE_NOTES = {
   '/write': 'reads `n` and stores `n + 1` (a counter)',
 };
 const CONFIG_NOTES = {
-  bare: 'bare Express, no session middleware: the ceiling only (its /read and /write just respond)',
+  bare: 'bare Express, no session middleware (its /read and /write just respond): the reference, not always a ceiling',
   ours: 'alt-session (this package), default options: `session: { secret }`',
   'ours-nonblocking': 'alt-session with `awaitTouch: false` (next() without waiting for the idle refresh)',
   original: 'alt-session@0.0.1 on redis@3, behind `cookie-parser(secret)`',
@@ -70,7 +70,7 @@ function machineLine(machine) {
 /**
  * One table per route: each configuration's median req/s and latencies, and
  * how many times faster each of our two configurations is than it. Against
- * `bare` the ratio is a share of the ceiling instead.
+ * `bare` the ratio is a share of bare Express's rate instead.
  */
 function routeTable(http, route) {
   const s = http.summary;
@@ -88,9 +88,9 @@ function routeTable(http, route) {
     const vs = OURS.map((o) => {
       if (o === config) return '—';
       const mine = s[o][route].reqPerSec;
-      return config === 'bare' ? `${percent(mine, cell.reqPerSec)} of ceiling` : ratio(mine, cell.reqPerSec);
+      return config === 'bare' ? `${percent(mine, cell.reqPerSec)} of bare` : ratio(mine, cell.reqPerSec);
     });
-    const name = OURS.includes(config) ? `**${config}**` : config === 'bare' ? 'bare (ceiling)' : config;
+    const name = OURS.includes(config) ? `**${config}**` : config === 'bare' ? 'bare (no session)' : config;
     const cpu = cell.appCpuUs === null || cell.appCpuUs === undefined ? '' : cell.appCpuUs;
     return [name, thousands(cell.reqPerSec), cell.p50, cell.p99, cpu, cell.rounds.map(thousands).join(', '), ...vs];
   });
@@ -335,7 +335,7 @@ function svgChart(http) {
   const legendY = H - 30;
   let legendX = margin.left;
   for (const config of configs) {
-    const label = config === 'bare' ? 'bare (ceiling)' : config;
+    const label = config === 'bare' ? 'bare (no session)' : config;
     parts.push(`<rect x="${legendX}" y="${legendY - 11}" width="14" height="14" fill="${COLORS[config] || '#777'}"/>`);
     text(legendX + 20, legendY, label, 'font-size="13"');
     legendX += 20 + label.length * 7.5 + 26;
