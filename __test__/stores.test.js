@@ -88,6 +88,20 @@ test('both stores give the same results for the same calls', async () => {
   assert.equal(onRedis.find(([name]) => name === 'get destroyed')[1], null);
 });
 
+test('strings cross whole: non-ASCII, astral and lone surrogates, each cut at its own bounds', async () => {
+  for (const [name, engine] of Object.entries(engines)) {
+    const id = newId(engine);
+    // One batch: its strings cross joined in one text, cut back by their lengths.
+    const wrote = engine.write(id, ['clé😀', '"vé😀"', 'a\uD83D', '1', '\uDE00b', '2'], [], true);
+    const read = engine.mget(id, ['clé😀', 'a\uD83D', '\uDE00b']);
+    assert.equal(await wrote, true, name);
+    assert.deepEqual(await read, ['"vé😀"', '1', '2'], name);
+    // Halves of a pair stay apart (each becomes U+FFFD), never joined into 😀.
+    const fields = (await engine.getAll(id)).filter((_, i) => i % 2 === 0).sort();
+    assert.deepEqual(fields, ['a\uFFFD', 'clé😀', '\uFFFDb'], name);
+  }
+});
+
 test('both stores expire idle sessions after tti and keep touched ones', async () => {
   const ids = {};
   for (const [name, engine] of Object.entries(engines)) {

@@ -3,8 +3,8 @@
 //! `Uint32Array`) holds, per operation, its kind, how many strings it takes
 //! and a kind-specific count, then the length of each of its strings; `text`
 //! is all those strings joined. One typed array and one string cross in two
-//! N-API calls, where a list of strings took two per string (measured: half
-//! the instructions of an operation's crossing).
+//! N-API calls, where a list of strings took two per string (callgrind: an
+//! engine `get` runs about a quarter fewer instructions).
 
 use crate::error::{Result, SessionError};
 use crate::store::Op;
