@@ -25,9 +25,6 @@ pub const INCR: u32 = 7;
 /// Strings: id, new id (`regenerate`).
 pub const RENAME: u32 = 8;
 
-/// Numbers per operation before its strings' lengths.
-pub const HEADER_WIDTH: usize = 3;
-
 /// Splits a batch into `(session id, operation)` pairs. Either is a bug in
 /// the JavaScript adapter, never user input, but of different reach: a batch
 /// whose words and text disagree fails as a whole, while an operation that
@@ -135,13 +132,16 @@ fn malformed(what: &str) -> SessionError {
 mod tests {
     use super::*;
 
+    /// Numbers per operation before its strings' lengths.
+    const HEADER_WIDTH: usize = 3;
+
     fn strings(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| s.to_string()).collect()
     }
 
-    /// Parses operations written as JavaScript queues them (a header of
-    /// `kind, count, aux` per operation, and the flat strings), after putting
-    /// them in wire form as engine.js does.
+    /// Parses operations given as `kind, count, aux` each and their flat
+    /// strings, once put in wire form (each operation's string lengths right
+    /// after its numbers, as engine.js queues them).
     fn parsed(header: &[u32], flat: &[&str]) -> Result<Vec<(String, Result<Op>)>> {
         let mut words = Vec::new();
         let mut lengths = flat.iter().map(|s| s.encode_utf16().count() as u32);
