@@ -150,7 +150,7 @@ class Engine {
   // --- the batch -----------------------------------------------------------
 
   startBatch() {
-    this.header = [];
+    this.words = []; // the batch's numbers, in their wire form (src/batch.rs)
     this.strings = [];
     this.waiters = [];
     this.scheduled = false;
@@ -162,7 +162,11 @@ class Engine {
    * Promise of it is returned.
    */
   enqueue(kind, stringCount, aux, done) {
-    this.header.push(kind, stringCount, aux);
+    // The operation's strings are the last `stringCount` pushed: their
+    // lengths follow its numbers, and their text crosses joined.
+    const { words, strings } = this;
+    words.push(kind, stringCount, aux);
+    for (let s = strings.length - stringCount; s < strings.length; s++) words.push(strings[s].length);
     if (!this.scheduled) {
       this.scheduled = true;
       // Idle: nothing to wait for, send at the end of this callback. Busy:
@@ -177,14 +181,14 @@ class Engine {
   }
 
   flush() {
-    if (this.header.length === 0) return;
-    const { header, strings, waiters } = this;
+    if (this.words.length === 0) return;
+    const { words, strings, waiters } = this;
     this.startBatch();
     this.batchId = (this.batchId + 1) >>> 0;
     this.inFlight.set(this.batchId, waiters);
     let outcome;
     try {
-      outcome = this.native.submit(this.batchId, wireWords(header, strings), strings.join(''));
+      outcome = this.native.submit(this.batchId, new Uint32Array(words), strings.join(''));
     } catch (err) {
       this.inFlight.delete(this.batchId);
       const error = sessionError(err);
@@ -221,25 +225,6 @@ class Engine {
     this.whenIdle = null;
     resolve();
   }
-}
-
-/**
- * The numbers of a batch as they cross (src/batch.rs): each operation's
- * `kind, count, aux`, then the length of each of its strings, whose text
- * crosses joined in one string.
- */
-function wireWords(header, strings) {
-  const words = new Uint32Array(header.length + strings.length);
-  let w = 0;
-  let s = 0;
-  for (let h = 0; h < header.length; h += 3) {
-    const count = header[h + 1];
-    words[w++] = header[h];
-    words[w++] = count;
-    words[w++] = header[h + 2];
-    for (const end = s + count; s < end; s++) words[w++] = strings[s].length;
-  }
-  return words;
 }
 
 /**
