@@ -25,6 +25,7 @@ const DESTROY = 5;
 const CREATE = 6;
 const INCR = 7;
 const RENAME = 8;
+const START = 9;
 
 const ERROR_CODE = /^(ERR_SESSION_[A-Z_]+): /;
 
@@ -60,11 +61,14 @@ class Engine {
     this.closed = null; // the promise close() returns, every time
   }
 
-  /** Resolves a request's session from its cookie: `{ id, isNew, setCookie }`. */
+  /**
+   * Resolves a request's session from its cookie: `{ id, isNew, mayCreate, setCookie }`
+   * (`mayCreate`: whether a write may create its hash, see src/engine.rs).
+   */
   open(cookieHeader, parserId, parserSecret, secure) {
     const opened = callNative(() => this.native.open(cookieHeader, parserId, parserSecret, secure));
     // The native side answers a returning visitor with the bare id (cheaper to cross).
-    return typeof opened === 'string' ? { id: opened, isNew: false } : opened;
+    return typeof opened === 'string' ? { id: opened, isNew: false, mayCreate: false } : opened;
   }
 
   clearCookie(secure) {
@@ -107,6 +111,12 @@ class Engine {
   rename(id, newId, done) {
     this.strings.push(id, newId);
     return this.enqueue(RENAME, 2, 0, done);
+  }
+
+  /** Records a session whose id was just issued, so that later requests' writes land under it. */
+  start(id, done) {
+    this.strings.push(id);
+    return this.enqueue(START, 1, 0, done);
   }
 
   touch(id, done) {

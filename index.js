@@ -64,19 +64,22 @@ function middleware(engine) {
       return next(err);
     }
     if (opened.setCookie) appendSetCookie(res, opened.setCookie);
-    req.session = new Session(engine, opened.id, opened.isNew, req, res);
+    req.session = new Session(engine, opened, req, res);
 
-    // A brand-new id has nothing stored yet, so there is no idle TTL to refresh.
-    if (opened.isNew) return setImmediate(next);
+    // One command per request: a new id is recorded (so that any later
+    // request's write lands under it), a returning one has its idle TTL refreshed.
     if (!awaitTouch) {
-      engine.touchSoon(opened.id);
+      if (opened.isNew) engine.start(opened.id, noop);
+      else engine.touchSoon(opened.id);
       // Not at once: every request read in this turn of the event loop is
       // parsed before any of them answers, and the answers leave together
       // (measured: 0.89x of bare Express on a route that never touches the
       // session when called at once, 0.94x to 1.05x from setImmediate).
       return setImmediate(next);
     }
-    engine.touch(opened.id, (err) => (err ? next(err) : next()));
+    const proceed = (err) => (err ? next(err) : next());
+    if (opened.isNew) engine.start(opened.id, proceed);
+    else engine.touch(opened.id, proceed);
   }
 
   /**
@@ -119,20 +122,22 @@ class Session {
   #req;
   #res;
   /**
-   * Whether a write may create the session's hash: only for an id issued in
-   * this request. A cookie's id whose session is gone (expired, invalidated,
-   * regenerated away) is never revived: its first write moves the request to
-   * a fresh session instead (see #renew).
+   * Whether a write may create the session's hash: for an id issued in this
+   * request (and one of 0.0.1's, which stored nothing at issue). Any other
+   * id whose hash is gone (expired, invalidated, regenerated away) is dead
+   * and never revived: its first write moves the request to a fresh session
+   * instead (see #retryOnFresh).
    */
   #mayCreate;
 
-  constructor(engine, id, isNew, req, res) {
-    this.id = id;
-    this.isNew = isNew;
+  /** @param opened what `engine.open` resolved: `{ id, isNew, mayCreate }` */
+  constructor(engine, opened, req, res) {
+    this.id = opened.id;
+    this.isNew = opened.isNew;
     this.#engine = engine;
     this.#req = req;
     this.#res = res;
-    this.#mayCreate = isNew;
+    this.#mayCreate = opened.mayCreate;
   }
 
   /** Reads one key; a missing key reads as `null`. */

@@ -51,7 +51,17 @@ test('a cookie signed by cookie-signature opens the session it names', () => {
   const id = crypto.randomBytes(32).toString('base64url');
   const header = `other=1; sid=${encodeURIComponent('s:' + signature.sign(id, 'k'))}`;
   const opened = engine({ secret: 'k' }).open(header, undefined, undefined, false);
-  assert.deepEqual(opened, { id, isNew: false });
+  assert.deepEqual(opened, { id, isNew: false, mayCreate: false });
+});
+
+test("an id of 0.0.1's shape (it stored nothing at issue) may be created by a write; ours may not", () => {
+  const legacy = `${crypto.createHash('sha256').update('x').digest('base64')}AbC123xy`;
+  assert.equal(legacy.length, 52);
+  const header = `sid=${encodeURIComponent('s:' + signature.sign(legacy, 'k'))}`;
+  const opened = engine({ secret: 'k' }).open(header, undefined, undefined, false);
+  assert.deepEqual([opened.id, opened.isNew, opened.mayCreate, opened.setCookie], [legacy, false, true, undefined]);
+  const fresh = engine({ secret: 'k' }).open(undefined, undefined, undefined, false);
+  assert.equal(fresh.mayCreate, true, 'a new id may be created');
 });
 
 test('a new session cookie verifies with cookie-signature', () => {
@@ -75,7 +85,7 @@ test('cookies of a retired secret verify and are re-signed with the current one'
 test('without session.secret the id comes from cookie-parser and is still shape-checked', () => {
   const e = engine({});
   const id = crypto.randomBytes(32).toString('base64url');
-  assert.deepEqual(e.open(undefined, id, 'k', false), { id, isNew: false });
+  assert.deepEqual(e.open(undefined, id, 'k', false), { id, isNew: false, mayCreate: false });
   const injected = e.open(undefined, 'evil:key{x}', 'k', false);
   assert.equal(injected.isNew, true);
   assert.notEqual(injected.id, 'evil:key{x}');

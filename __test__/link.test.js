@@ -95,7 +95,7 @@ test('a Redis that forgot the scripts (SCRIPT FLUSH) gets them again, and the wr
   const [written, counted] = await Promise.all([engine.write(id, ['b', '2'], [], false), engine.incr(id, 'n', 5, false)]);
   assert.equal(written, true);
   assert.equal(counted, 5);
-  assert.deepEqual(await db.hgetall(`link-noscript-${process.pid}:${id}`), { a: '1', b: '2', n: '5' });
+  assert.deepEqual(await db.sessionData(`link-noscript-${process.pid}:${id}`), { a: '1', b: '2', n: '5' });
 });
 
 test('a new connection loads the scripts first: a write and a destroy in one batch run in order', async (t) => {
@@ -134,7 +134,7 @@ test('every new connection authenticates and selects session.dbIndex first', asy
   await engine.write(id, ['a', '1'], [], true);
   await killConnection(raw, engine);
   await engine.write(id, ['b', '2'], [], false); // on a new connection
-  assert.deepEqual(await raw.hgetall(`link-db:${id}`), { a: '1', b: '2' });
+  assert.deepEqual(await raw.sessionData(`link-db:${id}`), { a: '1', b: '2' });
 });
 
 for (const [garbage, reply] of [

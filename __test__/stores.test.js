@@ -62,6 +62,13 @@ async function script(engine) {
   await step('get renamed', () => engine.get(moved, 'd'));
   await step('rename missing', () => engine.rename(id, newId(engine)));
   await step('strict incr on a missing session', () => engine.incr(id, 'd', 1, false));
+  const started = newId(engine);
+  await step('start', () => engine.start(started));
+  await step('getAll started', () => engine.getAll(started));
+  await step('strict write to a started session', () => engine.write(started, ['s', '1'], [], false));
+  await step('remove its last key', () => engine.write(started, [], ['s'], false));
+  await step('strict write after emptying it', () => engine.write(started, ['t', '2'], [], false));
+  await step('getAll after emptying and writing', () => engine.getAll(started));
   await step('destroy', () => engine.destroy(moved));
   await step('get destroyed', () => engine.get(moved, 'd'));
   await step('touch missing', () => engine.touch(id));
@@ -86,6 +93,10 @@ test('both stores give the same results for the same calls', async () => {
   assert.equal(onRedis.find(([name]) => name === 'strict incr on a missing session')[1], false);
   assert.deepEqual(onRedis.find(([name]) => name === 'bad id').slice(1), ['error', 'ERR_SESSION_ARGUMENT']);
   assert.equal(onRedis.find(([name]) => name === 'get destroyed')[1], null);
+  assert.deepEqual(onRedis.find(([name]) => name === 'getAll started')[1], [], 'its creation time is not a key');
+  assert.equal(onRedis.find(([name]) => name === 'strict write to a started session')[1], true);
+  assert.equal(onRedis.find(([name]) => name === 'strict write after emptying it')[1], true);
+  assert.deepEqual(onRedis.find(([name]) => name === 'getAll after emptying and writing')[1], ['t', '2']);
 });
 
 test('strings cross whole: non-ASCII, astral and lone surrogates, each cut at its own bounds', async () => {

@@ -24,6 +24,8 @@ pub const CREATE: u32 = 6;
 pub const INCR: u32 = 7;
 /// Strings: id, new id (`regenerate`).
 pub const RENAME: u32 = 8;
+/// Records a session whose id was just issued (see [`Op::Start`]).
+pub const START: u32 = 9;
 
 /// Splits a batch into `(session id, operation)` pairs. Either is a bug in
 /// the JavaScript adapter, never user input, but of different reach: a batch
@@ -110,6 +112,7 @@ fn operation(kind: u32, aux: usize, mut args: Vec<String>) -> Result<Op> {
             to: args.pop().unwrap_or_default(),
         },
         TOUCH => Op::Touch,
+        START => Op::Start,
         DESTROY => Op::Destroy,
         _ => return Err(malformed("operation")),
     })
@@ -162,11 +165,11 @@ mod tests {
     fn parses_every_kind() {
         let header = [
             GET, 2, 0, MGET, 3, 0, GET_ALL, 1, 0, WRITE, 4, 2, TOUCH, 1, 0, DESTROY, 1, 0, CREATE,
-            3, 2, INCR, 3, 1, RENAME, 2, 0,
+            3, 2, INCR, 3, 1, RENAME, 2, 0, START, 1, 0,
         ];
         let flat = [
             "a", "f", "b", "x", "y", "c", "d", "k", "v", "gone", "e", "f", "g", "k", "v", "h", "n",
-            "-2", "i", "j",
+            "-2", "i", "j", "s",
         ];
         let ops: Vec<(String, Op)> = parsed(&header, &flat)
             .unwrap()
@@ -206,6 +209,7 @@ mod tests {
                     }
                 ),
                 ("i".into(), Op::Rename { to: "j".into() }),
+                ("s".into(), Op::Start),
             ]
         );
     }

@@ -13,6 +13,11 @@ use crate::store::{too_many_fields, Item, Limits, Op};
 pub struct Opened {
     pub id: String,
     pub is_new: bool,
+    /// Whether a write may create the session's hash: for an id issued now,
+    /// and for an id of alt-session 0.0.1's shape, which 0.0.1 issued without
+    /// storing anything (so a missing hash need not mean a dead session).
+    /// Every other id whose hash is missing is dead, and never revived.
+    pub may_create: bool,
     /// A `Set-Cookie` value to send, when the visitor needs a (new or re-signed) cookie.
     pub set_cookie: Option<String>,
 }
@@ -59,6 +64,7 @@ impl Core {
             // Signed by a retired secret: re-sign with the current one.
             Some((id, secret_index)) => Opened {
                 set_cookie: (secret_index > 0).then(|| sign(&id)),
+                may_create: sid::is_legacy(&id),
                 id,
                 is_new: false,
             },
@@ -68,6 +74,7 @@ impl Core {
                     set_cookie: Some(sign(&id)),
                     id,
                     is_new: true,
+                    may_create: true,
                 }
             }
         })
@@ -139,7 +146,7 @@ impl Core {
                 sid::ensure_valid(to)?;
                 false
             }
-            Op::GetAll | Op::Touch | Op::Destroy => false,
+            Op::GetAll | Op::Start | Op::Touch | Op::Destroy => false,
         };
         if empty {
             return Err(SessionError::argument(

@@ -59,6 +59,8 @@ pub fn unsign_cookie(signed: String, secrets: Vec<String>) -> Option<String> {
 pub struct OpenedSession {
     pub id: String,
     pub is_new: bool,
+    /// Whether writes may create the session's hash (see `engine::Opened`).
+    pub may_create: bool,
     /// A `Set-Cookie` value to send, when the visitor needs a (new or re-signed) cookie.
     pub set_cookie: Option<String>,
 }
@@ -253,12 +255,13 @@ impl Engine {
         )?;
         // A returning visitor whose cookie stands, the usual request, is just
         // its id: an object built through N-API costs a property store each.
-        if !opened.is_new && opened.set_cookie.is_none() {
+        if !opened.is_new && !opened.may_create && opened.set_cookie.is_none() {
             return Ok(Either::A(opened.id));
         }
         Ok(Either::B(OpenedSession {
             id: opened.id,
             is_new: opened.is_new,
+            may_create: opened.may_create,
             set_cookie: opened.set_cookie,
         }))
     }

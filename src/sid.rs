@@ -38,6 +38,20 @@ pub fn is_valid(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/' | b'='))
 }
 
+/// Whether `id` has the shape of an id alt-session 0.0.1 issued: base64 of a
+/// sha256 (43 characters of `A-Z a-z 0-9 + /` and one `=`), then 8
+/// alphanumerics. 0.0.1 stored nothing when it issued an id, so a missing
+/// hash under such an id may be a session that is live in 0.0.1's eyes.
+pub fn is_legacy(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    bytes.len() == 52
+        && bytes[..43]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/'))
+        && bytes[43] == b'='
+        && bytes[44..].iter().all(u8::is_ascii_alphanumeric)
+}
+
 /// Rejects an id that is not of a valid shape, with `ERR_SESSION_ARGUMENT`.
 pub fn ensure_valid(id: &str) -> Result<()> {
     if is_valid(id) {
@@ -89,6 +103,21 @@ mod tests {
         assert!(is_valid(
             "q1Vt+0x/3mVj6mKk2b0c3Ww9Zq0yP3lQq7v2c8rj1u0=AbC123xy"
         ));
+    }
+
+    #[test]
+    fn tells_the_original_ids_from_ours() {
+        let original = "q1Vt+0x/3mVj6mKk2b0c3Ww9Zq0yP3lQq7v2c8rj1u0=AbC123xy";
+        assert!(is_legacy(original));
+        assert!(!is_legacy(&generate().unwrap()));
+        for near in [
+            "q1Vt+0x/3mVj6mKk2b0c3Ww9Zq0yP3lQq7v2c8rj1u0=AbC123x",
+            "q1Vt+0x/3mVj6mKk2b0c3Ww9Zq0yP3lQq7v2c8rj1u0=AbC123x_",
+            "q1Vt+0x/3mVj6mKk2b0c3Ww9Zq0yP3lQq7v2c8rj1u0xAbC123xy",
+            "q1Vt-0x/3mVj6mKk2b0c3Ww9Zq0yP3lQq7v2c8rj1u0=AbC123xy",
+        ] {
+            assert!(!is_legacy(near), "{near:?}");
+        }
     }
 
     #[test]

@@ -75,7 +75,7 @@ describe('bad arguments to session methods', () => {
   for (const [name, calls] of Object.entries(cases)) {
     test(`${name}: ERR_SESSION_ARGUMENT, nothing written`, async () => {
       const before = await redis.db.snapshot();
-      assert.deepEqual(before[key], { existing: '"value"' });
+      assert.deepEqual(await redis.db.sessionData(key), { existing: '"value"' });
       for (const [method, args] of calls) await assertArgumentError(session, method, args);
       assert.deepEqual(await redis.db.snapshot(), before);
     });

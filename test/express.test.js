@@ -8,7 +8,7 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { setTimeout: delay } = require('node:timers/promises');
 const altSession = require('..');
-const { connectRedis } = require('./helpers/redis-client');
+const { connectRedis, CREATED_FIELD } = require('./helpers/redis-client');
 const { useRedis } = require('./helpers/fixtures');
 const { MODES, startSessionApp } = require('./helpers/session-server');
 const { listen, request, cookiesNamed, isClearing, unsignSid, signedSidCookie, CookieJar } = require('./helpers/http');
@@ -37,13 +37,14 @@ async function tourOfTheApi(call, key) {
   assert.deepEqual(await call('mget', ['a', 'b', 'c', 'missing']), { a: 1, b: 'x', c: [1, { d: true }], missing: null });
   assert.deepEqual(await call('mget', 'b'), { b: 'x' });
   assert.deepEqual(await call('getAll'), { a: 1, b: 'x', c: [1, { d: true }] });
-  assert.deepEqual(await redis.db.hgetall(key), { a: '1', b: '"x"', c: '[1,{"d":true}]' });
+  assert.deepEqual(await redis.db.sessionData(key), { a: '1', b: '"x"', c: '[1,{"d":true}]' });
 
   await call('remove', 'a');
-  assert.deepEqual(await redis.db.hgetall(key), { b: '"x"', c: '[1,{"d":true}]' });
+  assert.deepEqual(await redis.db.sessionData(key), { b: '"x"', c: '[1,{"d":true}]' });
   await call('remove', ['b', 'c']);
   assert.deepEqual(await call('getAll'), {});
-  assert.equal(await redis.db.exists(key), false, 'removing the last field leaves no key');
+  assert.equal(await redis.db.exists(key), true, 'a session whose last key was removed still lives');
+  assert.deepEqual(await redis.db.sessionData(key), {});
 
   await call('set', 'e', 'kept');
   await redis.db.expire(key, 5);
@@ -135,7 +136,7 @@ for (const [expressName, express] of Object.entries(EXPRESS)) {
         assert.deepEqual(counts, [1, 2, 3]);
         assert.deepEqual(await redis.db.keys(`*${id}*`), [`session:${id}`]);
         assert.equal(await redis.db.type(`session:${id}`), 'hash');
-        assert.deepEqual(await redis.db.hgetall(`session:${id}`), { n: '3' });
+        assert.deepEqual(await redis.db.sessionData(`session:${id}`), { n: '3' });
         const ttl = await redis.db.ttl(`session:${id}`);
         assert.ok(ttl > 290 && ttl <= 300, `TTL ${ttl}`);
       });
@@ -157,7 +158,7 @@ for (const [expressName, express] of Object.entries(EXPRESS)) {
         const { session, value } = await custom.run(bump, { jar });
         assert.equal(value, 2);
         assert.deepEqual(await db3.keys(`*${session.id}*`), [`custom:${session.id}`]);
-        assert.deepEqual(await db3.hgetall(`custom:${session.id}`), { n: '2' });
+        assert.deepEqual(await db3.sessionData(`custom:${session.id}`), { n: '2' });
         const ttl = await db3.ttl(`custom:${session.id}`);
         assert.ok(ttl > 1224 && ttl <= 1234, `TTL ${ttl}`);
         assert.deepEqual(await redis.db.keys(`*${session.id}*`), [], 'nothing in database 0');
@@ -166,7 +167,7 @@ for (const [expressName, express] of Object.entries(EXPRESS)) {
       test('values are stored as JSON strings, one hash field per key, and read back equal', async () => {
         const values = { str: 'hé "q"', num: 42.5, obj: { a: [1, { b: null }] }, arr: [1, 'x'], nul: null, yes: true };
         const { session } = await app.run((s) => s.mset(values));
-        const stored = await redis.db.hgetall(`session:${session.id}`);
+        const stored = await redis.db.sessionData(`session:${session.id}`);
         assert.deepEqual(stored, Object.fromEntries(Object.entries(values).map(([k, v]) => [k, JSON.stringify(v)])));
         for (const [key, value] of Object.entries(values)) assert.deepEqual(await session.get(key), value);
         assert.deepEqual(await session.getAll(), values);
@@ -225,9 +226,9 @@ for (const [expressName, express] of Object.entries(EXPRESS)) {
         const { session } = await app.run((s) => s.mset({ a: 1, b: 2, c: 3 }));
         const key = `session:${session.id}`;
         await session.set('a', undefined);
-        assert.deepEqual(await redis.db.hgetall(key), { b: '2', c: '3' });
+        assert.deepEqual(await redis.db.sessionData(key), { b: '2', c: '3' });
         await session.mset({ b: undefined, d: 4 });
-        assert.deepEqual(await redis.db.hgetall(key), { c: '3', d: '4' });
+        assert.deepEqual(await redis.db.sessionData(key), { c: '3', d: '4' });
         assert.deepEqual(await session.mget(['a', 'b']), { a: null, b: null });
       });
 
@@ -262,17 +263,22 @@ for (const [expressName, express] of Object.entries(EXPRESS)) {
         assert.equal(jar.header(), undefined, 'the browser keeps no sid');
       });
 
-      test('each request with an existing session resets the idle TTL; an unused new session stores nothing', async () => {
+      test('a new session is recorded at once (its creation time, TTL = tti); every later request keeps its id and resets the TTL', async () => {
         const jar = new CookieJar();
         const { session } = await custom.run(() => {}, { jar });
-        assert.deepEqual(await db3.keys(`*${session.id}*`), [], 'no key for a session that stored nothing');
+        const key = `custom:${session.id}`;
+        assert.deepEqual(await db3.keys(`*${session.id}*`), [key], 'one key, for the issued id');
+        const stored = await db3.hgetall(key);
+        assert.deepEqual(Object.keys(stored), [CREATED_FIELD], 'nothing but its creation time');
+        assert.ok(Math.abs(Number(stored[CREATED_FIELD]) - Date.now()) < 5000, `created ${stored[CREATED_FIELD]}`);
+        assert.ok((await db3.ttl(key)) > 1224, 'expires after tti');
 
-        // That id was never written, so it cannot be told from a dead one: the
-        // first write moves the visitor to a fresh id (and cookie), never reviving.
+        // A later request writes under the issued id: no fresh id, no new cookie.
         const written = await custom.run((s) => s.set('x', 1), { jar });
-        assert.notEqual(written.session.id, session.id);
-        assert.equal(cookiesNamed(written.setCookies).length, 1, 'the fresh id gets its cookie');
-        const key = `custom:${written.session.id}`;
+        assert.equal(written.session.id, session.id);
+        assert.equal(written.session.isNew, false);
+        assert.deepEqual(cookiesNamed(written.setCookies), [], 'no new cookie');
+        assert.deepEqual(await db3.sessionData(key), { x: '1' });
         await db3.expire(key, 5);
         await custom.run(() => {}, { jar });
         const ttl = await db3.ttl(key);

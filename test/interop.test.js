@@ -111,7 +111,7 @@ for (const [modeName, modeOptions] of Object.entries(MODES)) {
       assert.equal(r.error, undefined);
       assert.deepEqual([r.session.isNew, r.session.id, r.value], [false, id, 'original']);
       assert.deepEqual(r.setCookies, [], 'ours keeps the original cookie');
-      assert.deepEqual(await redis.db.hgetall(`shared:${id}`), { from: '"original"', by: '"ours"' });
+      assert.deepEqual(await redis.db.sessionData(`shared:${id}`), { from: '"original"', by: '"ours"' });
       assert.equal((await original.run((s) => call(s, 'get', 'by'), { jar })).value, 'ours');
     });
 
@@ -128,6 +128,48 @@ for (const [modeName, modeOptions] of Object.entries(MODES)) {
       assert.deepEqual([r.session.isNew, r.session.id, r.value], [false, mine.session.id, 'ours']);
       assert.deepEqual(r.setCookies, []);
       assert.equal((await ours.run((s) => s.get('by'), { jar })).value, 'original');
+    });
+
+    test('a cookie ours issued without writing: a later write through ours lands under it, and the original reads it', async () => {
+      const jar = new CookieJar();
+      const issued = await ours.run(() => {}, { jar });
+      assert.match(issued.session.id, NEW_ID);
+      const cookie = jar.header();
+      const written = await ours.run((s) => s.set('cart', [42]), { cookie });
+      assert.equal(written.error, undefined);
+      assert.deepEqual([written.session.id, written.session.isNew], [issued.session.id, false]);
+      assert.deepEqual(cookiesNamed(written.setCookies), [], 'no new cookie');
+      const read = await original.run((s) => call(s, 'get', 'cart'), { cookie });
+      assert.deepEqual([read.session.id, read.value], [issued.session.id, [42]]);
+      // And the other way round: the original writes under our unwritten id, ours reads it.
+      const other = new CookieJar();
+      const mine = await ours.run(() => {}, { jar: other });
+      await original.run((s) => call(s, 'set', 'by', 'original'), { cookie: other.header() });
+      const back = await ours.run((s) => s.get('by'), { cookie: other.header() });
+      assert.deepEqual([back.session.id, back.value, back.setCookies], [mine.session.id, 'original', []]);
+    });
+
+    test('a cookie the original issued without writing: parallel writes through ours all land under its id', async () => {
+      const jar = new CookieJar();
+      const issued = await original.run(() => {}, { jar });
+      assert.match(issued.session.id, ORIGINAL_ID);
+      assert.equal(await redis.db.exists(`shared:${issued.session.id}`), false, 'the original stored nothing');
+      const cookie = jar.header();
+      const writes = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => ours.run(async (s) => {
+          await s.set(`k${i}`, i);
+          return s.id;
+        }, { cookie }))
+      );
+      for (const w of writes) {
+        assert.equal(w.error, undefined);
+        assert.equal(w.value, issued.session.id, 'written under the original id');
+        assert.deepEqual(cookiesNamed(w.setCookies), [], 'no new cookie');
+      }
+      const read = await original.run((s) => call(s, 'mget', ['k0', 'k19']), { cookie });
+      assert.deepEqual(read.value, { k0: 0, k19: 19 });
+      const all = await ours.run((s) => s.getAll(), { cookie });
+      assert.equal(Object.keys(all.value).length, 20);
     });
 
     test('a counter incremented alternately by both continues', async () => {
@@ -189,7 +231,7 @@ describe('alt-session@0.0.1 and ours with dbIndex 2', () => {
       for (const app of [original, ours, original]) counts.push((await app.run(bump, { jar })).value);
       const { session } = await ours.run(() => {}, { jar });
       assert.deepEqual(counts, [1, 2, 3]);
-      assert.deepEqual(await db2.hgetall(`session:${session.id}`), { n: '3' });
+      assert.deepEqual(await db2.sessionData(`session:${session.id}`), { n: '3' });
       assert.equal(await redis.db.exists(`session:${session.id}`), false);
     } finally {
       await Promise.all([original.close(), ours.close(), db2.quit()]);

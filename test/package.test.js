@@ -195,7 +195,7 @@ describe('the npm package, packed and installed into a fresh Express app', { ski
 
     // The Redis app really stored the original's layout: one hash per session.
     const key = `packtest:${out.redis.first.body.id}`;
-    assert.deepEqual(await db.hgetall(key), { visits: '2', user: JSON.stringify({ name: 'ada' }) });
+    assert.deepEqual(await db.sessionData(key), { visits: '2', user: JSON.stringify({ name: 'ada' }) });
     const ttl = await db.command('TTL', key);
     assert.ok(ttl > 0 && ttl <= 300, `idle TTL ${ttl}`);
   });

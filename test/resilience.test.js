@@ -122,6 +122,7 @@ async function sessionApp(mw) {
     req.session.set('cb', 1, (err) => (err ? next(err) : res.json({ ok: true })));
   });
   app.use((err, req, res, next) => {
+    if (req.session) state.lastSession = req.session; // also when the middleware's own call failed
     state.routeErrors.push(err);
     res.status(500).json({ code: err.code, message: err.message, isError: err instanceof Error });
   });
@@ -331,11 +332,10 @@ describe('a middleware created while Redis is not running at all', () => {
     });
     const app = await sessionApp(mw);
 
-    // A new visitor still gets a cookie (nothing to touch yet) ...
+    // A new visitor still gets a cookie, and recording its session fails fast (to next(err)).
     const first = await request(app.origin, '/roundtrip');
     const cookie = cookieHeader(first.setCookies);
     assert.ok(cookie, 'a cookie is issued even with Redis down');
-    // ... and the route's session call fails fast.
     assert.equal(first.status, 500, first.body);
     assert.ok(DOWN_CODES.includes(first.json.code), first.body);
 
@@ -674,7 +674,8 @@ describe('process lifetime', () => {
   test('a process awaiting a call against a Redis that is down gets the error before exiting', async () => {
     const deadPort = await freePort();
     const script = `${CHILD_PRELUDE}
-      const mw = altSession({ redis: { port: Number(process.env.DEAD_PORT) }, session: { secret: 's' } });
+      // awaitTouch: false, so the route runs although recording the new session fails.
+      const mw = altSession({ redis: { port: Number(process.env.DEAD_PORT) }, session: { secret: 's', awaitTouch: false } });
       let session;
       serveOnce(mw, async (s) => { session = s; return 'ok'; }).then(async () => {
         const start = Date.now();
@@ -695,7 +696,8 @@ describe('process lifetime', () => {
     process.kill(redis.pid, 'SIGSTOP');
     try {
       const script = `${CHILD_PRELUDE}
-        const mw = altSession({ redis: { port: Number(process.env.REDIS_PORT), commandTimeout: 300 }, session: { secret: 's' } });
+        // awaitTouch: false, so the route runs although recording the new session times out.
+        const mw = altSession({ redis: { port: Number(process.env.REDIS_PORT), commandTimeout: 300 }, session: { secret: 's', awaitTouch: false } });
         let session;
         serveOnce(mw, async (s) => { session = s; return 'ok'; }).then(async () => {
           const start = Date.now();

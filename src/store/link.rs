@@ -393,8 +393,8 @@ mod tests {
         Link::new(handshake, LIMITS, Duration::from_millis(100))
     }
 
-    /// What Redis answers to the four `SCRIPT LOAD`s of a new connection.
-    const LOADED: &[u8] = b"+sha\r\n+sha\r\n+sha\r\n+sha\r\n";
+    /// What Redis answers to the five `SCRIPT LOAD`s of a new connection.
+    const LOADED: &[u8] = b"+sha\r\n+sha\r\n+sha\r\n+sha\r\n+sha\r\n";
 
     /// A connected link, its handshake sent and answered.
     fn connected(handshake: &[Cmd]) -> Link {
@@ -436,7 +436,7 @@ mod tests {
         let sent = take_output(&mut link);
         assert!(sent
             .starts_with("*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD\r\n"));
-        assert_eq!(sent.matches("SCRIPT").count(), 4);
+        assert_eq!(sent.matches("SCRIPT").count(), 5);
         assert!(sent.find("*3\r\n$4\r\nHGET\r\n").unwrap() > sent.rfind("SCRIPT").unwrap());
         // Replies split at awkward places still pair up.
         link.received(b"+OK\r\n");
@@ -544,7 +544,7 @@ mod tests {
         link.submit(1, vec![get("a")], Instant::now());
         link.connected();
         link.take_flags();
-        link.received(b"-NOPERM no SCRIPT for this user\r\n+sha\r\n+sha\r\n+sha\r\n");
+        link.received(b"-NOPERM no SCRIPT for this user\r\n+sha\r\n+sha\r\n+sha\r\n+sha\r\n");
         link.received(b"$1\r\nx\r\n");
         assert_eq!(link.take_flags() & flags::RESET, 0);
         assert_eq!(value(&link.take_finished()[0].results[0]), Some("x".into()));

@@ -1,6 +1,7 @@
 //! The embedded in-memory store behind `mock()`: one hash per session, with
-//! the same idle-TTL semantics as Redis (a write or touch sets the expiry, an
-//! expired session reads as empty, an emptied hash disappears).
+//! the same semantics as Redis (a session is recorded when its id is issued,
+//! a write or touch sets the expiry, an expired session reads as empty, a
+//! session with no keys left still lives until it expires).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -169,9 +170,13 @@ impl MemoryStore {
                     session.fields.remove(field);
                 }
                 session.expires_at = Some(expiry(session.created_at));
-                if session.fields.is_empty() {
-                    sessions.remove(key);
-                }
+                Reply::Done
+            }
+            Op::Start => {
+                let session = sessions
+                    .entry(key.to_owned())
+                    .or_insert_with(|| Session::new(now));
+                session.expires_at = Some(expiry(session.created_at));
                 Reply::Done
             }
             Op::Touch => {
@@ -411,15 +416,36 @@ mod tests {
     }
 
     #[test]
-    fn deleting_the_last_field_removes_the_session() {
+    fn a_started_session_lives_without_keys_until_it_expires() {
         let store = MemoryStore::new();
-        let now = Instant::now();
+        let t0 = Instant::now();
+        store.execute_at("s:a", Op::Start, ttl(10), t0).unwrap();
+        assert_eq!(store.len(), 1, "recorded as its id is issued");
+        let strict = |field: &str| Op::Write {
+            set: vec![(field.into(), "1".into())],
+            delete: vec![],
+            create: false,
+        };
+        let t5 = t0 + Duration::from_secs(5);
+        assert_eq!(
+            store.execute_at("s:a", strict("k"), ttl(10), t5),
+            Ok(Reply::Done)
+        );
+        // Removing its last key leaves the session alive: a later write still lands.
         store
-            .execute_at("s:a", write(&[("k", "1")], &[]), ttl(10), now)
+            .execute_at("s:a", write(&[], &["k"]), ttl(10), t5)
             .unwrap();
-        store
-            .execute_at("s:a", write(&[], &["k"]), ttl(10), now)
-            .unwrap();
+        assert_eq!(store.len(), 1);
+        assert_eq!(
+            store.execute_at("s:a", strict("j"), ttl(10), t5),
+            Ok(Reply::Done)
+        );
+        // Idle past its TTL it is gone, and stays gone.
+        let t20 = t0 + Duration::from_secs(20);
+        assert_eq!(
+            store.execute_at("s:a", strict("k"), ttl(10), t20),
+            Ok(Reply::Gone)
+        );
         assert!(store.is_empty());
     }
 

@@ -36,6 +36,10 @@ pub enum Op {
     /// no moment where both keys or neither hold the data. [`Reply::Gone`]
     /// when there is nothing to move.
     Rename { to: String },
+    /// Records a session whose id was just issued: its creation time, expiring
+    /// after the idle timeout. From then on "the hash exists" means "the
+    /// session lives", so a later request's write to it lands under its id.
+    Start,
     /// `EXPIRE` (refresh the idle TTL); a missing session stays missing.
     Touch,
     /// `DEL` the whole session.
@@ -78,9 +82,11 @@ pub struct Limits {
     pub max_lifetime_secs: Option<u64>,
 }
 
-/// The hash field where the Redis store keeps a session's creation time (unix
-/// milliseconds) when `maxLifetime` is on. Session keys may not start with NUL,
-/// so no key of the application can collide with it.
+/// The hash field where a session's creation time (unix milliseconds) is kept:
+/// recorded when its id is issued ([`Op::Start`]), counted from by
+/// `maxLifetime`, and what keeps a session with no keys of its own alive.
+/// Session keys may not start with NUL, so no key of the application can
+/// collide with it.
 pub const CREATED_FIELD: &str = "\0created";
 
 pub fn too_many_fields(max_fields: usize) -> crate::error::SessionError {

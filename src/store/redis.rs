@@ -75,19 +75,24 @@ fn tls_unsupported() -> SessionError {
     SessionError::config("redis: TLS (redis.tls, rediss://) is not supported yet")
 }
 
-/// Shared by the scripts: the TTL (in ms, for `PEXPIRE`) to set on a session
-/// that exists, its idle timeout capped by what is left of its absolute
-/// lifetime (`maxLifetime`, counted from the creation time in unix ms kept in the hash; a session written before
-/// the option was on, or by alt-session 0.0.1, starts counting now). `false`
-/// when the lifetime is over: the session is deleted.
+/// Shared by the scripts. `now_ms`: Redis's clock in unix milliseconds (one
+/// clock for every app server). `lifetime_ttl`: the TTL (in ms, for
+/// `PEXPIRE`) to set on a session that exists, its idle timeout capped by what
+/// is left of its absolute lifetime (`maxLifetime`, counted from the creation
+/// time kept in the hash; a session written before the option was on, or by
+/// alt-session 0.0.1, starts counting now). `false` when the lifetime is
+/// over: the session is deleted.
 macro_rules! lua_with_lifetime {
     ($body:literal) => {
         concat!(
             r#"
+local function now_ms()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
 local function lifetime_ttl(key, ttl, life)
   if life == 0 then return ttl * 1000 end
-  local time = redis.call('TIME')
-  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  local now = now_ms()
   local created = tonumber(redis.call('HGET', key, '\0created'))
   if not created then
     created = now
@@ -106,6 +111,20 @@ end
     };
 }
 
+/// Records a session as its id is issued: its creation time, expiring after
+/// the idle timeout (or `maxLifetime`, when shorter). The one command of a
+/// new visitor, in the place of a returning visitor's idle refresh.
+/// ARGV: ttl, maxLifetime.
+const START: &str = lua_with_lifetime!(
+    r#"
+local key, ttl, life = KEYS[1], tonumber(ARGV[1]) * 1000, tonumber(ARGV[2]) * 1000
+redis.call('HSETNX', key, '\0created', now_ms())
+if life > 0 and life < ttl then ttl = life end
+redis.call('PEXPIRE', key, ttl)
+return 1
+"#
+);
+
 /// Every write: `HSET` pairs and `HDEL` fields, and the idle TTL, atomically.
 /// Unless it may create the session (an id issued in this request), it writes
 /// only to a session that exists: a dead id is never revived, even by a write
@@ -114,7 +133,9 @@ end
 /// Without a lifetime the `EXPIRE` comes first: its answer says whether the
 /// session exists, so a write to an existing session makes two Redis calls
 /// (no `EXISTS`); a refused write then only had its idle TTL refreshed, as
-/// by any request.
+/// by any request. A session this write creates, or empties (one of 0.0.1's,
+/// which has no creation time), keeps a creation time: with no keys left it
+/// still lives.
 /// ARGV: create (0/1), ttl, maxFields, maxLifetime (0: none), number of set
 /// arguments, field, value, ..., fields to delete.
 const WRITE: &str = lua_with_lifetime!(
@@ -142,11 +163,14 @@ if sets > 0 then
   end
   redis.call('HSET', key, unpack(ARGV, 6, 5 + sets))
 end
-if #ARGV > 5 + sets then redis.call('HDEL', key, unpack(ARGV, 6 + sets)) end
+local deletes = #ARGV > 5 + sets
+if deletes then redis.call('HDEL', key, unpack(ARGV, 6 + sets)) end
+local recorded = not exists or (deletes and redis.call('EXISTS', key) == 0)
+if recorded then redis.call('HSETNX', key, '\0created', now_ms()) end
 if life > 0 then
-  if redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, lifetime_ttl(key, ttl, life)) end
-elseif not exists then
-  redis.call('EXPIRE', key, ttl) -- created by this write
+  redis.call('PEXPIRE', key, lifetime_ttl(key, ttl, life))
+elseif recorded then
+  redis.call('EXPIRE', key, ttl)
 end
 return 1
 "#
@@ -163,6 +187,7 @@ if not exists and ARGV[1] == '0' then return false end
 if exists and not lifetime_ttl(key, ttl, life) then return false end
 local held = redis.call('HLEN', key) - redis.call('HEXISTS', key, '\0created')
 if redis.call('HEXISTS', key, ARGV[5]) == 0 and held + 1 > tonumber(ARGV[3]) then return {-1} end
+if not exists then redis.call('HSET', key, '\0created', now_ms()) end
 local value = redis.call('HINCRBY', key, ARGV[5], ARGV[6])
 redis.call('PEXPIRE', key, lifetime_ttl(key, ttl, life))
 return value
@@ -197,6 +222,7 @@ return 1
 /// The store's Lua scripts.
 #[derive(Clone, Copy)]
 enum Lua {
+    Start,
     Write,
     Incr,
     Touch,
@@ -204,10 +230,10 @@ enum Lua {
 }
 
 /// Every script's body, indexed by [`Lua`].
-const BODIES: [&str; 4] = [WRITE, INCR, TOUCH, RENAME];
+const BODIES: [&str; 5] = [START, WRITE, INCR, TOUCH, RENAME];
 
 /// Each script with its digest, computed once, indexed by [`Lua`].
-static SCRIPTS: LazyLock<[Script; 4]> = LazyLock::new(|| BODIES.map(Script::new));
+static SCRIPTS: LazyLock<[Script; 5]> = LazyLock::new(|| BODIES.map(Script::new));
 
 /// `SCRIPT LOAD` of every script: sent as each connection opens, so that
 /// `EVALSHA` finds them. Otherwise a `NOSCRIPT` write would be sent again
@@ -257,6 +283,7 @@ pub fn encode(out: &mut Vec<u8>, key: &str, op: &Op, limits: Limits, script_bodi
         Op::MGet(fields) if fields.is_empty() => return false,
         Op::MGet(fields) => with(hash_cmd("HMGET", key), fields),
         Op::GetAll => hash_cmd("HGETALL", key),
+        Op::Start => with(eval(Lua::Start, &[key]), (ttl, life)),
         Op::Touch => match limits.max_lifetime_secs {
             None => with(hash_cmd("EXPIRE", key), ttl),
             Some(life) => with(eval(Lua::Touch, &[key]), (ttl, life)),
@@ -305,7 +332,7 @@ pub fn decode(op: &Op, reply: Option<Value>, limits: Limits) -> Result<Reply> {
                     .collect(),
             )
         }),
-        Op::Touch | Op::Destroy => Ok(Reply::Done),
+        Op::Start | Op::Touch | Op::Destroy => Ok(Reply::Done),
         Op::Write { .. } | Op::Rename { .. } => match from_redis_value::<i64>(reply) {
             Ok(-1) => return Err(too_many_fields(limits.max_fields)),
             done => done.map(|done| if done == 0 { Reply::Gone } else { Reply::Done }),

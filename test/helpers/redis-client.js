@@ -5,6 +5,9 @@
 
 const redis = require('redis');
 
+/** The hash field where the engine records a session's creation time (unix ms). */
+const CREATED_FIELD = '\0created';
+
 /** How long a command (or quit) may take before it fails instead of hanging the test. */
 const TIMEOUT_MS = 5000;
 
@@ -49,6 +52,15 @@ function connectRedis({ host, port, password }, db = 0, { timeoutMs = TIMEOUT_MS
     keys,
     /** The raw fields of a hash; `{}` when the key does not exist. */
     hgetall: async (key) => (await command('HGETALL', key)) || {},
+    /**
+     * The application's fields of a session hash, raw: every field but the
+     * creation time the engine keeps beside them (`\0created`); `{}` when
+     * the key does not exist.
+     */
+    async sessionData(key) {
+      const { [CREATED_FIELD]: created, ...data } = (await command('HGETALL', key)) || {}; // eslint-disable-line no-unused-vars
+      return data;
+    },
     hset: (key, field, value) => command('HSET', key, field, value),
     ttl: (key) => command('TTL', key),
     expire: (key, seconds) => command('EXPIRE', key, seconds),
@@ -91,4 +103,4 @@ async function withRedisClient(server, fn) {
   }
 }
 
-module.exports = { connectRedis, withRedisClient };
+module.exports = { connectRedis, withRedisClient, CREATED_FIELD };
