@@ -12,7 +12,8 @@
 // One private redis-server; each configuration runs in its own child process
 // (bench/http-app.js) and autocannon drives it from this process. Every request
 // carries the cookie of an existing session, rotating through a pool created
-// beforehand, so each one is a returning visitor. After a warm-up, rounds are
+// beforehand, so each one is a returning visitor; but on `/new`, a new visitor
+// (GET /none without a cookie, each one starting a session). After a warm-up, rounds are
 // interleaved (every configuration x route once per round, starting the round
 // with a different configuration) and the median of the rounds counts.
 
@@ -35,7 +36,8 @@ const SETTINGS = {
   sessions: 200, // the pool of existing sessions each app gets requests for
 };
 const ALL_CONFIGS = ['bare', 'ours', 'ours-nonblocking', 'original', 'express-session'];
-const ALL_ROUTES = ['/none', '/read', '/write'];
+// `/new` is GET /none from new visitors: no cookie, so every request starts a session.
+const ALL_ROUTES = ['/none', '/read', '/write', '/new'];
 // A subset (for development) is measured the same way but never becomes http-latest.json.
 const CONFIGS = listArgument('--configs', ALL_CONFIGS);
 const ROUTES = listArgument('--routes', ALL_ROUTES);
@@ -238,10 +240,13 @@ function cpuSeconds(pid) {
   }
 }
 
-/** One autocannon run against one route; each request takes the next pooled cookie. */
+/**
+ * One autocannon run against one route; each request takes the next pooled
+ * cookie, but on `/new`, whose requests carry none.
+ */
 async function measure(app, route, seconds) {
   let next = 0;
-  const pool = app.pool;
+  const pool = route === '/new' ? [] : app.pool;
   const setupRequest = (request) => {
     if (pool.length > 0) request.headers.cookie = pool[next++ % pool.length];
     return request;
@@ -251,7 +256,7 @@ async function measure(app, route, seconds) {
     url: `http://127.0.0.1:${app.port}`,
     connections: SETTINGS.connections,
     duration: seconds,
-    requests: [{ method: 'GET', path: route, setupRequest }],
+    requests: [{ method: 'GET', path: route === '/new' ? '/none' : route, setupRequest }],
   });
   const cpuAfter = cpuSeconds(app.child.pid);
   const ok = result['2xx'];

@@ -19,6 +19,10 @@ const ROUTE_NOTES = {
   '/none': 'never touches the session (the middleware still runs: cookie check, idle refresh)',
   '/read': 'reads key `n` and responds with it',
   '/write': 'reads `n` and stores `n + 1` (a counter)',
+  '/new':
+    'GET /none from new visitors (no cookie): every request starts a session. alt-session records it ' +
+    '(one Redis script: its creation time and TTL), 0.0.1 sends an `EXPIRE`, express-session ' +
+    '(`saveUninitialized: false`) stores nothing and sends no cookie',
 };
 const CONFIG_NOTES = {
   bare: 'bare Express, no session middleware (its /read and /write just respond): the reference, not always a ceiling',
@@ -104,7 +108,7 @@ function httpSection(http) {
     '',
     `Express ${http.versions.express}, autocannon in one process and the app in another, ` +
       `${st.connections} connections, every request from a returning visitor (cookies rotate through ` +
-      `${st.sessions} existing sessions per app). ${st.rounds} interleaved round(s) of ${st.seconds} s ` +
+      `${st.sessions} existing sessions per app) but on /new. ${st.rounds} interleaved round(s) of ${st.seconds} s ` +
       `after a ${st.warmupSeconds} s warm-up per route; the median round counts. Latencies are the medians ` +
       'of the rounds\' p50 and p99. App CPU is the CPU time (user + system, all threads) the app process ' +
       'used per answered request, median of the rounds: what a middleware costs beside what it waits for.',
