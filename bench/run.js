@@ -3,6 +3,7 @@
 // `npm run bench`: every benchmark, then the report.
 //
 //   node bench/run.js [--quick]
+//   node bench/run.js --soak        (npm run soak: steps 1, 2 and bench/soak.js only)
 //
 // 1. installs the benchmark peers into bench/node_modules if missing
 //    (bench/package.json: they are kept out of the package's own dependencies);
@@ -40,6 +41,10 @@ if (!fs.existsSync(path.join(__dirname, 'node_modules'))) {
   step('installing the benchmark peers', npm(), ['ci', '--prefix', 'bench']);
 }
 step('building the addon if needed', process.execPath, ['scripts/build.js', '--if-needed']);
+if (process.argv.includes('--soak')) {
+  step('soak run', process.execPath, ['bench/soak.js']);
+  process.exit(0);
+}
 step('engine benchmark', process.execPath, ['bench/engine.js', ...passThrough]);
 step('HTTP benchmark', process.execPath, ['bench/http.js', ...passThrough]);
 step('memory benchmark', process.execPath, ['bench/memory.js', ...passThrough]);
