@@ -146,9 +146,10 @@ declare namespace altSession {
    */
   interface Session {
     /**
-     * The session id (43 URL-safe characters for new sessions). It changes on
-     * `regenerate()`, and when a write finds the cookie's session gone (expired,
-     * invalidated, never written): the request then moves to a fresh session.
+     * The session id (43 URL-safe characters for new sessions). It stays until
+     * the session ends: it changes on `regenerate()` (at once, for the calls
+     * that follow), and when a write finds the cookie's session ended (expired,
+     * invalidated, regenerated away): the request then moves to a fresh session.
      */
     readonly id: string;
     /** Whether this request started the session (no live session came in with the cookie). */
@@ -204,7 +205,11 @@ declare namespace altSession {
     /**
      * A new id and cookie for the same data; the old id stops working at once
      * (the hash is renamed atomically). Call it at login and at every privilege
-     * change, against session fixation.
+     * change, against session fixation. Calls made after it, even in the same
+     * tick, go to the new id. Fails, renaming nothing, with
+     * `ERR_SESSION_HEADERS_SENT` after the response was sent, and with
+     * `ERR_SESSION_CONFLICT` when another request regenerated the same session
+     * a moment ago (a double-submitted form).
      */
     regenerate(callback?: Callback): Promise<void>;
   }
@@ -215,7 +220,7 @@ declare namespace altSession {
     | 'ERR_SESSION_CONFIG'
     /** Invalid argument to a session method (key, value, keys list). */
     | 'ERR_SESSION_ARGUMENT'
-    /** A value over `session.maxValueBytes`. */
+    /** A value over `session.maxValueBytes`, a key over 1024 bytes, a session over `maxFields` keys. */
     | 'ERR_SESSION_TOO_LARGE'
     /** No secret to sign the cookie (no `session.secret` and no `cookie-parser(secret)`). */
     | 'ERR_SESSION_SECRET'
@@ -225,6 +230,14 @@ declare namespace altSession {
     | 'ERR_SESSION_TIMEOUT'
     /** Redis answered with an error (for example a key of the wrong type). */
     | 'ERR_SESSION_STORE'
+    /** Redis refused the credentials or ACL permissions, or wants a password that was not given. */
+    | 'ERR_SESSION_AUTH'
+    /** Redis is out of memory (`maxmemory`): nothing was written. */
+    | 'ERR_SESSION_STORE_FULL'
+    /** Another request regenerated the session a moment ago: nothing was renamed. */
+    | 'ERR_SESSION_CONFLICT'
+    /** `regenerate()`, or a write that needed a fresh session, after the response was sent: no cookie could reach the browser. */
+    | 'ERR_SESSION_HEADERS_SENT'
     /** The middleware was closed with `close()`. */
     | 'ERR_SESSION_CLOSED';
 

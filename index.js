@@ -210,15 +210,23 @@ class Session {
   /**
    * A new id and cookie for the same data; the old id is dead at once (its
    * key renamed, atomically). Call it at login and at every privilege change,
-   * against session fixation.
+   * against session fixation. The id changes now, so that calls made after
+   * this one, even in the same tick, go to the new id: they reach the store
+   * after the rename. On failure the request keeps its old id and cookie.
    */
   regenerate(callback) {
     return run(callback, (done) => {
+      this.#ensureCookieCanBeSent('regenerate()');
+      const before = { id: this.id, mayCreate: this.#mayCreate, setCookie: this.#res.getHeader('Set-Cookie') };
       const fresh = this.#open();
       this.#engine.rename(this.id, fresh.id, (err) => {
-        if (!err) this.#adopt(fresh);
+        if (err) this.#restore(before);
         done(err);
       });
+      this.#adopt(fresh);
+      // The rename leaves a hash under the new id in every case (the data, or
+      // a fresh session's record when there was none): writes need not create it.
+      this.#mayCreate = false;
     });
   }
 
@@ -253,6 +261,7 @@ class Session {
       if (err || !foundGone(result)) return done(err, result);
       let fresh;
       try {
+        this.#ensureCookieCanBeSent('a write to a session that ended');
         fresh = this.#open();
       } catch (openErr) {
         return done(openErr);
@@ -272,6 +281,25 @@ class Session {
     this.id = fresh.id;
     this.#mayCreate = true;
     appendSetCookie(this.#res, fresh.setCookie, this.#engine.cookieName);
+  }
+
+  /** Back to the id and Set-Cookie header the request had before a failed regenerate(). */
+  #restore({ id, mayCreate, setCookie }) {
+    this.id = id;
+    this.#mayCreate = mayCreate;
+    if (this.#res.headersSent) return;
+    if (setCookie === undefined) this.#res.removeHeader('Set-Cookie');
+    else this.#res.setHeader('Set-Cookie', setCookie);
+  }
+
+  /**
+   * A new id needs its cookie to reach the browser: once the response is
+   * sent, moving to one would leave the data under an id nobody holds.
+   */
+  #ensureCookieCanBeSent(what) {
+    if (this.#res.headersSent) {
+      throw codedError('ERR_SESSION_HEADERS_SENT', `${what} needs a new session cookie, and the response was already sent: nothing was written`);
+    }
   }
 }
 

@@ -60,7 +60,8 @@ async function script(engine) {
   await step('rename', () => engine.rename(id, moved));
   await step('get renamed-away', () => engine.get(id, 'd'));
   await step('get renamed', () => engine.get(moved, 'd'));
-  await step('rename missing', () => engine.rename(id, newId(engine)));
+  await step('rename again (moved a moment ago)', () => engine.rename(id, newId(engine)));
+  await step('rename missing', () => engine.rename(newId(engine), newId(engine)));
   await step('strict incr on a missing session', () => engine.incr(id, 'd', 1, false));
   const started = newId(engine);
   await step('start', () => engine.start(started));
@@ -89,6 +90,7 @@ test('both stores give the same results for the same calls', async () => {
   assert.equal(onRedis.find(([name]) => name === 'incr missing field')[1], -3);
   assert.equal(onRedis.find(([name]) => name === 'get renamed')[1], '42');
   assert.equal(onRedis.find(([name]) => name === 'get renamed-away')[1], null);
+  assert.deepEqual(onRedis.find(([name]) => name === 'rename again (moved a moment ago)').slice(1), ['error', 'ERR_SESSION_CONFLICT']);
   assert.equal(onRedis.find(([name]) => name === 'rename missing')[1], false);
   assert.equal(onRedis.find(([name]) => name === 'strict incr on a missing session')[1], false);
   assert.deepEqual(onRedis.find(([name]) => name === 'bad id').slice(1), ['error', 'ERR_SESSION_ARGUMENT']);
@@ -99,17 +101,21 @@ test('both stores give the same results for the same calls', async () => {
   assert.deepEqual(onRedis.find(([name]) => name === 'getAll after emptying and writing')[1], ['t', '2']);
 });
 
-test('strings cross whole: non-ASCII, astral and lone surrogates, each cut at its own bounds', async () => {
+test('strings cross whole: non-ASCII and astral, each cut at its own bounds; a lone surrogate fails its call alone', async () => {
   for (const [name, engine] of Object.entries(engines)) {
     const id = newId(engine);
     // One batch: its strings cross joined in one text, cut back by their lengths.
-    const wrote = engine.write(id, ['clé😀', '"vé😀"', 'a\uD83D', '1', '\uDE00b', '2'], [], true);
-    const read = engine.mget(id, ['clé😀', 'a\uD83D', '\uDE00b']);
+    const wrote = engine.write(id, ['clé😀', '"vé😀"', 'a', '1', 'b', '2'], [], true);
+    const lone = engine.write(id, ['a\uD83D', '1'], [], true);
+    const read = engine.mget(id, ['clé😀', 'a', 'b']);
     assert.equal(await wrote, true, name);
+    await assert.rejects(lone, { code: 'ERR_SESSION_ARGUMENT' }, name);
     assert.deepEqual(await read, ['"vé😀"', '1', '2'], name);
-    // Halves of a pair stay apart (each becomes U+FFFD), never joined into 😀.
+    // Halves of a pair in adjacent keys stay apart: both refused, never joined into 😀.
+    const halves = engine.write(id, ['x\uD83D', '1', '\uDE00y', '2'], [], true);
+    await assert.rejects(halves, { code: 'ERR_SESSION_ARGUMENT' }, name);
     const fields = (await engine.getAll(id)).filter((_, i) => i % 2 === 0).sort();
-    assert.deepEqual(fields, ['a\uFFFD', 'clé😀', '\uFFFDb'], name);
+    assert.deepEqual(fields, ['a', 'b', 'clé😀'], name);
   }
 });
 

@@ -42,13 +42,20 @@ pub fn parse(words: &[u32], text: &[u16]) -> Result<Vec<(String, Result<Op>)>> {
         };
         // Bounded by what the batch can hold: a bad count must not reserve gigabytes.
         let mut strings = Vec::with_capacity((count as usize).min(words.len()));
+        let mut well_formed = true;
         for _ in 0..count {
             let length = words.next().ok_or_else(|| malformed("string count"))?;
-            strings.push(text.take(length as usize)?);
+            let string = text.take(length as usize)?;
+            well_formed &= string.is_some();
+            strings.push(string.unwrap_or_default());
         }
         let mut strings = strings.into_iter();
         let id = strings.next().ok_or_else(|| malformed("count"))?;
-        ops.push((id, operation(kind, aux as usize, strings.collect())));
+        let op = match well_formed {
+            true => operation(kind, aux as usize, strings.collect()),
+            false => Err(not_well_formed()),
+        };
+        ops.push((id, op));
     }
     if !text.0.is_empty() {
         return Err(malformed("trailing text"));
@@ -60,8 +67,9 @@ pub fn parse(words: &[u32], text: &[u16]) -> Result<Vec<(String, Result<Op>)>> {
 struct Text<'a>(&'a [u16]);
 
 impl Text<'_> {
-    /// The next string, `length` UTF-16 units long.
-    fn take(&mut self, length: usize) -> Result<String> {
+    /// The next string, `length` UTF-16 units long: `None` when it is not
+    /// well-formed (a lone surrogate), which no Rust string holds exactly.
+    fn take(&mut self, length: usize) -> Result<Option<String>> {
         if length > self.0.len() {
             return Err(malformed("string length"));
         }
@@ -71,17 +79,21 @@ impl Text<'_> {
     }
 }
 
-/// JavaScript's UTF-16 as a Rust string. A lone surrogate becomes U+FFFD, as
-/// in N-API's own UTF-8 conversion; ASCII (ids, most keys, JSON of plain
-/// values) is copied byte for byte.
-fn utf8(units: &[u16]) -> String {
+/// JavaScript's UTF-16 as a Rust string; ASCII (ids, most keys, JSON of plain
+/// values) is copied byte for byte. `None` for a lone surrogate: made U+FFFD,
+/// two different keys would become one (values never hold one: JSON.stringify
+/// escapes them).
+fn utf8(units: &[u16]) -> Option<String> {
     if units.iter().all(|&unit| unit < 0x80) {
-        let ascii: Vec<u8> = units.iter().map(|&unit| unit as u8).collect();
-        if let Ok(string) = String::from_utf8(ascii) {
-            return string;
-        }
+        return Some(units.iter().map(|&unit| unit as u8 as char).collect());
     }
-    String::from_utf16_lossy(units)
+    String::from_utf16(units).ok()
+}
+
+fn not_well_formed() -> SessionError {
+    SessionError::argument(
+        "session keys must be well-formed Unicode: a lone surrogate (half of a UTF-16 pair) cannot be stored exactly",
+    )
 }
 
 /// One operation from its kind, `aux` number and strings (after the id).
@@ -228,14 +240,20 @@ mod tests {
     }
 
     #[test]
-    fn strings_keep_their_characters_and_lone_surrogates_become_replacements() {
+    fn strings_keep_their_characters_and_lone_surrogates_fail_their_operation() {
         let units: Vec<u16> = "idé\u{1F600}"
             .encode_utf16()
+            .chain("idk".encode_utf16())
             .chain([0xD83D, b'x' as u16])
             .collect();
-        let ops = parse(&[GET, 2, 0, 2, 5], &units).unwrap();
+        let ops = parse(&[GET, 2, 0, 2, 3, GET, 2, 0, 2, 3], &units).unwrap();
         assert_eq!(ops[0].0, "id");
-        assert_eq!(ops[0].1, Ok(Op::Get("é\u{1F600}\u{FFFD}x".into())));
+        assert_eq!(ops[0].1, Ok(Op::Get("é\u{1F600}".into())));
+        assert_eq!(ops[1].0, "id");
+        assert_eq!(
+            ops[1].1.as_ref().unwrap_err().code,
+            crate::error::ErrorCode::Argument
+        );
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub struct Opened {
     pub set_cookie: Option<String>,
 }
 
+/// The longest session key (a hash field name), in bytes of UTF-8: a key is
+/// a name the application chose, and a megabyte one is a mistake or an attack.
+pub const MAX_KEY_BYTES: usize = 1024;
+
 pub struct Core {
     pub session: SessionOptions,
     /// What every write obeys, from `session`; fixed for the engine's life.
@@ -129,36 +133,44 @@ impl Core {
     }
 
     /// The id must have a valid shape (it becomes part of a store key), field
-    /// names must be non-empty (always a caller's bug otherwise), and values
-    /// must fit `maxValueBytes`.
+    /// names must be non-empty (always a caller's bug otherwise) and at most
+    /// [`MAX_KEY_BYTES`], and values must fit `maxValueBytes`.
     fn check(&self, id: &str, op: &Op) -> Result<()> {
         sid::ensure_valid(id)?;
-        // Empty, or starting with NUL (reserved for the store's own fields).
-        let bad = |field: &String| field.is_empty() || field.starts_with('\0');
-        let empty = match op {
-            Op::Get(field) => bad(field),
-            Op::MGet(fields) => fields.iter().any(bad),
-            Op::Write { set, delete, .. } => {
-                set.iter().any(|(f, _)| bad(f)) || delete.iter().any(bad)
-            }
-            Op::Incr { field, .. } => bad(field),
+        let fields: Box<dyn Iterator<Item = &String>> = match op {
+            Op::Get(field) | Op::Incr { field, .. } => Box::new(std::iter::once(field)),
+            Op::MGet(fields) => Box::new(fields.iter()),
+            Op::Write { set, delete, .. } => Box::new(set.iter().map(|(f, _)| f).chain(delete)),
             Op::Rename { to } => {
                 sid::ensure_valid(to)?;
-                false
+                Box::new(std::iter::empty())
             }
-            Op::GetAll | Op::Start | Op::Touch | Op::Destroy => false,
+            Op::GetAll | Op::Start | Op::Touch | Op::Destroy => Box::new(std::iter::empty()),
         };
-        if empty {
-            return Err(SessionError::argument(
-                "session keys must be non-empty strings not starting with NUL",
-            ));
+        for field in fields {
+            // Empty, or starting with NUL (reserved for the store's own fields).
+            if field.is_empty() || field.starts_with('\0') {
+                return Err(SessionError::argument(
+                    "session keys must be non-empty strings not starting with NUL",
+                ));
+            }
+            if field.len() > MAX_KEY_BYTES {
+                return Err(SessionError::new(
+                    ErrorCode::TooLarge,
+                    format!(
+                        "a session key is {} bytes, over the limit of {MAX_KEY_BYTES}",
+                        field.len()
+                    ),
+                ));
+            }
         }
-        let limit = self.session.max_value_bytes;
-        if let Op::Write { set, delete, .. } = op {
+        // Deletions are not counted against maxFields: they never add a field.
+        if let Op::Write { set, .. } = op {
             let max_fields = self.session.max_fields;
-            if set.len() > max_fields || delete.len() > max_fields {
+            if set.len() > max_fields {
                 return Err(too_many_fields(max_fields));
             }
+            let limit = self.session.max_value_bytes;
             if let Some((field, value)) = set.iter().find(|(_, v)| v.len() > limit) {
                 return Err(SessionError::new(
                     ErrorCode::TooLarge,
@@ -213,6 +225,16 @@ mod tests {
             ("bad:id".into(), Ok(Op::Get("a".into()))),
             (id.clone(), Ok(Op::Get("".into()))),
             (id.clone(), Ok(Op::Rename { to: id.clone() })),
+            (id.clone(), Ok(Op::Get("k".repeat(MAX_KEY_BYTES + 1)))),
+            (id.clone(), Ok(Op::Get("k".repeat(MAX_KEY_BYTES)))),
+            (
+                id.clone(),
+                Ok(Op::Write {
+                    set: vec![],
+                    delete: (0..5000).map(|i| format!("k{i}")).collect(),
+                    create: false,
+                }),
+            ),
         ]);
         let codes: Vec<_> = items.iter().map(error_code).collect();
         assert_eq!(
@@ -222,7 +244,10 @@ mod tests {
                 Some(ErrorCode::TooLarge),
                 Some(ErrorCode::Argument),
                 Some(ErrorCode::Argument),
-                None
+                None,
+                Some(ErrorCode::TooLarge),
+                None,
+                None,
             ]
         );
         let key = format!("session:{id}");

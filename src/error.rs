@@ -22,6 +22,13 @@ pub enum ErrorCode {
     Store,
     /// The engine was closed with `close()`.
     Closed,
+    /// Another request changed the session at the same moment (two
+    /// `regenerate()` calls of one cookie); nothing was done.
+    Conflict,
+    /// Redis refused the credentials, or wants some that were not given.
+    Auth,
+    /// Redis is out of memory (`maxmemory`): nothing was written.
+    Full,
 }
 
 impl ErrorCode {
@@ -35,6 +42,9 @@ impl ErrorCode {
             ErrorCode::Timeout => "ERR_SESSION_TIMEOUT",
             ErrorCode::Store => "ERR_SESSION_STORE",
             ErrorCode::Closed => "ERR_SESSION_CLOSED",
+            ErrorCode::Conflict => "ERR_SESSION_CONFLICT",
+            ErrorCode::Auth => "ERR_SESSION_AUTH",
+            ErrorCode::Full => "ERR_SESSION_STORE_FULL",
         }
     }
 }
@@ -94,55 +104,6 @@ impl From<SessionError> for napi::Error {
     fn from(err: SessionError) -> Self {
         napi::Error::new(napi::Status::GenericFailure, err.to_string())
     }
-}
-
-impl From<redis::RedisError> for SessionError {
-    fn from(err: redis::RedisError) -> Self {
-        // An aborted transaction (EXECABORT) wraps the error that aborted it,
-        // such as NOAUTH: that one names the cause.
-        let aborted_by = aborted_by(&err);
-        let server_code = aborted_by.as_ref().map(|e| e.code()).or(err.code());
-        // An unauthenticated client sending a large command (a script) gets a
-        // protocol error and a closed connection rather than NOAUTH.
-        let auth_failed = err.kind() == redis::ErrorKind::AuthenticationFailed
-            || matches!(server_code, Some("NOAUTH" | "WRONGPASS"))
-            || err.to_string().contains("Protocol error");
-        let code = if err.is_timeout() {
-            ErrorCode::Timeout
-        } else if auth_failed
-            || err.is_io_error()
-            || err.is_connection_dropped()
-            || err.is_connection_refusal()
-            || err.is_unrecoverable_error()
-        {
-            ErrorCode::Connection
-        } else {
-            ErrorCode::Store
-        };
-        match aborted_by {
-            Some(cause) => SessionError::new(
-                code,
-                format!(
-                    "redis: transaction aborted: {} {}",
-                    cause.code(),
-                    cause.details().unwrap_or_default()
-                ),
-            ),
-            None => SessionError::caused_by(code, "redis", &err),
-        }
-    }
-}
-
-fn aborted_by(err: &redis::RedisError) -> Option<redis::ServerError> {
-    if err.code() != Some("EXECABORT") {
-        return None;
-    }
-    let errors = err.clone().into_server_errors()?;
-    errors
-        .iter()
-        .map(|(_, e)| e)
-        .find(|e| e.code() != "EXECABORT")
-        .cloned()
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Cmd, Value};
 
-use super::redis::{decode, encode, is_noscript, preload_scripts};
+use super::redis::{decode, encode, is_noscript, preload_scripts, server_error};
 use super::resp;
 use super::{Finished, Item, Limits, Op, Reply};
 use crate::error::{ErrorCode, Result, SessionError};
@@ -86,6 +86,22 @@ pub struct Link {
     /// Batches in the order they were sent, with the time they must be answered by.
     deadlines: VecDeque<(u32, Instant)>,
     finished: Vec<Finished>,
+    /// `SCRIPT LOAD`s sent after a `NOSCRIPT`, not answered yet.
+    reloading_scripts: bool,
+    /// Calls that got `NOSCRIPT`, oldest first, waiting for the calls sent
+    /// behind them to answer.
+    deferred: Vec<Deferred>,
+}
+
+/// A call that got `NOSCRIPT` (so did not run), to be sent again or failed
+/// once every call that was on the wire behind it has answered.
+struct Deferred {
+    batch_id: u32,
+    index: usize,
+    /// Replies still to come from the calls that were on the wire behind it.
+    behind: usize,
+    /// A call of the same session among those ran.
+    overtaken: bool,
 }
 
 impl Link {
@@ -115,6 +131,8 @@ impl Link {
             waiting: HashMap::new(),
             deadlines: VecDeque::new(),
             finished: Vec::new(),
+            reloading_scripts: false,
+            deferred: Vec::new(),
         }
     }
 
@@ -272,20 +290,34 @@ impl Link {
     }
 
     fn on_reply(&mut self, value: Value) {
-        match self.expected.pop_front() {
+        let expected = self.expected.pop_front();
+        for deferred in &mut self.deferred {
+            deferred.behind = deferred.behind.saturating_sub(1);
+        }
+        match expected {
             None => self.fail(SessionError::new(
                 ErrorCode::Store,
                 "redis sent a reply to no command",
             )),
-            Some(Expected::Preload) => {}
+            // A refused `SCRIPT LOAD` (an ACL without `SCRIPT`, say) is
+            // harmless, but for the want of a password, which every call would
+            // meet: say so from the first call.
+            Some(Expected::Preload) => {
+                self.reloading_scripts = false;
+                if let Value::ServerError(err) = value {
+                    if err.code() == "NOAUTH" {
+                        self.fail(no_password(&err));
+                    }
+                }
+            }
             Some(Expected::Handshake) => {
                 if let Value::ServerError(err) = value {
-                    let err = redis::RedisError::from(err);
-                    self.fail(SessionError::caused_by(
-                        ErrorCode::Connection,
-                        "redis refused the connection",
-                        &err,
-                    ));
+                    let mut refused = server_error(&err, None);
+                    if refused.code == ErrorCode::Store {
+                        refused.code = ErrorCode::Connection;
+                    }
+                    refused.message = format!("redis refused the connection: {}", refused.message);
+                    self.fail(refused);
                 }
             }
             Some(Expected::Operation {
@@ -294,29 +326,95 @@ impl Link {
                 with_body,
             }) => self.on_operation_reply(batch_id, index, with_body, value),
         }
+        self.settle_deferred();
     }
 
     fn on_operation_reply(&mut self, batch_id: u32, index: usize, with_body: bool, value: Value) {
-        let Some(waiting) = self.waiting.get_mut(&batch_id) else {
+        // The fields, not `self.slot()`: `self.deferred` is updated below while this is held.
+        let slot = self.waiting.get(&batch_id).and_then(|w| w.slots.get(index));
+        let Some(Slot::Sent(key, op)) = slot else {
             return self.fail(lost_track());
         };
-        let Some(Slot::Sent(key, op)) = waiting.slots.get(index) else {
-            return self.fail(lost_track());
-        };
-        // A restarted (or flushed) Redis no longer knows the script: nothing
-        // ran, so it is sent once more, with its body.
+        // Redis no longer knows the script (SCRIPT FLUSH, or another server
+        // behind a proxy): nothing ran. It waits for the calls sent behind it
+        // to answer (see `settle_deferred`).
         if !with_body && is_noscript(&value) {
-            encode(&mut self.output, key, op, self.limits, true);
+            self.deferred.push(Deferred {
+                batch_id,
+                index,
+                behind: self.expected.len(),
+                overtaken: false,
+            });
+            return self.reload_scripts();
+        }
+        // This call ran: it overtook every call of its session still waiting to be sent again.
+        for deferred in &mut self.deferred {
+            if let Some(Slot::Sent(waiting_key, waiting_op)) = self
+                .waiting
+                .get(&deferred.batch_id)
+                .and_then(|waiting| waiting.slots.get(deferred.index))
+            {
+                deferred.overtaken |= same_session((key, op), (waiting_key, waiting_op));
+            }
+        }
+        let result = decode(key, op, Some(value), self.limits);
+        self.complete(batch_id, index, result);
+    }
+
+    fn slot(&self, batch_id: u32, index: usize) -> Option<&Slot> {
+        self.waiting.get(&batch_id)?.slots.get(index)
+    }
+
+    fn complete(&mut self, batch_id: u32, index: usize, result: Result<Reply>) {
+        if let Some(waiting) = self.waiting.get_mut(&batch_id) {
+            waiting.slots[index] = Slot::Done(result);
+        }
+        self.answered(batch_id);
+    }
+
+    /// Decides, in the order they came, the calls that got `NOSCRIPT` and
+    /// whose followers on the wire have all answered. One that no later call
+    /// of its session overtook is sent again, with the script's body: it then
+    /// runs in its place among the calls of its session. One that was
+    /// overtaken fails, not applied, rather than run after calls issued
+    /// after it (a `get` would have read what was there before a `set`
+    /// that succeeds, an `invalidate()` would see its session come back).
+    fn settle_deferred(&mut self) {
+        while self.deferred.first().is_some_and(|d| d.behind == 0) {
+            let Deferred {
+                batch_id,
+                index,
+                overtaken,
+                ..
+            } = self.deferred.remove(0);
+            let Some(Slot::Sent(key, op)) = self.slot(batch_id, index) else {
+                continue;
+            };
+            if overtaken {
+                let err = SessionError::new(
+                    ErrorCode::Store,
+                    "redis had lost its scripts (SCRIPT FLUSH?), and a later call on this session ran first: this one was not applied",
+                );
+                self.complete(batch_id, index, Err(err));
+                continue;
+            }
+            let mut again = Vec::new();
+            encode(&mut again, key, op, self.limits, true);
+            self.output.extend_from_slice(&again);
             self.expected.push_back(Expected::Operation {
                 batch_id,
                 index,
                 with_body: true,
             });
             self.flags |= flags::OUTPUT;
-            return;
         }
-        let result = decode(op, Some(value), self.limits);
-        waiting.slots[index] = Slot::Done(result);
+    }
+
+    /// One more call of the batch has its result; the batch finishes with its last.
+    fn answered(&mut self, batch_id: u32) {
+        let Some(waiting) = self.waiting.get_mut(&batch_id) else {
+            return;
+        };
         waiting.left -= 1;
         if waiting.left == 0 {
             if let Some(waiting) = self.waiting.remove(&batch_id) {
@@ -324,6 +422,20 @@ impl Link {
             }
             self.forget_answered_deadlines();
         }
+    }
+
+    /// After a `NOSCRIPT`: loads every script again, once, so that later
+    /// calls find them.
+    fn reload_scripts(&mut self) {
+        if self.reloading_scripts {
+            return;
+        }
+        self.reloading_scripts = true;
+        for cmd in preload_scripts() {
+            cmd.write_packed_command(&mut self.output);
+            self.expected.push_back(Expected::Preload);
+        }
+        self.flags |= flags::OUTPUT;
     }
 
     /// Fails everything and asks JavaScript to destroy the socket.
@@ -338,6 +450,8 @@ impl Link {
         self.output.clear();
         self.input.clear();
         self.expected.clear();
+        self.reloading_scripts = false;
+        self.deferred.clear();
         self.flags &= !(flags::OUTPUT | flags::CONNECT);
         for (batch_id, _) in std::mem::take(&mut self.deadlines) {
             if let Some(mut waiting) = self.waiting.remove(&batch_id) {
@@ -362,6 +476,28 @@ impl Link {
             .collect();
         self.finished.push(Finished { batch_id, results });
     }
+}
+
+/// Whether two calls touch a common session key (a rename touches two).
+fn same_session((a_key, a): (&str, &Op), (b_key, b): (&str, &Op)) -> bool {
+    fn keys<'a>(key: &'a str, op: &'a Op) -> [Option<&'a str>; 2] {
+        match op {
+            Op::Rename { to } => [Some(key), Some(to)],
+            _ => [Some(key), None],
+        }
+    }
+    let (a_keys, b_keys) = (keys(a_key, a), keys(b_key, b));
+    a_keys.iter().flatten().any(|k| b_keys.contains(&Some(*k)))
+}
+
+/// Redis wants a password that was not given.
+fn no_password(err: &redis::ServerError) -> SessionError {
+    let mut refused = server_error(err, None);
+    refused.message = format!(
+        "redis requires a password and none was given (redis.password, or the url's): {}",
+        refused.message
+    );
+    refused
 }
 
 /// A reply for a batch or operation the link does not know: a bug, or a
@@ -464,7 +600,7 @@ mod tests {
         assert_eq!(link.take_flags(), flags::RESET);
         let finished = link.take_finished();
         let err = finished[0].results[0].as_ref().unwrap_err();
-        assert_eq!(err.code, ErrorCode::Connection);
+        assert_eq!(err.code, ErrorCode::Auth);
         assert!(err.message.contains("WRONGPASS"), "{}", err.message);
         // The next batch asks for a new connection.
         link.submit(8, vec![get("a")], Instant::now());
@@ -474,20 +610,104 @@ mod tests {
     #[test]
     fn noscript_sends_the_script_again_with_its_body() {
         let mut link = connected(&[]);
-        let write = Op::Write {
-            set: vec![("k".into(), "1".into())],
+        let write = |field: &str| Op::Write {
+            set: vec![(field.into(), "1".into())],
             delete: vec![],
             create: true,
         };
-        link.submit(1, vec![Item::Run("s:a".into(), write)], Instant::now());
+        let on = |key: &str, op: Op| Item::Run(key.into(), op);
+        // A later call on another session does not keep it from being sent again.
+        link.submit(
+            1,
+            vec![on("s:a", write("k")), on("s:b", Op::Get("k".into()))],
+            Instant::now(),
+        );
         assert!(take_output(&mut link).contains("EVALSHA"));
         link.take_flags();
-        link.received(b"-NOSCRIPT No matching script.\r\n");
+        link.received(b"-NOSCRIPT No matching script.\r\n$-1\r\n");
         assert_eq!(link.take_flags(), flags::OUTPUT);
-        assert!(take_output(&mut link).contains("\r\nEVAL\r\n"));
+        let again = take_output(&mut link);
+        assert_eq!(
+            again.matches("SCRIPT").count(),
+            5,
+            "the scripts are loaded again"
+        );
+        assert!(again.find("\r\nEVAL\r\n").unwrap() > again.rfind("SCRIPT").unwrap());
         assert!(link.take_finished().is_empty());
+        link.received(LOADED);
         link.received(b":1\r\n");
-        assert_eq!(link.take_finished()[0].results[0], Ok(Reply::Done));
+        assert_eq!(
+            link.take_finished()[0].results,
+            [Ok(Reply::Done), Ok(Reply::Value(None))]
+        );
+    }
+
+    #[test]
+    fn noscript_sends_two_scripts_of_one_session_again_in_their_order() {
+        let mut link = connected(&[]);
+        let incr = |by| Op::Incr {
+            field: "n".into(),
+            by,
+            create: false,
+        };
+        link.submit(
+            1,
+            vec![
+                Item::Run("s:a".into(), incr(1)),
+                Item::Run("s:a".into(), incr(10)),
+            ],
+            Instant::now(),
+        );
+        take_output(&mut link);
+        link.received(b"-NOSCRIPT No matching script.\r\n-NOSCRIPT No matching script.\r\n");
+        let again = take_output(&mut link);
+        let first = again.find("\r\n$1\r\n1\r\n").expect("the first incr again");
+        let second = again
+            .find("\r\n$2\r\n10\r\n")
+            .expect("the second incr again");
+        assert!(first < second, "in their order: {again}");
+        link.received(LOADED);
+        link.received(b":1\r\n:11\r\n");
+        assert_eq!(
+            link.take_finished()[0].results,
+            [Ok(Reply::Int(1)), Ok(Reply::Int(11))]
+        );
+    }
+
+    #[test]
+    fn noscript_fails_a_call_rather_than_run_it_after_a_later_one_on_its_session() {
+        let mut link = connected(&[]);
+        let write = Op::Write {
+            set: vec![("k".into(), "1".into())],
+            delete: vec![],
+            create: false,
+        };
+        link.submit(
+            1,
+            vec![
+                Item::Run("s:a".into(), write),
+                Item::Run("s:a".into(), Op::Get("k".into())),
+            ],
+            Instant::now(),
+        );
+        take_output(&mut link);
+        link.received(b"-NOSCRIPT No matching script.\r\n$1\r\n0\r\n");
+        let reload = take_output(&mut link);
+        assert_eq!(reload.matches("SCRIPT").count(), 5);
+        assert!(!reload.contains("EVAL\r\n"), "not sent again: {reload}");
+        let finished = link.take_finished();
+        let err = finished[0].results[0].as_ref().unwrap_err();
+        assert_eq!(err.code, ErrorCode::Store);
+        assert_eq!(
+            value(&finished[0].results[1]),
+            Some("0".into()),
+            "the get ran as sent"
+        );
+        // Once the scripts are loaded again, the link goes on as before.
+        link.submit(2, vec![Item::Run("s:c".into(), Op::Touch)], Instant::now());
+        link.received(LOADED);
+        link.received(b":1\r\n");
+        assert_eq!(link.take_finished()[0].results, [Ok(Reply::Done)]);
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct MemoryStore {
 
 struct State {
     sessions: HashMap<String, Session>,
+    /// Keys whose session `regenerate()` moved away, until when they say so
+    /// (see [`super::MOVED_MARKER`]).
+    moved: HashMap<String, Instant>,
     next_sweep: Instant,
 }
 
@@ -27,6 +30,7 @@ impl Default for State {
     fn default() -> Self {
         State {
             sessions: HashMap::new(),
+            moved: HashMap::new(),
             next_sweep: Instant::now() + SWEEP_INTERVAL,
         }
     }
@@ -76,6 +80,7 @@ impl MemoryStore {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if now >= state.next_sweep {
             state.sessions.retain(|_, s| s.is_live(now));
+            state.moved.retain(|_, until| *until > now);
             state.next_sweep = now + SWEEP_INTERVAL;
         }
         if state.sessions.get(key).is_some_and(|s| !s.is_live(now)) {
@@ -96,7 +101,9 @@ impl MemoryStore {
                 .count();
             added > 0 && held + added > limits.max_fields
         };
-        let sessions = &mut state.sessions;
+        let State {
+            sessions, moved, ..
+        } = &mut *state;
         Ok(match op {
             Op::Get(field) => Reply::Value(
                 sessions
@@ -154,11 +161,21 @@ impl MemoryStore {
                 Reply::Int(value)
             }
             Op::Rename { to } => match sessions.remove(key) {
-                None => Reply::Gone,
                 Some(mut session) => {
                     session.expires_at = Some(expiry(session.created_at));
                     sessions.insert(to, session);
+                    moved.insert(key.to_owned(), now + super::MOVED_MARKER);
                     Reply::Done
+                }
+                None if moved.get(key).is_some_and(|until| *until > now) => {
+                    return Err(super::regenerated_elsewhere());
+                }
+                None => {
+                    // Nothing to move: the new id starts a session of its own.
+                    let mut session = Session::new(now);
+                    session.expires_at = Some(expiry(now));
+                    sessions.insert(to, session);
+                    Reply::Gone
                 }
             },
             Op::Write { set, delete, .. } => {
@@ -372,10 +389,20 @@ mod tests {
         );
         assert_eq!(get(&store, "s:old", "k", now), None);
         assert_eq!(get(&store, "s:new", "k", now).as_deref(), Some("v"));
+        // Moved moments ago: a second move of the same key is a conflict.
+        let err = store
+            .execute_at("s:old", rename("s:other"), ttl(10), now)
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::Conflict);
+        assert_eq!(store.len(), 1, "nothing started");
+        // Long after, it is a session that ended: the new key starts empty.
+        let later = now + super::super::MOVED_MARKER + Duration::from_secs(1);
         assert_eq!(
-            store.execute_at("s:old", rename("s:other"), ttl(10), now),
+            store.execute_at("s:old", rename("s:other"), ttl(100), later),
             Ok(Reply::Gone)
         );
+        assert_eq!(get(&store, "s:other", "k", later), None);
+        assert_eq!(store.len(), 1, "s:other lives, empty; s:new expired");
     }
 
     #[test]

@@ -34,7 +34,9 @@ pub enum Op {
     },
     /// Moves the session to the key `to` (`RENAME` and `EXPIRE`, atomically):
     /// no moment where both keys or neither hold the data. [`Reply::Gone`]
-    /// when there is nothing to move.
+    /// when there is nothing to move (the session ended): `to` then starts a
+    /// session of its own. `ERR_SESSION_CONFLICT`, and nothing done, when
+    /// another request moved it away within [`MOVED_MARKER`].
     Rename { to: String },
     /// Records a session whose id was just issued: its creation time, expiring
     /// after the idle timeout. From then on "the hash exists" means "the
@@ -88,6 +90,18 @@ pub struct Limits {
 /// Session keys may not start with NUL, so no key of the application can
 /// collide with it.
 pub const CREATED_FIELD: &str = "\0created";
+
+/// How long a moved session's old key remembers the move: a second
+/// `regenerate()` of the same cookie within it (a double-submitted log-in
+/// form) fails rather than starting an empty session under a new cookie.
+pub const MOVED_MARKER: std::time::Duration = std::time::Duration::from_secs(10);
+
+pub fn regenerated_elsewhere() -> crate::error::SessionError {
+    crate::error::SessionError::new(
+        crate::error::ErrorCode::Conflict,
+        "regenerate(): another request regenerated this session a moment ago; nothing was renamed",
+    )
+}
 
 pub fn too_many_fields(max_fields: usize) -> crate::error::SessionError {
     crate::error::SessionError::new(

@@ -76,7 +76,8 @@ fn tls_unsupported() -> SessionError {
 }
 
 /// Shared by the scripts. `now_ms`: Redis's clock in unix milliseconds (one
-/// clock for every app server). `lifetime_ttl`: the TTL (in ms, for
+/// clock for every app server). `start_ttl`: the TTL (ms) of a session that
+/// starts now. `lifetime_ttl`: the TTL (in ms, for
 /// `PEXPIRE`) to set on a session that exists, its idle timeout capped by what
 /// is left of its absolute lifetime (`maxLifetime`, counted from the creation
 /// time kept in the hash; a session written before the option was on, or by
@@ -89,6 +90,10 @@ macro_rules! lua_with_lifetime {
 local function now_ms()
   local time = redis.call('TIME')
   return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+local function start_ttl(ttl, life)
+  if life > 0 and life < ttl then return life * 1000 end
+  return ttl * 1000
 end
 local function lifetime_ttl(key, ttl, life)
   if life == 0 then return ttl * 1000 end
@@ -117,10 +122,8 @@ end
 /// ARGV: ttl, maxLifetime.
 const START: &str = lua_with_lifetime!(
     r#"
-local key, ttl, life = KEYS[1], tonumber(ARGV[1]) * 1000, tonumber(ARGV[2]) * 1000
-redis.call('HSETNX', key, '\0created', now_ms())
-if life > 0 and life < ttl then ttl = life end
-redis.call('PEXPIRE', key, ttl)
+redis.call('HSETNX', KEYS[1], '\0created', now_ms())
+redis.call('PEXPIRE', KEYS[1], start_ttl(tonumber(ARGV[1]), tonumber(ARGV[2])))
 return 1
 "#
 );
@@ -130,23 +133,25 @@ return 1
 /// only to a session that exists: a dead id is never revived, even by a write
 /// racing the `invalidate` that killed it (returns 0). A write that would take
 /// the session over `maxFields` fields writes nothing (returns -1).
-/// Without a lifetime the `EXPIRE` comes first: its answer says whether the
-/// session exists, so a write to an existing session makes two Redis calls
-/// (no `EXISTS`); a refused write then only had its idle TTL refreshed, as
-/// by any request. A session this write creates, or empties (one of 0.0.1's,
+/// It reads before it writes: Redis checks a script against `maxmemory` at
+/// its first write command and lets it write on after that, so that first
+/// write must be the `HSET`, which Redis refuses when out of memory (an
+/// `EXPIRE` first would let every later `HSET` through). Deletions free
+/// memory and pass. A session this write creates, or empties (one of 0.0.1's,
 /// which has no creation time), keeps a creation time: with no keys left it
-/// still lives.
+/// still lives. Arguments go to Redis in chunks: Lua's `unpack` is limited to
+/// a few thousand values.
 /// ARGV: create (0/1), ttl, maxFields, maxLifetime (0: none), number of set
 /// arguments, field, value, ..., fields to delete.
 const WRITE: &str = lua_with_lifetime!(
     r#"
 local key, ttl, life = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4])
-local exists
-if life == 0 then
-  exists = redis.call('EXPIRE', key, ttl) == 1
-else
-  exists = redis.call('EXISTS', key) == 1
+local function in_chunks(command, first, last)
+  for i = first, last, 1000 do
+    redis.call(command, key, unpack(ARGV, i, math.min(i + 999, last)))
+  end
 end
+local exists = redis.call('EXISTS', key) == 1
 if not exists and ARGV[1] == '0' then return 0 end
 if exists and life > 0 and not lifetime_ttl(key, ttl, life) then return 0 end
 local sets = tonumber(ARGV[5])
@@ -161,15 +166,16 @@ if sets > 0 then
     local held = redis.call('HLEN', key) - redis.call('HEXISTS', key, '\0created')
     if added > 0 and held + added > max then return -1 end
   end
-  redis.call('HSET', key, unpack(ARGV, 6, 5 + sets))
+  in_chunks('HSET', 6, 5 + sets)
 end
 local deletes = #ARGV > 5 + sets
-if deletes then redis.call('HDEL', key, unpack(ARGV, 6 + sets)) end
-local recorded = not exists or (deletes and redis.call('EXISTS', key) == 0)
-if recorded then redis.call('HSETNX', key, '\0created', now_ms()) end
+if deletes then in_chunks('HDEL', 6 + sets, #ARGV) end
+if not exists or (deletes and redis.call('EXISTS', key) == 0) then
+  redis.call('HSETNX', key, '\0created', now_ms())
+end
 if life > 0 then
   redis.call('PEXPIRE', key, lifetime_ttl(key, ttl, life))
-elseif recorded then
+else
   redis.call('EXPIRE', key, ttl)
 end
 return 1
@@ -206,16 +212,32 @@ return 1
 "#
 );
 
-/// Moves a session to a new key in one step; its lifetime goes with it.
-/// ARGV: ttl, maxLifetime.
+/// Moves a session to a new key in one step; its lifetime goes with it, and
+/// a marker stays at `KEYS[3]` for a few seconds. Returns 1 when it moved;
+/// -2 when the session was moved away by another request moments ago (the
+/// marker: two requests regenerating one cookie at once), and nothing is
+/// done; 0 when there was nothing to move (the session ended), and the new
+/// key starts a session of its own.
+/// KEYS: the session, its new key, the marker. ARGV: ttl, maxLifetime, the
+/// marker's life in ms.
 const RENAME: &str = lua_with_lifetime!(
     r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('RENAME', KEYS[1], KEYS[2])
-local ttl = lifetime_ttl(KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))
-if not ttl then return 0 end
-redis.call('PEXPIRE', KEYS[2], ttl)
-return 1
+local old, new, moved = KEYS[1], KEYS[2], KEYS[3]
+local ttl, life = tonumber(ARGV[1]), tonumber(ARGV[2])
+if redis.call('EXISTS', old) == 1 then
+  redis.call('RENAME', old, new)
+  redis.call('SET', moved, '1', 'PX', ARGV[3])
+  local left = lifetime_ttl(new, ttl, life)
+  if left then
+    redis.call('PEXPIRE', new, left)
+    return 1
+  end
+elseif redis.call('EXISTS', moved) == 1 then
+  return -2
+end
+redis.call('HSETNX', new, '\0created', now_ms())
+redis.call('PEXPIRE', new, start_ttl(ttl, life))
+return 0
 "#
 );
 
@@ -261,6 +283,16 @@ fn script_cmd(lua: Lua, keys: &[&str], with_body: bool) -> Cmd {
     cmd
 }
 
+/// The key of the marker a `regenerate()` leaves for a few seconds where a
+/// session was: `prefix:id:moved`. Ids hold no `:`, so no session key is
+/// ever shaped like it.
+fn moved_marker(key: &str) -> String {
+    let mut marker = String::with_capacity(key.len() + 6);
+    marker.push_str(key);
+    marker.push_str(":moved");
+    marker
+}
+
 fn hash_cmd(name: &str, key: &str) -> Cmd {
     with(redis::cmd(name), key)
 }
@@ -302,7 +334,14 @@ pub fn encode(out: &mut Vec<u8>, key: &str, op: &Op, limits: Limits, script_bodi
             eval(Lua::Incr, &[key]),
             (u8::from(*create), ttl, limits.max_fields, life, field, by),
         ),
-        Op::Rename { to } => with(eval(Lua::Rename, &[key, to]), (ttl, life)),
+        Op::Rename { to } => {
+            let marker = moved_marker(key);
+            let marker_ms = super::MOVED_MARKER.as_millis() as u64;
+            with(
+                eval(Lua::Rename, &[key, to, &marker]),
+                (ttl, life, marker_ms),
+            )
+        }
     };
     cmd.write_packed_command(out);
     true
@@ -314,9 +353,9 @@ pub fn is_noscript(reply: &Value) -> bool {
 }
 
 /// Turns the reply of one operation's command into its result.
-pub fn decode(op: &Op, reply: Option<Value>, limits: Limits) -> Result<Reply> {
+pub fn decode(key: &str, op: &Op, reply: Option<Value>, limits: Limits) -> Result<Reply> {
     let reply = match reply {
-        Some(Value::ServerError(err)) => return Err(server_error(err)),
+        Some(Value::ServerError(err)) => return Err(operation_error(&err, key)),
         Some(value) => value,
         None => return Ok(Reply::Values(Vec::new())), // an empty mget sent nothing
     };
@@ -333,8 +372,12 @@ pub fn decode(op: &Op, reply: Option<Value>, limits: Limits) -> Result<Reply> {
             )
         }),
         Op::Start | Op::Touch | Op::Destroy => Ok(Reply::Done),
-        Op::Write { .. } | Op::Rename { .. } => match from_redis_value::<i64>(reply) {
+        Op::Write { .. } => match from_redis_value::<i64>(reply) {
             Ok(-1) => return Err(too_many_fields(limits.max_fields)),
+            done => done.map(|done| if done == 0 { Reply::Gone } else { Reply::Done }),
+        },
+        Op::Rename { .. } => match from_redis_value::<i64>(reply) {
+            Ok(-2) => return Err(super::regenerated_elsewhere()),
             done => done.map(|done| if done == 0 { Reply::Gone } else { Reply::Done }),
         },
         Op::Incr { .. } => match reply {
@@ -343,17 +386,57 @@ pub fn decode(op: &Op, reply: Option<Value>, limits: Limits) -> Result<Reply> {
             value => from_redis_value(value).map(Reply::Int),
         },
     };
-    parsed.map_err(|err| redis::RedisError::from(err).into())
+    // Not redis-rs's own text: it quotes the reply, which may be a session value.
+    parsed.map_err(|_| {
+        SessionError::new(
+            ErrorCode::Store,
+            "redis answered with a reply of another type than asked for",
+        )
+    })
 }
 
-/// HINCRBY on a field that is not an integer is the caller's mistake.
-fn server_error(err: redis::ServerError) -> SessionError {
-    let err = redis::RedisError::from(err);
-    let text = err.to_string();
-    if text.contains("not an integer") || text.contains("overflow") {
-        return SessionError::argument(format!("incr: {}", err.detail().unwrap_or(&text)));
+/// The error reply to one operation: `HINCRBY` on a field that is not an
+/// integer is the caller's mistake; anything else is [`server_error`].
+fn operation_error(err: &redis::ServerError, key: &str) -> SessionError {
+    let details = err.details().unwrap_or_default();
+    if details.contains("not an integer") || details.contains("overflow") {
+        return SessionError::argument(format!("incr: {details}"));
     }
-    err.into()
+    server_error(err, Some(key))
+}
+
+/// A Redis error reply as a session error, with a code for what the
+/// application can act on: refused credentials or permissions, and a Redis
+/// out of memory. Its text is Redis's minus anything that could name the
+/// session, which logs must never hold: the key (it holds the id) and the
+/// arguments some replies quote ("unknown command ..., with args beginning
+/// with: ...").
+pub fn server_error(err: &redis::ServerError, key: Option<&str>) -> SessionError {
+    let code = match err.code() {
+        "NOAUTH" | "WRONGPASS" | "NOPERM" => ErrorCode::Auth,
+        "OOM" => ErrorCode::Full,
+        _ => ErrorCode::Store,
+    };
+    let mut text = format!("{} {}", err.code(), err.details().unwrap_or_default());
+    if let Some(at) = text.find(", with args beginning with") {
+        text.truncate(at);
+    }
+    if let Some(key) = key {
+        text = text.replace(key, "<session key>");
+    }
+    let text = text.trim_end();
+    SessionError::new(
+        code,
+        match code {
+            ErrorCode::Auth => {
+                format!("redis refused the credentials or permissions of this connection: {text}")
+            }
+            ErrorCode::Full => {
+                format!("redis is out of memory (maxmemory); nothing was written: {text}")
+            }
+            _ => format!("redis: {text}"),
+        },
+    )
 }
 
 #[cfg(test)]

@@ -93,7 +93,8 @@ fn read_value(buf: &[u8], at: usize, depth: usize) -> Result<(Value, usize), Ses
         b'+' if line == b"OK" => Value::Okay,
         b'+' => Value::SimpleString(text(line)?.to_owned()),
         // Rare (NOSCRIPT, a refused AUTH): redis-rs knows the kinds of error.
-        b'-' => redis::parse_redis_value(&buf[at..after_line]).map_err(SessionError::from)?,
+        b'-' => redis::parse_redis_value(&buf[at..after_line])
+            .map_err(|_| malformed("an error reply redis-rs cannot read"))?,
         b':' => Value::Int(
             text(line)?
                 .trim()

@@ -59,10 +59,11 @@ function connectionOptions({ host, port, password }) {
 }
 
 /**
- * Starts a private redis-server. Returns { host, port, password, url, options, stop(), start(), pid }:
+ * Starts a private redis-server (`args`: more of its command-line options).
+ * Returns { host, port, password, url, options, stop(), start(), pid }:
  * `stop` kills it (to test Redis being down), `start` brings it back on the same port.
  */
-async function startRedis({ password } = {}) {
+async function startRedis({ password, args: extraArgs = [] } = {}) {
   const binary = redisServerBinary();
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alt-session-redis-'));
@@ -71,6 +72,7 @@ async function startRedis({ password } = {}) {
   async function start() {
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
     if (password) args.push('--requirepass', password);
+    args.push(...extraArgs);
     child = spawn(binary, args, { stdio: 'ignore' });
     child.unref();
     await waitForPort(port);

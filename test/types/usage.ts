@@ -124,6 +124,10 @@ function describe(err: altSession.SessionError): string {
     case 'ERR_SESSION_CONNECTION':
     case 'ERR_SESSION_TIMEOUT':
     case 'ERR_SESSION_STORE':
+    case 'ERR_SESSION_AUTH':
+    case 'ERR_SESSION_STORE_FULL':
+    case 'ERR_SESSION_CONFLICT':
+    case 'ERR_SESSION_HEADERS_SENT':
     case 'ERR_SESSION_CLOSED':
       return err.message;
   }
