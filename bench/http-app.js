@@ -41,6 +41,8 @@ function ours(redisPort, extra) {
   return (app) => {
     app.use(altSession({ redis: { host: '127.0.0.1', port: redisPort }, session: { secret: SECRET, ...extra } }));
     perKeyRoutes(app);
+    // An atomic counter, for bench/soak.js to count every write (not measured here).
+    app.get('/incr', (req, res, next) => req.session.incr('n').then((n) => res.send(String(n)), next));
   };
 }
 
