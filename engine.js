@@ -12,7 +12,7 @@
  * in memory it finishes within `submit`.
  */
 
-const native = require('./binding');
+const native = require('./native');
 const { RedisSocket } = require('./socket');
 
 // Operation kinds, numbered as in src/batch.rs.

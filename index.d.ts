@@ -25,6 +25,12 @@ declare namespace altSession {
    */
   function mock(options?: Options): Middleware;
 
+  /**
+   * The factory again, as a named export: `import { altSession } from 'alt-session'`
+   * (the default export and `require('alt-session')` are the factory itself).
+   */
+  const altSession: AltSession;
+
   interface Options {
     /** Where Redis is. Ignored by {@link mock}. */
     redis?: RedisOptions;
@@ -255,5 +261,8 @@ declare global {
     }
   }
 }
+
+/** The factory's type, for the named export above. */
+type AltSession = typeof altSession;
 
 export = altSession;

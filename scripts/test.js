@@ -2,9 +2,9 @@
 'use strict';
 
 // `npm test`: builds the engine if a source changed, then runs every suite:
-// Rust unit tests, the TypeScript typings check, binding tests (__test__/)
-// and the Express end-to-end tests (test/), each against real Redis servers
-// the tests start themselves.
+// Rust unit tests, the release workflow's lint, the TypeScript typings check,
+// binding tests (__test__/) and the Express end-to-end tests (test/), each
+// against real Redis servers the tests start themselves.
 
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -29,6 +29,7 @@ function testFiles(dir) {
 
 run(process.execPath, ['scripts/build.js', '--if-needed']);
 run('cargo', ['test', '--locked']);
+run(process.execPath, ['scripts/lint-workflows.js']);
 // TypeScript's package exports hide bin/tsc from require.resolve; find it beside package.json.
 const typescript = path.dirname(require.resolve('typescript/package.json', { paths: [root] }));
 run(process.execPath, [path.join(typescript, 'bin', 'tsc'), '-p', 'test/types']);
