@@ -53,8 +53,12 @@ export declare class Engine {
    * buffer is the socket's reusable read buffer).
    */
   received(buffer: Buffer, length: number): Outcome
-  /** The socket failed or closed (`timedOut`: it was dropped for not answering). */
-  lost(reason: string, timedOut: boolean): Outcome
+  /**
+   * The socket failed or closed. `kind`: `'timeout'` (dropped for not
+   * answering), `'tls'` (the handshake or a certificate failed), or
+   * anything else for a connection that broke.
+   */
+  lost(reason: string, kind: string): Outcome
   /** The bytes to write now (after an outcome with the OUTPUT flag). */
   takeOutput(): Buffer
   /**
@@ -97,10 +101,21 @@ export declare function signCookie(value: string, secret: string): string
 export interface SocketOptions {
   host: string
   port: number
-  /** Milliseconds to wait for the connection. */
+  /** Milliseconds to wait for the connection (and the TLS handshake). */
   connectTimeout: number
   /** Milliseconds to wait for the reply to a batch. */
   commandTimeout: number
+  /** `tls.connect` options, when the connection is TLS. */
+  tls?: TlsSocketOptions
+}
+
+/** The options of Node's `tls.connect`, as checked by `config::TlsOptions`. */
+export interface TlsSocketOptions {
+  ca?: string
+  cert?: string
+  key?: string
+  servername?: string
+  rejectUnauthorized: boolean
 }
 
 /** `cookie-signature`'s `unsign` over several secrets: the value, or `null`. */

@@ -47,22 +47,21 @@ declare namespace altSession {
     auth_pass?: string;
     /** Password. Same as `password`. */
     pass?: string;
-    /** Password (`AUTH`). Takes precedence over `auth_pass`, which takes precedence over `pass`. Ignored when `url` is given. */
+    /** Password (`AUTH`). Takes precedence over `auth_pass`, which takes precedence over `pass`, and over the URL's. */
     password?: string;
-    /** ACL user name (Redis 6+). Ignored when `url` is given. */
+    /** ACL user name (Redis 6+); overrides the URL's. */
     username?: string;
     /**
-     * `redis://[user[:password]@]host[:port][/db]`. When given, it is used as is:
-     * `host`, `port`, `username`, the passwords, `tls` and `session.dbIndex` are ignored
-     * (put the database number in the URL path).
-     * `rediss://` (TLS) is not supported by this build and fails with `ERR_SESSION_CONFIG`.
+     * `redis://[user[:password]@]host[:port][/db]`, or `rediss://...` for TLS. When given,
+     * `host` and `port` are ignored; `username`, a password option and `session.dbIndex`
+     * override the URL's.
      */
     url?: string;
     /**
-     * Connect with TLS. Default `false`. Not supported by this build yet:
-     * `true` fails with `ERR_SESSION_CONFIG`.
+     * TLS: `true` verifies the server against Node's trusted CAs, an object sets the
+     * `tls.connect` options below. A `rediss://` URL turns it on as `true` does. Default `false`.
      */
-    tls?: boolean;
+    tls?: boolean | TlsOptions;
     /** How long to wait for a connection, in milliseconds (1 to 600000). Default `1000`. */
     connectTimeout?: number;
     /**
@@ -70,6 +69,20 @@ declare namespace altSession {
      * A call past it fails with `ERR_SESSION_TIMEOUT`.
      */
     commandTimeout?: number;
+  }
+
+  /** TLS options (Node's `tls.connect`): PEM text, as strings or Buffers. */
+  interface TlsOptions {
+    /** The CA certificates to trust instead of Node's bundled ones. */
+    ca?: string | Buffer;
+    /** A client certificate, for a server with `tls-auth-clients yes`; needs `key`. */
+    cert?: string | Buffer;
+    /** The client certificate's private key. */
+    key?: string | Buffer;
+    /** The name the server's certificate must hold (SNI). Default: the host, unless it is an IP address. */
+    servername?: string;
+    /** `false` accepts any certificate: for tests only. Default `true`. */
+    rejectUnauthorized?: boolean;
   }
 
   interface SessionOptions {
@@ -238,6 +251,10 @@ declare namespace altSession {
     | 'ERR_SESSION_STORE'
     /** Redis refused the credentials or ACL permissions, or wants a password that was not given. */
     | 'ERR_SESSION_AUTH'
+    /** The TLS handshake failed: a certificate that does not verify, a client certificate refused or missing, no TLS there. */
+    | 'ERR_SESSION_TLS'
+    /** The native engine could not be loaded, nor built from source (thrown by `require`). */
+    | 'ERR_SESSION_NATIVE'
     /** Redis is out of memory (`maxmemory`): nothing was written. */
     | 'ERR_SESSION_STORE_FULL'
     /** Another request regenerated the session a moment ago: nothing was renamed. */

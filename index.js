@@ -37,10 +37,15 @@ function createEngine(backend, options) {
   return new Engine(backend, json);
 }
 
-/** Options cross as JSON; numbers JSON cannot hold are kept visible so they fail validation. */
+/**
+ * Options cross as JSON; numbers JSON cannot hold are kept visible so they
+ * fail validation, and Buffers (TLS certificates and keys) cross as their text.
+ */
 function serializeOptions(options) {
   if (options === undefined) return 'null';
-  return JSON.stringify(options, (key, value) => {
+  return JSON.stringify(options, function replacer(key, value) {
+    const raw = this[key]; // before toJSON: a Buffer is still a Buffer here
+    if (Buffer.isBuffer(raw)) return raw.toString('utf8');
     if (typeof value === 'bigint') return String(value);
     if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
     return value;

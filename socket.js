@@ -13,6 +13,7 @@
  */
 
 const net = require('node:net');
+const tls = require('node:tls');
 
 // Bits of an outcome's flags, as in src/store/link.rs.
 const OUTPUT = 1; // bytes to write: takeOutput()
@@ -22,10 +23,29 @@ const RESET = 4; // the connection cannot be trusted: destroy it
 /** Replies are read into one reusable buffer. */
 const READ_BUFFER_BYTES = 64 * 1024;
 
+/** Errors of the network itself; on a TLS socket, any other error is the TLS layer's. */
+const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** What the usual TLS failures mean, in the package's options. */
+const TLS_HINTS = {
+  ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED: 'the server requires a client certificate (redis.tls.cert and redis.tls.key)',
+  ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE: 'the server refused the handshake (a client certificate missing or not trusted?)',
+  SELF_SIGNED_CERT_IN_CHAIN: "the server's certificate does not verify against the trusted CAs (redis.tls.ca)",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "the server's certificate does not verify against the trusted CAs (redis.tls.ca)",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "the server's certificate is self-signed and not trusted (redis.tls.ca)",
+  ERR_TLS_CERT_ALTNAME_INVALID: "the server's certificate is for another name (redis.tls.servername)",
+};
+
+/** A socket error as the reason a call failed: its first line, and what it means where that is known. */
+function describeError(err) {
+  const text = String(err.message).split('\n')[0];
+  return TLS_HINTS[err.code] ? `${TLS_HINTS[err.code]}: ${text}` : text;
+}
+
 class RedisSocket {
   /**
    * @param {object} native the engine's native half
-   * @param {{ host: string, port: number, connectTimeout: number, commandTimeout: number }} options
+   * @param {{ host: string, port: number, connectTimeout: number, commandTimeout: number, tls: object | null }} options
    * @param {(outcome: Array) => void} onOutcome
    */
   constructor(native, options, onOutcome) {
@@ -55,7 +75,9 @@ class RedisSocket {
    */
   write() {
     const socket = this.socket;
-    const fd = socket._handle && socket.writableLength === 0 && !socket.connecting ? socket._handle.fd : -1;
+    // Never past TLS: on a TLS socket the descriptor carries ciphertext.
+    const direct = !this.options.tls && socket._handle && socket.writableLength === 0 && !socket.connecting;
+    const fd = direct ? socket._handle.fd : -1;
     if (fd >= 0 && !this.native.writeOutput(fd)) return;
     socket.write(this.native.takeOutput());
   }
@@ -82,7 +104,35 @@ class RedisSocket {
   }
 
   connect() {
-    const { host, port, connectTimeout } = this.options;
+    const { connectTimeout } = this.options;
+    const socket = this.options.tls ? this.connectTls() : this.connectTcp();
+    const gone = (reason, kind = 'connection') => {
+      if (socket !== this.socket) return; // dropped already
+      this.drop();
+      this.onOutcome(this.native.lost(reason, kind));
+    };
+    socket.once(this.options.tls ? 'secureConnect' : 'connect', () => {
+      if (socket !== this.socket) return;
+      clearTimeout(this.connectTimer);
+      this.onOutcome(this.guarded(() => this.native.connected()));
+    });
+    socket.on('error', (err) => gone(describeError(err), this.options.tls && !NETWORK_ERRORS.has(err.code) ? 'tls' : 'connection'));
+    socket.on('close', () => gone('the connection closed'));
+    this.socket = socket;
+    this.held = true; // a new socket is ref'd, and it opens because calls wait
+    // Over TLS, a server that took the connection but not the handshake (no TLS there) is TLS's failure.
+    let tcpConnected = false;
+    if (this.options.tls) socket.once('connect', () => (tcpConnected = true));
+    this.connectTimer = setTimeout(() => {
+      if (tcpConnected) gone(`the TLS handshake did not finish within ${connectTimeout} ms`, 'tls');
+      else gone(`could not connect within ${connectTimeout} ms`);
+    }, connectTimeout);
+    this.connectTimer.unref();
+  }
+
+  /** Plain TCP: replies are read into one reusable buffer and handed over in the read callback. */
+  connectTcp() {
+    const { host, port } = this.options;
     if (!this.readBuffer) this.readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
     const socket = net.connect({
       host,
@@ -95,22 +145,27 @@ class RedisSocket {
         },
       },
     });
-    const gone = (reason) => {
-      if (socket !== this.socket) return; // dropped already
-      this.drop();
-      this.onOutcome(this.native.lost(reason, false));
-    };
-    socket.once('connect', () => {
-      if (socket !== this.socket) return;
-      clearTimeout(this.connectTimer);
-      this.onOutcome(this.guarded(() => this.native.connected()));
+    return socket;
+  }
+
+  /** TLS, Node's: the server's certificate verified (Node's CAs, or `ca`), client certificates, SNI. */
+  connectTls() {
+    const { host, port, tls: options } = this.options;
+    const socket = tls.connect({
+      host,
+      port,
+      ca: options.ca || undefined,
+      cert: options.cert || undefined,
+      key: options.key || undefined,
+      // SNI takes a host name, never an address.
+      servername: options.servername || (net.isIP(host) ? undefined : host),
+      rejectUnauthorized: options.rejectUnauthorized,
     });
-    socket.on('error', (err) => gone(err.message));
-    socket.on('close', () => gone('the connection closed'));
-    this.socket = socket;
-    this.held = true; // a new socket is ref'd, and it opens because calls wait
-    this.connectTimer = setTimeout(gone, connectTimeout, `could not connect within ${connectTimeout} ms`);
-    this.connectTimer.unref();
+    socket.setNoDelay(true);
+    socket.on('data', (chunk) => {
+      if (socket === this.socket) this.onOutcome(this.guarded(() => this.native.received(chunk, chunk.length)));
+    });
+    return socket;
   }
 
   /**
@@ -123,7 +178,7 @@ class RedisSocket {
       return call();
     } catch (err) {
       this.drop();
-      return this.native.lost(`internal error: ${err.message}`, false);
+      return this.native.lost(`internal error: ${err.message}`, 'connection');
     }
   }
 
@@ -150,7 +205,7 @@ class RedisSocket {
     // Its reply may still come, but after the ones that follow it: nothing on
     // this connection can be paired with its call any more.
     this.drop();
-    this.onOutcome(this.native.lost(`redis did not answer within ${this.options.commandTimeout} ms`, true));
+    this.onOutcome(this.native.lost(`redis did not answer within ${this.options.commandTimeout} ms`, 'timeout'));
   }
 }
 

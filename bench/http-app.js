@@ -5,7 +5,8 @@
 //
 //   node bench/http-app.js <config> <port> <redisPort>
 //
-// Every configuration serves the same three routes:
+// Every configuration serves the same three routes (and /new, which is /none
+// from new visitors):
 //   GET /none   never touches the session          -> 'ok'
 //   GET /read   reads key `n`                       -> n
 //   GET /write  reads `n`, stores n + 1 (a counter) -> n + 1
@@ -17,6 +18,7 @@
 // alt-session-original, installed in the package root, resolves its own
 // `require('redis')` to redis@3 as 0.0.1 always did.
 
+const fs = require('node:fs');
 const express = require('express');
 
 const SECRET = 'alt-session benchmark secret';
@@ -26,6 +28,9 @@ const CONFIGS = {
   'ours-nonblocking': (redisPort) => ours(redisPort, { awaitTouch: false }),
   original,
   'express-session': expressSession,
+  // Over TLS: <redisPort> is a TLS port, BENCH_TLS_CA the file of the CA that signed its certificate.
+  'ours-tls': (redisPort) => ours(redisPort, {}, { tls: { ca: fs.readFileSync(process.env.BENCH_TLS_CA) } }),
+  'express-session-tls': expressSessionOnIoredisTls,
 };
 
 /** No session: /read and /write answer without doing any session work. */
@@ -36,10 +41,11 @@ function bare(app) {
 }
 
 /** alt-session (this package), default options apart from the secret. */
-function ours(redisPort, extra) {
+function ours(redisPort, extra, redisExtra = {}) {
   const altSession = require('..');
   return (app) => {
-    app.use(altSession({ redis: { host: '127.0.0.1', port: redisPort }, session: { secret: SECRET, ...extra } }));
+    const redis = { host: '127.0.0.1', port: redisPort, ...redisExtra };
+    app.use(altSession({ redis, session: { secret: SECRET, ...extra } }));
     perKeyRoutes(app);
     // An atomic counter, for bench/soak.js to count every write (not measured here).
     app.get('/incr', (req, res, next) => req.session.incr('n').then((n) => res.send(String(n)), next));
@@ -87,12 +93,16 @@ function perKeyRoutes(app) {
  * when modified (otherwise only touched), as that middleware always does.
  */
 async function expressSession(redisPort) {
-  const session = require('express-session');
-  const { RedisStore } = require('connect-redis');
   const { createClient } = require('redis');
   const client = createClient({ url: `redis://127.0.0.1:${redisPort}` });
   client.on('error', (err) => console.error('express-session redis client:', err.message));
   await client.connect();
+  return expressSessionRoutes(client);
+}
+
+/** The express-session app on a connected client, through connect-redis's `RedisStore`. */
+function expressSessionRoutes(client, RedisStore = require('connect-redis').RedisStore) {
+  const session = require('express-session');
   return (app) => {
     app.use(
       session({
@@ -109,6 +119,21 @@ async function expressSession(redisPort) {
       res.send(String(req.session.n));
     });
   };
+}
+
+/**
+ * express-session + connect-redis on an ioredis client over TLS (the same CA
+ * as ours-tls). connect-redis 7: 8 and later speak node-redis's API only.
+ */
+async function expressSessionOnIoredisTls(redisPort) {
+  const Redis = require('ioredis');
+  const client = new Redis({ host: '127.0.0.1', port: redisPort, tls: { ca: fs.readFileSync(process.env.BENCH_TLS_CA) } });
+  client.on('error', (err) => console.error('express-session-tls ioredis client:', err.message));
+  await new Promise((resolve, reject) => {
+    client.once('ready', resolve);
+    client.once('error', reject);
+  });
+  return expressSessionRoutes(client, require('connect-redis-7').default);
 }
 
 /** Any error reaches the client as a 500, so the load generator counts it as non-2xx. */

@@ -2,7 +2,9 @@
 
 // Requests per second of an Express app with each session middleware, over
 // real HTTP: bare Express (no session middleware), alt-session (awaiting the idle refresh,
-// and not), the original alt-session@0.0.1, and express-session + connect-redis.
+// and not), the original alt-session@0.0.1, and express-session + connect-redis;
+// and over TLS to a second redis-server (throwaway certificates): alt-session
+// against express-session + connect-redis on ioredis.
 //
 //   node bench/http.js [--quick] [--configs bare,ours] [--routes /write]
 //
@@ -25,6 +27,7 @@ const path = require('node:path');
 
 const autocannon = require('autocannon');
 const { startRedis, freePort } = require('../test/helpers/redis');
+const { makeCertificates } = require('../test/helpers/certificates');
 const { median, rotated } = require('./rounds');
 
 const QUICK = process.argv.includes('--quick');
@@ -35,7 +38,8 @@ const SETTINGS = {
   warmupSeconds: 1, // per configuration x route, before the first round
   sessions: 200, // the pool of existing sessions each app gets requests for
 };
-const ALL_CONFIGS = ['bare', 'ours', 'ours-nonblocking', 'original', 'express-session'];
+const ALL_CONFIGS = ['bare', 'ours', 'ours-nonblocking', 'original', 'express-session', 'ours-tls', 'express-session-tls'];
+const TLS_CONFIGS = new Set(['ours-tls', 'express-session-tls']);
 // `/new` is GET /none from new visitors: no cookie, so every request starts a session.
 const ALL_ROUTES = ['/none', '/read', '/write', '/new'];
 // A subset (for development) is measured the same way but never becomes http-latest.json.
@@ -60,6 +64,8 @@ function listArgument(name, all) {
 // Everything started here, so that every exit path can stop it.
 const children = new Set();
 let redis = null;
+let tlsRedis = null; // the same, serving TLS, for the *-tls configurations
+let certificates = null;
 
 // ---------------------------------------------------------------------------
 // Processes
@@ -70,6 +76,7 @@ async function startApp(config, redisPort) {
   const child = fork(APP, [config, String(port), String(redisPort)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv: (process.env.BENCH_APP_NODE_ARGS || '').split(' ').filter(Boolean),
+    env: { ...process.env, BENCH_TLS_CA: certificates ? certificates.ca : '' },
   });
   children.add(child);
   child.once('exit', () => children.delete(child));
@@ -104,11 +111,13 @@ function killEverything() {
 async function stopEverything() {
   agent.destroy();
   await Promise.all([...children].map((child) => stopApp({ child })));
-  if (redis && isAlive(redis.pid)) {
+  for (const server of [redis, tlsRedis]) {
+    if (!server || !isAlive(server.pid)) continue;
     // Bounded: the helper's stop() waits for an 'exit' that never comes if the
     // server died on its own already.
-    await Promise.race([redis.stop(), new Promise((resolve) => setTimeout(resolve, 3000))]);
+    await Promise.race([server.stop(), new Promise((resolve) => setTimeout(resolve, 3000))]);
   }
+  if (certificates) certificates.remove();
 }
 
 function isAlive(pid) {
@@ -388,8 +397,12 @@ async function main() {
       `${SETTINGS.rounds} round(s) of ${SETTINGS.seconds} s, ${SETTINGS.sessions} sessions per app`
   );
   redis = await startRedis();
+  if (CONFIGS.some((config) => TLS_CONFIGS.has(config))) {
+    certificates = makeCertificates();
+    tlsRedis = await startRedis({ tls: { cert: certificates.serverCert, key: certificates.serverKey, ca: certificates.ca } });
+  }
   const apps = [];
-  for (const config of CONFIGS) apps.push(await startApp(config, redis.port));
+  for (const config of CONFIGS) apps.push(await startApp(config, (TLS_CONFIGS.has(config) ? tlsRedis : redis).port));
   for (const app of apps) {
     await createPool(app);
     await checkPool(app);

@@ -30,6 +30,8 @@ const CONFIG_NOTES = {
   'ours-nonblocking': 'alt-session with `awaitTouch: false` (next() without waiting for the idle refresh)',
   original: 'alt-session@0.0.1 on redis@3, behind `cookie-parser(secret)`',
   'express-session': 'express-session + connect-redis 9 on node-redis 5, `resave: false, saveUninitialized: false`',
+  'ours-tls': 'alt-session over TLS (Node\'s `tls.connect`, a private CA) to a second redis-server serving TLS only',
+  'express-session-tls': 'express-session + connect-redis 9 on ioredis over TLS, to the same TLS server',
 };
 const COLORS = {
   bare: '#a0a0a0',
@@ -37,6 +39,8 @@ const COLORS = {
   'ours-nonblocking': '#6fa8dc',
   original: '#e8842c',
   'express-session': '#3d9a4b',
+  'ours-tls': '#0b3a6b',
+  'express-session-tls': '#1f6b2b',
 };
 
 function readJson(name) {
@@ -255,6 +259,12 @@ function targetsSection(http, engine, memory) {
   for (const peer of ['original', 'express-session']) {
     check(`/none: ours faster than ${peer}`, rate('ours', '/none') / rate(peer, '/none'), times, (x) => x > 1);
   }
+  check(
+    'over TLS, /write: ours faster than express-session on ioredis',
+    rate('ours-tls', '/write') / rate('express-session-tls', '/write'),
+    times,
+    (x) => x > 1
+  );
   check('engine `get`, 64 in flight: at least 1.5x ioredis', opsOf('ours get', 64) / opsOf('ioredis get', 64), times, atLeast(1.5));
   check('engine `get`, 1 in flight: no slower than ioredis', opsOf('ours get', 1) / opsOf('ioredis get', 1), times, atLeast(1));
   if (memory) {

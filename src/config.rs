@@ -32,9 +32,26 @@ pub struct RedisOptions {
     pub port: u16,
     pub username: Option<String>,
     pub password: Option<String>,
-    pub tls: bool,
+    /// `redis.tls`: `true` (Node's trusted CAs) or the object; `None` for plain
+    /// TCP unless the URL is `rediss://`.
+    pub tls: Option<TlsOptions>,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
+}
+
+/// TLS for the connection to Redis. The handshake is Node's (`tls.connect`);
+/// these are its options, checked here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TlsOptions {
+    /// PEM: the CA certificates to trust instead of Node's bundled ones.
+    pub ca: Option<String>,
+    /// PEM: a client certificate and its private key, for `tls-auth-clients`.
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    /// The name the server's certificate must hold (SNI); the host by default.
+    pub servername: Option<String>,
+    /// `false` accepts any certificate (tests only: it gives up what TLS is for).
+    pub reject_unauthorized: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,10 +140,58 @@ impl RedisOptions {
             port: port(o.get("port"))?,
             username: opt_string(o, "username", "redis.username")?,
             password,
-            tls: opt_bool(o, "tls", "redis.tls")?.unwrap_or(false),
+            tls: TlsOptions::parse(o.get("tls"))?,
             connect_timeout: millis(o, "connectTimeout")?,
             command_timeout: millis(o, "commandTimeout")?,
         })
+    }
+}
+
+impl TlsOptions {
+    /// `true`, `false`, or `{ ca, cert, key, servername, rejectUnauthorized }`
+    /// (PEM strings; JavaScript turns Buffers into strings first).
+    fn parse(value: Option<&Value>) -> Result<Option<TlsOptions>> {
+        let o = match value {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => return Ok(None),
+            Some(Value::Bool(true)) => return Ok(Some(TlsOptions::default_verified())),
+            Some(Value::Object(o)) => o,
+            Some(_) => {
+                return Err(SessionError::config(
+                    "redis.tls must be true, false or an object",
+                ))
+            }
+        };
+        let pem = |key: &str| -> Result<Option<String>> {
+            let value = opt_string(o, key, &format!("redis.tls.{key}"))?;
+            if value.as_deref().is_some_and(|v| !v.contains("-----BEGIN ")) {
+                return Err(SessionError::config(format!(
+                    "redis.tls.{key} must be PEM text (-----BEGIN ...), as a string or a Buffer"
+                )));
+            }
+            Ok(value)
+        };
+        let tls = TlsOptions {
+            ca: pem("ca")?,
+            cert: pem("cert")?,
+            key: pem("key")?,
+            servername: opt_string(o, "servername", "redis.tls.servername")?,
+            reject_unauthorized: opt_bool(o, "rejectUnauthorized", "redis.tls.rejectUnauthorized")?
+                .unwrap_or(true),
+        };
+        if tls.cert.is_some() != tls.key.is_some() {
+            return Err(SessionError::config(
+                "redis.tls.cert and redis.tls.key go together: a client certificate needs its key",
+            ));
+        }
+        Ok(Some(tls))
+    }
+
+    /// TLS verified against Node's trusted CAs, the server name from the host.
+    pub fn default_verified() -> TlsOptions {
+        TlsOptions {
+            reject_unauthorized: true,
+            ..TlsOptions::default()
+        }
     }
 }
 

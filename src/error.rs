@@ -29,6 +29,9 @@ pub enum ErrorCode {
     Auth,
     /// Redis is out of memory (`maxmemory`): nothing was written.
     Full,
+    /// The TLS handshake with Redis failed: a certificate that does not
+    /// verify, a client certificate refused or missing, no TLS on that port.
+    Tls,
 }
 
 impl ErrorCode {
@@ -45,6 +48,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "ERR_SESSION_CONFLICT",
             ErrorCode::Auth => "ERR_SESSION_AUTH",
             ErrorCode::Full => "ERR_SESSION_STORE_FULL",
+            ErrorCode::Tls => "ERR_SESSION_TLS",
         }
     }
 }

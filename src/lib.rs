@@ -71,10 +71,35 @@ pub struct OpenedSession {
 pub struct SocketOptions {
     pub host: String,
     pub port: u16,
-    /// Milliseconds to wait for the connection.
+    /// Milliseconds to wait for the connection (and the TLS handshake).
     pub connect_timeout: u32,
     /// Milliseconds to wait for the reply to a batch.
     pub command_timeout: u32,
+    /// `tls.connect` options, when the connection is TLS.
+    pub tls: Option<TlsSocketOptions>,
+}
+
+/// The options of Node's `tls.connect`, as checked by `config::TlsOptions`.
+#[napi(object)]
+#[derive(Clone)]
+pub struct TlsSocketOptions {
+    pub ca: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub servername: Option<String>,
+    pub reject_unauthorized: bool,
+}
+
+impl From<config::TlsOptions> for TlsSocketOptions {
+    fn from(tls: config::TlsOptions) -> Self {
+        TlsSocketOptions {
+            ca: tls.ca,
+            cert: tls.cert,
+            key: tls.key,
+            servername: tls.servername,
+            reject_unauthorized: tls.reject_unauthorized,
+        }
+    }
 }
 
 /// What a call into the engine produced, delivered to JavaScript as one flat
@@ -181,6 +206,7 @@ impl Engine {
             port: target.address.port,
             connect_timeout: millis(config.redis.connect_timeout),
             command_timeout: millis(config.redis.command_timeout),
+            tls: target.tls.map(TlsSocketOptions::from),
         };
         Ok(Engine {
             core,
@@ -318,10 +344,17 @@ impl Engine {
         self.on_link(|link| link.received(bytes))
     }
 
-    /// The socket failed or closed (`timedOut`: it was dropped for not answering).
+    /// The socket failed or closed. `kind`: `'timeout'` (dropped for not
+    /// answering), `'tls'` (the handshake or a certificate failed), or
+    /// anything else for a connection that broke.
     #[napi(catch_unwind)]
-    pub fn lost(&mut self, reason: String, timed_out: bool) -> Outcome {
-        self.on_link(|link| link.lost(&reason, timed_out))
+    pub fn lost(&mut self, reason: String, kind: String) -> Outcome {
+        let kind = match kind.as_str() {
+            "timeout" => ErrorCode::Timeout,
+            "tls" => ErrorCode::Tls,
+            _ => ErrorCode::Connection,
+        };
+        self.on_link(|link| link.lost(&reason, kind))
     }
 
     /// The bytes to write now (after an outcome with the OUTPUT flag).

@@ -232,12 +232,12 @@ impl Link {
         at
     }
 
-    /// The socket closed or failed (`timed_out`: it was dropped for not answering).
-    pub fn lost(&mut self, reason: &str, timed_out: bool) {
-        let err = if timed_out {
-            SessionError::new(ErrorCode::Timeout, reason)
-        } else {
-            SessionError::new(ErrorCode::Connection, format!("redis: {reason}"))
+    /// The socket closed or failed; `code` says how: `Timeout` (dropped for
+    /// not answering), `Tls` (the handshake or a certificate), `Connection`.
+    pub fn lost(&mut self, reason: &str, code: ErrorCode) {
+        let err = match code {
+            ErrorCode::Timeout => SessionError::new(code, reason),
+            _ => SessionError::new(code, format!("redis: {reason}")),
         };
         self.drop_connection(err);
     }
@@ -721,7 +721,7 @@ mod tests {
             link.overdue_in(start + Duration::from_millis(40)),
             Some(Duration::from_millis(60))
         );
-        link.lost("did not answer within 100 ms", true);
+        link.lost("did not answer within 100 ms", ErrorCode::Timeout);
         let finished = link.take_finished();
         assert_eq!(
             finished.iter().map(|f| f.batch_id).collect::<Vec<_>>(),

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use redis::{from_redis_value, Cmd, ConnectionAddr, IntoConnectionInfo, Script, Value};
 
 use super::{too_many_fields, Limits, Op, Reply, CREATED_FIELD};
-use crate::config::RedisOptions;
+use crate::config::{RedisOptions, TlsOptions};
 use crate::error::{ErrorCode, Result, SessionError};
 
 /// Where the socket connects to (Node resolves the host name).
@@ -22,6 +22,8 @@ pub struct Address {
 #[derive(Debug)]
 pub struct Target {
     pub address: Address,
+    /// TLS, for `redis.tls` or a `rediss://` URL (the handshake is Node's).
+    pub tls: Option<TlsOptions>,
     /// `AUTH` (when a password is set) and `SELECT` (when the database is not 0).
     pub handshake: Vec<Cmd>,
 }
@@ -29,29 +31,36 @@ pub struct Target {
 /// The URL (or host and port), with explicit credentials and database
 /// (`session.dbIndex`) taking precedence over the URL's.
 pub fn target(redis: &RedisOptions, db_index: Option<i64>) -> Result<Target> {
-    if redis.tls {
-        return Err(tls_unsupported());
-    }
-    let url = match &redis.url {
-        Some(url) => url.clone(),
+    let (url, url_tls) = match &redis.url {
+        // redis-rs reads the rest of a rediss:// URL as it reads redis://;
+        // TLS itself is Node's, so only the scheme says to use it.
+        Some(url) => match url.strip_prefix("rediss://") {
+            Some(rest) => (format!("redis://{rest}"), true),
+            None => (url.clone(), false),
+        },
         None => match redis.host.contains(':') {
-            true => format!("redis://[{}]:{}", redis.host, redis.port),
-            false => format!("redis://{}:{}", redis.host, redis.port),
+            true => (format!("redis://[{}]:{}", redis.host, redis.port), false),
+            false => (format!("redis://{}:{}", redis.host, redis.port), false),
         },
     };
     let info = url
         .as_str()
         .into_connection_info()
         .map_err(|err| SessionError::caused_by(ErrorCode::Config, "redis options", &err))?;
-    let address = match info.addr() {
-        ConnectionAddr::Tcp(host, port) => Address {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-            port: *port,
-        },
-        _ => return Err(tls_unsupported()),
+    let ConnectionAddr::Tcp(host, port) = info.addr() else {
+        return Err(SessionError::config("redis.url must name a host and port"));
+    };
+    let address = Address {
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port: *port,
+    };
+    let tls = match (&redis.tls, url_tls) {
+        (Some(tls), _) => Some(tls.clone()),
+        (None, true) => Some(TlsOptions::default_verified()),
+        (None, false) => None,
     };
     let settings = info.redis_settings();
     let username = redis.username.as_deref().or(settings.username());
@@ -68,11 +77,11 @@ pub fn target(redis: &RedisOptions, db_index: Option<i64>) -> Result<Target> {
     if db != 0 {
         handshake.push(with(redis::cmd("SELECT"), db));
     }
-    Ok(Target { address, handshake })
-}
-
-fn tls_unsupported() -> SessionError {
-    SessionError::config("redis: TLS (redis.tls, rediss://) is not supported yet")
+    Ok(Target {
+        address,
+        tls,
+        handshake,
+    })
 }
 
 /// Shared by the scripts. `now_ms`: Redis's clock in unix milliseconds (one
@@ -486,6 +495,33 @@ mod tests {
         );
         let (v6, _) = target_of(json!({"redis": {"host": "::1"}}));
         assert_eq!(v6, tcp("::1", 6379));
+    }
+
+    #[test]
+    fn rediss_and_tls_options_ask_for_tls() {
+        let config = |options| Config::from_json(&options).unwrap();
+        let url = config(json!({"redis": {"url": "rediss://u:pw@h:6380/2"}}));
+        let target_of_url = target(&url.redis, None).unwrap();
+        assert_eq!(target_of_url.address, tcp("h", 6380));
+        assert_eq!(target_of_url.tls, Some(TlsOptions::default_verified()));
+        assert_eq!(
+            target_of_url.handshake.len(),
+            2,
+            "AUTH and SELECT as for redis://"
+        );
+        let ca = "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----";
+        let object =
+            config(json!({"redis": {"port": 6380, "tls": {"ca": ca, "servername": "db"}}}));
+        let tls = target(&object.redis, None).unwrap().tls.unwrap();
+        assert_eq!(
+            (
+                tls.ca.as_deref(),
+                tls.servername.as_deref(),
+                tls.reject_unauthorized
+            ),
+            (Some(ca), Some("db"), true)
+        );
+        assert_eq!(target(&config(json!({})).redis, None).unwrap().tls, None);
     }
 
     #[test]

@@ -59,18 +59,23 @@ function connectionOptions({ host, port, password }) {
 }
 
 /**
- * Starts a private redis-server (`args`: more of its command-line options).
+ * Starts a private redis-server (`args`: more of its command-line options;
+ * `tls`: `{ cert, key, ca, authClients }` file paths, to serve TLS only).
  * Returns { host, port, password, url, options, stop(), start(), pid }:
  * `stop` kills it (to test Redis being down), `start` brings it back on the same port.
  */
-async function startRedis({ password, args: extraArgs = [] } = {}) {
+async function startRedis({ password, args: extraArgs = [], tls } = {}) {
   const binary = redisServerBinary();
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alt-session-redis-'));
   let child = null;
 
   async function start() {
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+    const listen = tls
+      ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key,
+        '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', tls.authClients ? 'yes' : 'no']
+      : ['--port', String(port)];
+    const args = [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
     if (password) args.push('--requirepass', password);
     args.push(...extraArgs);
     child = spawn(binary, args, { stdio: 'ignore' });
@@ -96,7 +101,7 @@ async function startRedis({ password, args: extraArgs = [] } = {}) {
     host: '127.0.0.1',
     port,
     password: password || undefined,
-    url: `redis://${auth}127.0.0.1:${port}`,
+    url: `${tls ? 'rediss' : 'redis'}://${auth}127.0.0.1:${port}`,
     stop,
     start,
     /** The running redis-server's pid (to SIGSTOP / SIGCONT it), or null when stopped. */

@@ -74,14 +74,16 @@ async function sessionServer(express, middlewares) {
 }
 
 /**
- * Our middleware in an Express app over real HTTP: on the Redis `redis`
- * (`{ host, port, password? }`, e.g. from testRedis), or on the in-memory store with `mock: true`.
+ * Our middleware in an Express app over real HTTP: on the Redis `redis` (a
+ * server of testRedis / startRedis, or our `redis` options as they are), or
+ * on the in-memory store with `mock: true`.
  */
 async function startSessionApp(express, { redis, session = {}, cookieParserSecret, mock = false }) {
   // Never the default localhost:6379: that Redis is not the tests' to use.
   if (!redis && !mock) throw new Error('startSessionApp needs the test Redis, or mock: true');
+  if (redis && !(redis.port || redis.url || redis.sentinel)) throw new Error('startSessionApp: the redis options name no server');
   const options = { session };
-  if (redis) options.redis = connectionOptions(redis);
+  if (redis) options.redis = typeof redis.stop === 'function' ? connectionOptions(redis) : redis;
   const mw = mock ? altSession.mock(options) : altSession(options);
   const server = await sessionServer(express, cookieParserSecret ? [cookieParser(cookieParserSecret), mw] : [mw]);
   return {

@@ -8,6 +8,12 @@ import cookieParser = require('cookie-parser');
 
 // ---- creating the middleware: every option --------------------------------
 
+const managed: altSession.RedisOptions = {
+  url: 'rediss://app:secret@redis.example.com:6380/0',
+  tls: { ca: Buffer.from('-----BEGIN CERTIFICATE-----'), cert: 'pem', key: 'pem', servername: 'redis.example.com', rejectUnauthorized: true },
+};
+void managed;
+
 const options: altSession.Options = {
   redis: {
     host: '127.0.0.1',
@@ -125,6 +131,8 @@ function describe(err: altSession.SessionError): string {
     case 'ERR_SESSION_TIMEOUT':
     case 'ERR_SESSION_STORE':
     case 'ERR_SESSION_AUTH':
+    case 'ERR_SESSION_TLS':
+    case 'ERR_SESSION_NATIVE':
     case 'ERR_SESSION_STORE_FULL':
     case 'ERR_SESSION_CONFLICT':
     case 'ERR_SESSION_HEADERS_SENT':
