@@ -54,11 +54,18 @@ export declare class Engine {
    */
   received(buffer: Buffer, length: number): Outcome
   /**
-   * The socket failed or closed. `kind`: `'timeout'` (dropped for not
-   * answering), `'tls'` (the handshake or a certificate failed), or
-   * anything else for a connection that broke.
+   * The socket failed or closed, or no connection could be made: `code`
+   * says how (`ERR_SESSION_TIMEOUT` for one dropped for not answering,
+   * `ERR_SESSION_TLS`, a code `discoverPrimary()` rejected with...;
+   * `ERR_SESSION_CONNECTION` for anything else).
    */
-  lost(reason: string, kind: string): Outcome
+  lost(reason: string, code: string): Outcome
+  /**
+   * Under Sentinel: a Promise of the primary's address, as the sentinels
+   * name it (asked on napi's tokio runtime), or of an error with a code,
+   * within `connectTimeout`.
+   */
+  discoverPrimary(): Promise<PrimaryAddress>
   /** The bytes to write now (after an outcome with the OUTPUT flag). */
   takeOutput(): Buffer
   /**
@@ -91,6 +98,12 @@ export interface OpenedSession {
   setCookie?: string
 }
 
+/** An address the sentinels named. */
+export interface PrimaryAddress {
+  host: string
+  port: number
+}
+
 /**
  * `cookie-signature`'s `sign`, exposed for the binding tests and for tools
  * that mint cookies (e.g. load tests).
@@ -107,6 +120,11 @@ export interface SocketOptions {
   commandTimeout: number
   /** `tls.connect` options, when the connection is TLS. */
   tls?: TlsSocketOptions
+  /**
+   * Whether the address is the sentinels' to say: ask `discoverPrimary()`
+   * before every connection (`host` and `port` are then unused).
+   */
+  sentinel: boolean
 }
 
 /** The options of Node's `tls.connect`, as checked by `config::TlsOptions`. */

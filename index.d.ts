@@ -62,6 +62,12 @@ declare namespace altSession {
      * `tls.connect` options below. A `rediss://` URL turns it on as `true` does. Default `false`.
      */
     tls?: boolean | TlsOptions;
+    /**
+     * Redis under Sentinel: the primary's address comes from the sentinels (asked before
+     * every new connection), not from `host`, `port` or `url`; `username` and the
+     * password options still apply to the primary. Not with `tls` in this version.
+     */
+    sentinel?: SentinelOptions;
     /** How long to wait for a connection, in milliseconds (1 to 600000). Default `1000`. */
     connectTimeout?: number;
     /**
@@ -69,6 +75,17 @@ declare namespace altSession {
      * A call past it fails with `ERR_SESSION_TIMEOUT`.
      */
     commandTimeout?: number;
+  }
+
+  interface SentinelOptions {
+    /** The primary's name, as the sentinels monitor it (`sentinel monitor <name> ...`). */
+    name: string;
+    /** The sentinels (port 26379 when not given). */
+    nodes: ReadonlyArray<{ host?: string; port?: number | string }>;
+    /** The sentinels' own ACL user, when they require one. */
+    username?: string;
+    /** The sentinels' own password (`requirepass` of the sentinels). */
+    password?: string;
   }
 
   /** TLS options (Node's `tls.connect`): PEM text, as strings or Buffers. */
@@ -253,6 +270,8 @@ declare namespace altSession {
     | 'ERR_SESSION_AUTH'
     /** The TLS handshake failed: a certificate that does not verify, a client certificate refused or missing, no TLS there. */
     | 'ERR_SESSION_TLS'
+    /** The sentinels name no usable primary: a name they do not monitor, or a failover under way. */
+    | 'ERR_SESSION_SENTINEL'
     /** The native engine could not be loaded, nor built from source (thrown by `require`). */
     | 'ERR_SESSION_NATIVE'
     /** Redis is out of memory (`maxmemory`): nothing was written. */

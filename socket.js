@@ -56,6 +56,7 @@ class RedisSocket {
     this.held = false; // ref'd: calls are in flight
     this.readBuffer = null;
     this.connectTimer = null;
+    this.attempt = 0; // each connection's number: events of an abandoned one are ignored
     this.deadlineTimer = null;
     this.checkDeadline = this.checkDeadline.bind(this);
   }
@@ -87,8 +88,9 @@ class RedisSocket {
    * connection never does), and watches those calls for an answer in time.
    */
   settle(busy) {
-    if (!this.socket) return;
+    // Armed while connecting too (a Sentinel lookup has no socket yet): no call waits past commandTimeout.
     if (busy && !this.deadlineTimer) this.armDeadline();
+    if (!this.socket) return;
     if (busy !== this.held) {
       if (busy) this.socket.ref();
       else this.socket.unref();
@@ -103,36 +105,59 @@ class RedisSocket {
     this.deadlineTimer = null;
   }
 
+  /**
+   * Opens a connection, within `connectTimeout` from here: under Sentinel
+   * the sentinels are asked where the primary is first (every time: a
+   * connection is opened because the last one was lost, and a failover is
+   * one way to lose it), then TCP, then TLS if asked for.
+   */
   connect() {
-    const { connectTimeout } = this.options;
-    const socket = this.options.tls ? this.connectTls() : this.connectTcp();
-    const gone = (reason, kind = 'connection') => {
-      if (socket !== this.socket) return; // dropped already
-      this.drop();
-      this.onOutcome(this.native.lost(reason, kind));
+    const { connectTimeout, sentinel, host, port } = this.options;
+    const attempt = ++this.attempt;
+    let tcpConnected = false;
+    // Over TLS, a server that took the connection but not the handshake (no TLS there) is TLS's failure.
+    this.connectTimer = setTimeout(() => {
+      if (tcpConnected) this.abandon(attempt, `the TLS handshake did not finish within ${connectTimeout} ms`, 'ERR_SESSION_TLS');
+      else this.abandon(attempt, `could not connect within ${connectTimeout} ms`);
+    }, connectTimeout);
+    this.held = true; // the calls waiting for this connection hold the process open
+    const open = (address) => {
+      if (attempt !== this.attempt) return; // given up on already
+      const socket = this.open(address, attempt);
+      socket.once('connect', () => (tcpConnected = true));
+      this.connectTimer.unref(); // from here the socket itself holds the process
     };
+    if (!sentinel) return open({ host, port });
+    this.native.discoverPrimary().then(open, (err) => {
+      const [, code, message] = /^(ERR_SESSION_[A-Z_]+): ([^]*)$/.exec(err.message) || [];
+      this.abandon(attempt, message || err.message, code);
+    });
+  }
+
+  /** The socket to `address`, its events wired to the engine. */
+  open({ host, port }, attempt) {
+    const socket = this.options.tls ? this.connectTls(host, port) : this.connectTcp(host, port);
     socket.once(this.options.tls ? 'secureConnect' : 'connect', () => {
       if (socket !== this.socket) return;
       clearTimeout(this.connectTimer);
       this.onOutcome(this.guarded(() => this.native.connected()));
     });
-    socket.on('error', (err) => gone(describeError(err), this.options.tls && !NETWORK_ERRORS.has(err.code) ? 'tls' : 'connection'));
-    socket.on('close', () => gone('the connection closed'));
+    const failed = (err) => this.options.tls && !NETWORK_ERRORS.has(err.code) ? 'ERR_SESSION_TLS' : 'ERR_SESSION_CONNECTION';
+    socket.on('error', (err) => this.abandon(attempt, describeError(err), failed(err)));
+    socket.on('close', () => this.abandon(attempt, 'the connection closed'));
     this.socket = socket;
-    this.held = true; // a new socket is ref'd, and it opens because calls wait
-    // Over TLS, a server that took the connection but not the handshake (no TLS there) is TLS's failure.
-    let tcpConnected = false;
-    if (this.options.tls) socket.once('connect', () => (tcpConnected = true));
-    this.connectTimer = setTimeout(() => {
-      if (tcpConnected) gone(`the TLS handshake did not finish within ${connectTimeout} ms`, 'tls');
-      else gone(`could not connect within ${connectTimeout} ms`);
-    }, connectTimeout);
-    this.connectTimer.unref();
+    return socket;
+  }
+
+  /** The connection of `attempt` failed: its calls fail with `code`, and the next call connects anew. */
+  abandon(attempt, reason, code = 'ERR_SESSION_CONNECTION') {
+    if (attempt !== this.attempt) return; // dropped already
+    this.drop();
+    this.onOutcome(this.native.lost(reason, code));
   }
 
   /** Plain TCP: replies are read into one reusable buffer and handed over in the read callback. */
-  connectTcp() {
-    const { host, port } = this.options;
+  connectTcp(host, port) {
     if (!this.readBuffer) this.readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
     const socket = net.connect({
       host,
@@ -149,8 +174,8 @@ class RedisSocket {
   }
 
   /** TLS, Node's: the server's certificate verified (Node's CAs, or `ca`), client certificates, SNI. */
-  connectTls() {
-    const { host, port, tls: options } = this.options;
+  connectTls(host, port) {
+    const options = this.options.tls;
     const socket = tls.connect({
       host,
       port,
@@ -178,13 +203,14 @@ class RedisSocket {
       return call();
     } catch (err) {
       this.drop();
-      return this.native.lost(`internal error: ${err.message}`, 'connection');
+      return this.native.lost(`internal error: ${err.message}`, 'ERR_SESSION_CONNECTION');
     }
   }
 
   drop() {
     const socket = this.socket;
     this.socket = null;
+    this.attempt++; // whatever the dropped connection still reports is ignored
     clearTimeout(this.connectTimer);
     if (socket) socket.destroy();
   }
@@ -205,7 +231,7 @@ class RedisSocket {
     // Its reply may still come, but after the ones that follow it: nothing on
     // this connection can be paired with its call any more.
     this.drop();
-    this.onOutcome(this.native.lost(`redis did not answer within ${this.options.commandTimeout} ms`, 'timeout'));
+    this.onOutcome(this.native.lost(`redis did not answer within ${this.options.commandTimeout} ms`, 'ERR_SESSION_TIMEOUT'));
   }
 }
 

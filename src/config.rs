@@ -35,8 +35,76 @@ pub struct RedisOptions {
     /// `redis.tls`: `true` (Node's trusted CAs) or the object; `None` for plain
     /// TCP unless the URL is `rediss://`.
     pub tls: Option<TlsOptions>,
+    /// `redis.sentinel`: where the sentinels are and the primary's name; the
+    /// primary's address then comes from them, not from `host`/`port`/`url`.
+    pub sentinel: Option<SentinelOptions>,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
+}
+
+/// `redis.sentinel`: `{ name, nodes: [{ host, port }], username, password }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentinelOptions {
+    /// The primary's name, as the sentinels know it (`sentinel monitor <name> ...`).
+    pub name: String,
+    pub nodes: Vec<(String, u16)>,
+    /// Credentials of the sentinels themselves (`requirepass` of a sentinel);
+    /// the primary's are `redis.username` / `redis.password`.
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl SentinelOptions {
+    fn parse(value: Option<&Value>) -> Result<Option<SentinelOptions>> {
+        let o = match value {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Object(o)) => o,
+            Some(_) => return Err(SessionError::config("redis.sentinel must be an object")),
+        };
+        let name = opt_string(o, "name", "redis.sentinel.name")?
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                SessionError::config(
+                    "redis.sentinel.name must name the primary, as the sentinels know it",
+                )
+            })?;
+        let nodes = match o.get("nodes") {
+            Some(Value::Array(nodes)) if !nodes.is_empty() => nodes
+                .iter()
+                .map(|node| {
+                    let node = node.as_object().ok_or_else(|| {
+                        SessionError::config("redis.sentinel.nodes must be [{ host, port }, ...]")
+                    })?;
+                    let host = opt_string(node, "host", "redis.sentinel.nodes[].host")?
+                        .unwrap_or_else(|| "127.0.0.1".into());
+                    let port = match node.get("port") {
+                        None | Some(Value::Null) => 26379,
+                        given => port(given)?,
+                    };
+                    Ok((host, port))
+                })
+                .collect::<Result<Vec<_>>>()?,
+            _ => {
+                return Err(SessionError::config(
+                    "redis.sentinel.nodes must be a non-empty array of { host, port }",
+                ))
+            }
+        };
+        if o.get("tls")
+            .is_some_and(|tls| !matches!(tls, Value::Null | Value::Bool(false)))
+        {
+            return Err(SessionError::config(
+                "redis.sentinel.tls is not supported by this version: sentinels and the primary are reached over plain TCP",
+            ));
+        }
+        Ok(Some(SentinelOptions {
+            name,
+            nodes,
+            username: opt_string(o, "username", "redis.sentinel.username")?,
+            password: opt_string(o, "password", "redis.sentinel.password")?
+                .filter(|p| !p.is_empty()),
+        }))
+    }
 }
 
 /// TLS for the connection to Redis. The handshake is Node's (`tls.connect`);
@@ -113,12 +181,10 @@ impl Config {
 
 impl RedisOptions {
     fn parse(o: &Map<String, Value>) -> Result<RedisOptions> {
-        for unsupported in ["sentinel", "cluster"] {
-            if o.get(unsupported).is_some_and(|v| !v.is_null()) {
-                return Err(SessionError::config(format!(
-                    "redis.{unsupported} is not supported by this version"
-                )));
-            }
+        if o.get("cluster").is_some_and(|v| !v.is_null()) {
+            return Err(SessionError::config(
+                "redis.cluster is not supported by this version",
+            ));
         }
         let url = opt_string(o, "url", "redis.url")?;
         if let Some(url) = &url {
@@ -134,13 +200,22 @@ impl RedisOptions {
             let given = opt_string(o, key, &format!("redis.{key}"))?.filter(|p| !p.is_empty());
             password = password.or(given);
         }
+        let tls = TlsOptions::parse(o.get("tls"))?;
+        let sentinel = SentinelOptions::parse(o.get("sentinel"))?;
+        let rediss = url.as_deref().is_some_and(|u| u.starts_with("rediss://"));
+        if sentinel.is_some() && (tls.is_some() || rediss) {
+            return Err(SessionError::config(
+                "redis.sentinel with TLS to the primary is not supported by this version",
+            ));
+        }
         Ok(RedisOptions {
             url,
             host: opt_string(o, "host", "redis.host")?.unwrap_or_else(|| "127.0.0.1".into()),
             port: port(o.get("port"))?,
             username: opt_string(o, "username", "redis.username")?,
             password,
-            tls: TlsOptions::parse(o.get("tls"))?,
+            tls,
+            sentinel,
             connect_timeout: millis(o, "connectTimeout")?,
             command_timeout: millis(o, "commandTimeout")?,
         })

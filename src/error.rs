@@ -32,6 +32,9 @@ pub enum ErrorCode {
     /// The TLS handshake with Redis failed: a certificate that does not
     /// verify, a client certificate refused or missing, no TLS on that port.
     Tls,
+    /// The sentinels could not name the primary: none knows that name, or
+    /// none answered in time.
+    Sentinel,
 }
 
 impl ErrorCode {
@@ -49,7 +52,19 @@ impl ErrorCode {
             ErrorCode::Auth => "ERR_SESSION_AUTH",
             ErrorCode::Full => "ERR_SESSION_STORE_FULL",
             ErrorCode::Tls => "ERR_SESSION_TLS",
+            ErrorCode::Sentinel => "ERR_SESSION_SENTINEL",
         }
+    }
+
+    /// The code named by `as_str`'s text, for codes that come back from JavaScript.
+    pub fn from_code(code: &str) -> Option<ErrorCode> {
+        use ErrorCode::*;
+        [
+            Config, Argument, TooLarge, Secret, Connection, Timeout, Store, Closed, Conflict, Auth,
+            Full, Tls, Sentinel,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == code)
     }
 }
 

@@ -19,10 +19,11 @@ pub mod error;
 pub mod sid;
 pub mod store;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::{
-    BufferSlice, Either, ToNapiValue, Uint32ArraySlice, Unknown, Utf16String,
+    BufferSlice, Either, PromiseRaw, ToNapiValue, Uint32ArraySlice, Unknown, Utf16String,
 };
 use napi::{sys, Env, JsError};
 use napi_derive::napi;
@@ -38,6 +39,8 @@ use engine::Core;
 use error::{ErrorCode, Result, SessionError};
 use store::link::Link;
 use store::memory::MemoryStore;
+use store::redis::Address;
+use store::sentinel::Sentinels;
 use store::Reply;
 use store::{Finished, Item};
 
@@ -77,6 +80,16 @@ pub struct SocketOptions {
     pub command_timeout: u32,
     /// `tls.connect` options, when the connection is TLS.
     pub tls: Option<TlsSocketOptions>,
+    /// Whether the address is the sentinels' to say: ask `discoverPrimary()`
+    /// before every connection (`host` and `port` are then unused).
+    pub sentinel: bool,
+}
+
+/// An address the sentinels named.
+#[napi(object)]
+pub struct PrimaryAddress {
+    pub host: String,
+    pub port: u16,
 }
 
 /// The options of Node's `tls.connect`, as checked by `config::TlsOptions`.
@@ -176,6 +189,8 @@ enum Backend {
         /// Boxed: far larger than the memory store, and reached once per call anyway.
         link: Box<Link>,
         socket: SocketOptions,
+        /// Under Sentinel: who to ask where the primary is.
+        sentinels: Option<Arc<Sentinels>>,
     },
 }
 
@@ -199,6 +214,15 @@ impl Engine {
     pub fn redis(options_json: String) -> napi::Result<Engine> {
         let config = parse_config(&options_json)?;
         let target = store::redis::target(&config.redis, config.session.db_index)?;
+        let sentinels = match &config.redis.sentinel {
+            Some(sentinel) => Some(Sentinels::new(
+                sentinel,
+                target.username.as_deref(),
+                target.password.as_deref(),
+                config.redis.connect_timeout,
+            )?),
+            None => None,
+        };
         let core = Core::new(config.session);
         let link = Link::new(&target.handshake, core.limits, config.redis.command_timeout);
         let socket = SocketOptions {
@@ -207,12 +231,14 @@ impl Engine {
             connect_timeout: millis(config.redis.connect_timeout),
             command_timeout: millis(config.redis.command_timeout),
             tls: target.tls.map(TlsSocketOptions::from),
+            sentinel: sentinels.is_some(),
         };
         Ok(Engine {
             core,
             backend: Backend::Redis {
                 link: Box::new(link),
                 socket,
+                sentinels,
             },
         })
     }
@@ -344,17 +370,38 @@ impl Engine {
         self.on_link(|link| link.received(bytes))
     }
 
-    /// The socket failed or closed. `kind`: `'timeout'` (dropped for not
-    /// answering), `'tls'` (the handshake or a certificate failed), or
-    /// anything else for a connection that broke.
+    /// The socket failed or closed, or no connection could be made: `code`
+    /// says how (`ERR_SESSION_TIMEOUT` for one dropped for not answering,
+    /// `ERR_SESSION_TLS`, a code `discoverPrimary()` rejected with...;
+    /// `ERR_SESSION_CONNECTION` for anything else).
     #[napi(catch_unwind)]
-    pub fn lost(&mut self, reason: String, kind: String) -> Outcome {
-        let kind = match kind.as_str() {
-            "timeout" => ErrorCode::Timeout,
-            "tls" => ErrorCode::Tls,
-            _ => ErrorCode::Connection,
+    pub fn lost(&mut self, reason: String, code: String) -> Outcome {
+        let code = ErrorCode::from_code(&code).unwrap_or(ErrorCode::Connection);
+        self.on_link(|link| link.lost(&reason, code))
+    }
+
+    /// Under Sentinel: a Promise of the primary's address, as the sentinels
+    /// name it (asked on napi's tokio runtime), or of an error with a code,
+    /// within `connectTimeout`.
+    #[napi(catch_unwind, ts_return_type = "Promise<PrimaryAddress>")]
+    pub fn discover_primary<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, PrimaryAddress>> {
+        let Backend::Redis {
+            sentinels: Some(sentinels),
+            ..
+        } = &self.backend
+        else {
+            return Err(
+                SessionError::config("discoverPrimary: this engine has no sentinels").into(),
+            );
         };
-        self.on_link(|link| link.lost(&reason, kind))
+        let sentinels = Arc::clone(sentinels);
+        env.spawn_future(async move {
+            let Address { host, port } = sentinels.primary().await?;
+            Ok(PrimaryAddress { host, port })
+        })
     }
 
     /// The bytes to write now (after an outcome with the OUTPUT flag).

@@ -347,6 +347,14 @@ impl Link {
             });
             return self.reload_scripts();
         }
+        // A replica answered: the primary moved (a failover) while this
+        // connection stayed up. Nothing here can be written any more.
+        if matches!(&value, Value::ServerError(err) if err.code() == "READONLY") {
+            return self.fail(SessionError::new(
+                ErrorCode::Connection,
+                "redis answered as a read-only replica: the primary has moved; the next call reconnects",
+            ));
+        }
         // This call ran: it overtook every call of its session still waiting to be sent again.
         for deferred in &mut self.deferred {
             if let Some(Slot::Sent(waiting_key, waiting_op)) = self
@@ -733,6 +741,32 @@ mod tests {
         );
         assert_eq!(finished[1].results[0], Ok(Reply::Done));
         assert_eq!(link.overdue_in(start), None);
+    }
+
+    #[test]
+    fn a_readonly_reply_drops_the_connection_and_fails_what_waits() {
+        let mut link = connected(&[]);
+        link.submit(
+            1,
+            vec![Item::Run("s:a".into(), Op::Destroy), get("a")],
+            Instant::now(),
+        );
+        link.take_flags();
+        link.received(b"-READONLY You can't write against a read only replica.\r\n");
+        assert_eq!(link.take_flags(), flags::RESET);
+        let finished = link.take_finished();
+        let codes: Vec<_> = finished[0]
+            .results
+            .iter()
+            .map(|r| r.as_ref().unwrap_err().code)
+            .collect();
+        assert_eq!(codes, [ErrorCode::Connection, ErrorCode::Connection]);
+        link.submit(2, vec![get("a")], Instant::now());
+        assert_eq!(
+            link.take_flags(),
+            flags::CONNECT,
+            "the next call connects anew"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod link;
 pub mod memory;
 pub mod redis;
 pub mod resp;
+pub mod sentinel;
 
 /// One operation on the hash stored for a session. Fields and values are
 /// strings: JSON encoding and decoding stay in JavaScript.

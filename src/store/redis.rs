@@ -26,6 +26,9 @@ pub struct Target {
     pub tls: Option<TlsOptions>,
     /// `AUTH` (when a password is set) and `SELECT` (when the database is not 0).
     pub handshake: Vec<Cmd>,
+    /// The credentials in that `AUTH` (Sentinel checks the primary with them).
+    pub username: Option<String>,
+    pub password: Option<String>,
 }
 
 /// The URL (or host and port), with explicit credentials and database
@@ -81,6 +84,8 @@ pub fn target(redis: &RedisOptions, db_index: Option<i64>) -> Result<Target> {
         address,
         tls,
         handshake,
+        username: username.map(str::to_owned),
+        password: password.map(str::to_owned),
     })
 }
 

@@ -60,13 +60,15 @@ function connectionOptions({ host, port, password }) {
 
 /**
  * Starts a private redis-server (`args`: more of its command-line options;
- * `tls`: `{ cert, key, ca, authClients }` file paths, to serve TLS only).
- * Returns { host, port, password, url, options, stop(), start(), pid }:
- * `stop` kills it (to test Redis being down), `start` brings it back on the same port.
+ * `tls`: `{ cert, key, ca, authClients }` file paths, to serve TLS only;
+ * `configFile`: a config file to start from, such as a sentinel's; `port`:
+ * a port chosen already). Returns { host, port, password, url, options,
+ * stop(), start(), pid }: `stop` kills it (to test Redis being down), `start`
+ * brings it back on the same port.
  */
-async function startRedis({ password, args: extraArgs = [], tls } = {}) {
+async function startRedis({ password, args: extraArgs = [], tls, configFile, port: chosenPort } = {}) {
   const binary = redisServerBinary();
-  const port = await freePort();
+  const port = chosenPort || (await freePort());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alt-session-redis-'));
   let child = null;
 
@@ -75,7 +77,7 @@ async function startRedis({ password, args: extraArgs = [], tls } = {}) {
       ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key,
         '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', tls.authClients ? 'yes' : 'no']
       : ['--port', String(port)];
-    const args = [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+    const args = [...(configFile ? [configFile] : []), ...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
     if (password) args.push('--requirepass', password);
     args.push(...extraArgs);
     child = spawn(binary, args, { stdio: 'ignore' });
@@ -85,6 +87,10 @@ async function startRedis({ password, args: extraArgs = [], tls } = {}) {
 
   async function stop() {
     if (!child) return;
+    if (child.exitCode !== null || child.signalCode !== null) {
+      child = null; // it died already (a test killed it)
+      return;
+    }
     const exited = new Promise((resolve) => child.once('exit', resolve));
     // Referenced while we wait: otherwise, with no other handle open, Node
     // exits before the 'exit' event and `await stop()` never settles.

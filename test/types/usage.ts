@@ -13,6 +13,11 @@ const managed: altSession.RedisOptions = {
   tls: { ca: Buffer.from('-----BEGIN CERTIFICATE-----'), cert: 'pem', key: 'pem', servername: 'redis.example.com', rejectUnauthorized: true },
 };
 void managed;
+const highlyAvailable: altSession.RedisOptions = {
+  sentinel: { name: 'sessions', nodes: [{ host: '10.0.0.1', port: 26379 }, { host: '10.0.0.2' }], password: 'sentinel-pw' },
+  password: 'primary-pw',
+};
+void highlyAvailable;
 
 const options: altSession.Options = {
   redis: {
@@ -132,6 +137,7 @@ function describe(err: altSession.SessionError): string {
     case 'ERR_SESSION_STORE':
     case 'ERR_SESSION_AUTH':
     case 'ERR_SESSION_TLS':
+    case 'ERR_SESSION_SENTINEL':
     case 'ERR_SESSION_NATIVE':
     case 'ERR_SESSION_STORE_FULL':
     case 'ERR_SESSION_CONFLICT':
@@ -200,8 +206,10 @@ altSession({ session: { sameSite: 'sometimes' } });
 altSession({ session: { secret: 42 } });
 // @ts-expect-error: unknown option
 altSession({ session: { rolling: true } });
-// @ts-expect-error: sentinel is not supported
-altSession({ redis: { sentinel: { name: 'mymaster', nodes: [] } } });
+// @ts-expect-error: a sentinel group needs the primary's name
+altSession({ redis: { sentinel: { nodes: [{ host: '10.0.0.1' }] } } });
+// @ts-expect-error: cluster is not supported
+altSession({ redis: { cluster: { nodes: [] } } });
 // @ts-expect-error: timeouts are numbers of milliseconds
 altSession({ redis: { commandTimeout: '1s' } });
 // @ts-expect-error: port is a number or a string
