@@ -64,8 +64,8 @@ declare namespace altSession {
     tls?: boolean | TlsOptions;
     /**
      * Redis under Sentinel: the primary's address comes from the sentinels (asked before
-     * every new connection), not from `host`, `port` or `url`; `username` and the
-     * password options still apply to the primary. Not with `tls` in this version.
+     * every new connection), not from `host`, `port` or `url`; `username`, the password
+     * options and `tls` still apply to the primary.
      */
     sentinel?: SentinelOptions;
     /** How long to wait for a connection, in milliseconds (1 to 600000). Default `1000`. */
@@ -86,6 +86,8 @@ declare namespace altSession {
     username?: string;
     /** The sentinels' own password (`requirepass` of the sentinels). */
     password?: string;
+    /** TLS to the sentinels: `true` (the system's trusted CAs) or `{ ca, cert, key }`; certificates are always verified. */
+    tls?: boolean | TlsOptions;
   }
 
   /** TLS options (Node's `tls.connect`): PEM text, as strings or Buffers. */

@@ -52,6 +52,8 @@ pub struct SentinelOptions {
     /// the primary's are `redis.username` / `redis.password`.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// TLS to the sentinels (the primary's is `redis.tls`).
+    pub tls: Option<TlsOptions>,
 }
 
 impl SentinelOptions {
@@ -90,16 +92,16 @@ impl SentinelOptions {
                 ))
             }
         };
-        if o.get("tls")
-            .is_some_and(|tls| !matches!(tls, Value::Null | Value::Bool(false)))
-        {
+        let tls = TlsOptions::parse(o.get("tls"), "redis.sentinel.tls")?;
+        if tls.as_ref().is_some_and(|tls| !tls.reject_unauthorized) {
             return Err(SessionError::config(
-                "redis.sentinel.tls is not supported by this version: sentinels and the primary are reached over plain TCP",
+                "redis.sentinel.tls.rejectUnauthorized: false is not supported: the sentinels' certificates are always verified",
             ));
         }
         Ok(Some(SentinelOptions {
             name,
             nodes,
+            tls,
             username: opt_string(o, "username", "redis.sentinel.username")?,
             password: opt_string(o, "password", "redis.sentinel.password")?
                 .filter(|p| !p.is_empty()),
@@ -200,12 +202,11 @@ impl RedisOptions {
             let given = opt_string(o, key, &format!("redis.{key}"))?.filter(|p| !p.is_empty());
             password = password.or(given);
         }
-        let tls = TlsOptions::parse(o.get("tls"))?;
+        let tls = TlsOptions::parse(o.get("tls"), "redis.tls")?;
         let sentinel = SentinelOptions::parse(o.get("sentinel"))?;
-        let rediss = url.as_deref().is_some_and(|u| u.starts_with("rediss://"));
-        if sentinel.is_some() && (tls.is_some() || rediss) {
+        if sentinel.is_some() && tls.as_ref().is_some_and(|tls| !tls.reject_unauthorized) {
             return Err(SessionError::config(
-                "redis.sentinel with TLS to the primary is not supported by this version",
+                "redis.tls.rejectUnauthorized: false is not supported under Sentinel: the primary's certificate is always verified",
             ));
         }
         Ok(RedisOptions {
@@ -224,23 +225,24 @@ impl RedisOptions {
 
 impl TlsOptions {
     /// `true`, `false`, or `{ ca, cert, key, servername, rejectUnauthorized }`
-    /// (PEM strings; JavaScript turns Buffers into strings first).
-    fn parse(value: Option<&Value>) -> Result<Option<TlsOptions>> {
+    /// (PEM strings; JavaScript turns Buffers into strings first), at the
+    /// option `what` (`redis.tls`, `redis.sentinel.tls`).
+    fn parse(value: Option<&Value>, what: &str) -> Result<Option<TlsOptions>> {
         let o = match value {
             None | Some(Value::Null) | Some(Value::Bool(false)) => return Ok(None),
             Some(Value::Bool(true)) => return Ok(Some(TlsOptions::default_verified())),
             Some(Value::Object(o)) => o,
             Some(_) => {
-                return Err(SessionError::config(
-                    "redis.tls must be true, false or an object",
-                ))
+                return Err(SessionError::config(format!(
+                    "{what} must be true, false or an object"
+                )))
             }
         };
         let pem = |key: &str| -> Result<Option<String>> {
-            let value = opt_string(o, key, &format!("redis.tls.{key}"))?;
+            let value = opt_string(o, key, &format!("{what}.{key}"))?;
             if value.as_deref().is_some_and(|v| !v.contains("-----BEGIN ")) {
                 return Err(SessionError::config(format!(
-                    "redis.tls.{key} must be PEM text (-----BEGIN ...), as a string or a Buffer"
+                    "{what}.{key} must be PEM text (-----BEGIN ...), as a string or a Buffer"
                 )));
             }
             Ok(value)
@@ -249,14 +251,18 @@ impl TlsOptions {
             ca: pem("ca")?,
             cert: pem("cert")?,
             key: pem("key")?,
-            servername: opt_string(o, "servername", "redis.tls.servername")?,
-            reject_unauthorized: opt_bool(o, "rejectUnauthorized", "redis.tls.rejectUnauthorized")?
-                .unwrap_or(true),
+            servername: opt_string(o, "servername", &format!("{what}.servername"))?,
+            reject_unauthorized: opt_bool(
+                o,
+                "rejectUnauthorized",
+                &format!("{what}.rejectUnauthorized"),
+            )?
+            .unwrap_or(true),
         };
         if tls.cert.is_some() != tls.key.is_some() {
-            return Err(SessionError::config(
-                "redis.tls.cert and redis.tls.key go together: a client certificate needs its key",
-            ));
+            return Err(SessionError::config(format!(
+                "{what}.cert and {what}.key go together: a client certificate needs its key"
+            )));
         }
         Ok(Some(tls))
     }

@@ -40,7 +40,7 @@ use error::{ErrorCode, Result, SessionError};
 use store::link::Link;
 use store::memory::MemoryStore;
 use store::redis::Address;
-use store::sentinel::Sentinels;
+use store::sentinel::{Primary, Sentinels};
 use store::Reply;
 use store::{Finished, Item};
 
@@ -217,8 +217,11 @@ impl Engine {
         let sentinels = match &config.redis.sentinel {
             Some(sentinel) => Some(Sentinels::new(
                 sentinel,
-                target.username.as_deref(),
-                target.password.as_deref(),
+                Primary {
+                    username: target.username.as_deref(),
+                    password: target.password.as_deref(),
+                    tls: target.tls.as_ref(),
+                },
                 config.redis.connect_timeout,
             )?),
             None => None,

@@ -15,16 +15,20 @@ const altSession = require('..');
 const { startSentinelGroup, until } = require('./helpers/sentinel');
 const { listen, request, cookieHeader } = require('./helpers/http');
 const { withRedisClient } = require('./helpers/redis-client');
+const { makeCertificates } = require('./helpers/certificates');
 
 const SECRET = 'sentinel test';
 const COMMAND_TIMEOUT_MS = 500;
 // During a failover: the connection lost, no answer in time, or no usable primary named yet.
 const FAILURE_CODES = ['ERR_SESSION_CONNECTION', 'ERR_SESSION_TIMEOUT', 'ERR_SESSION_SENTINEL'];
 
-/** An Express app on our middleware under Sentinel: /write increments, /read returns the session. */
-async function startApp(group) {
+/**
+ * An Express app on our middleware under Sentinel (`redis`: more options,
+ * such as TLS): /write increments, /read returns the session.
+ */
+async function startApp(group, redis = {}) {
   const mw = altSession({
-    redis: { sentinel: { name: group.name, nodes: [group.sentinel] }, commandTimeout: COMMAND_TIMEOUT_MS, connectTimeout: 1000 },
+    redis: { sentinel: { name: group.name, nodes: [group.sentinel] }, commandTimeout: COMMAND_TIMEOUT_MS, connectTimeout: 1000, ...redis },
     session: { secret: SECRET },
   });
   const app = express();
@@ -198,8 +202,72 @@ describe('Sentinel', () => {
   });
 
   test('bad sentinel options throw ERR_SESSION_CONFIG', () => {
-    for (const sentinel of [{ nodes: [group.sentinel] }, { name: 'x', nodes: [] }, { name: 'x', nodes: [{ port: 'abc' }] }, { name: 'x', nodes: [group.sentinel], tls: true }]) {
+    const bad = [
+      { nodes: [group.sentinel] },
+      { name: 'x', nodes: [] },
+      { name: 'x', nodes: [{ port: 'abc' }] },
+      { name: 'x', nodes: [group.sentinel], tls: 'yes' },
+      { name: 'x', nodes: [group.sentinel], tls: { rejectUnauthorized: false } },
+    ];
+    for (const sentinel of bad) {
       assert.throws(() => altSession({ redis: { sentinel }, session: { secret: SECRET } }), { code: 'ERR_SESSION_CONFIG' }, JSON.stringify(sentinel));
     }
+  });
+});
+
+describe('Sentinel over TLS: the sentinels, the primary and the replica serve TLS only', () => {
+  let certificates;
+  let group;
+  before(async () => {
+    certificates = makeCertificates();
+    group = await startSentinelGroup({ certificates });
+  });
+  after(async () => {
+    await group.stop();
+    certificates.remove();
+  });
+
+  const tls = () => ({ ca: certificates.pem('ca.crt') });
+
+  test('the app finds the primary over TLS, writes, and follows a SENTINEL FAILOVER', async (t) => {
+    const app = await startApp(group, { tls: tls(), sentinel: { name: group.name, nodes: [group.sentinel], tls: tls() } });
+    try {
+      const seeded = await request(app.origin, '/seed/over-tls', { method: 'POST' });
+      assert.equal(seeded.status, 200, seeded.body);
+      const cookie = cookieHeader(seeded.setCookies);
+      await withRedisClient(group.nodes.get(await group.primaryPort()), (db) => db.command('WAIT', 1, 2000));
+      const oldPrimary = await group.primaryPort();
+      const load = startLoad(app, 2);
+      await delay(300);
+      assert.equal(await group.admin.command('SENTINEL', 'FAILOVER', group.name), 'OK');
+      await until(async () => (await group.primaryPort()) !== oldPrimary, 10000, 'the failover');
+      const switched = Date.now();
+      await until(async () => recoveredAfter(load.outcomes, switched) < Infinity, 5000, 'a write on the new primary');
+      await delay(500);
+      await load.stop();
+      const failed = load.outcomes.filter((o) => !o.ok);
+      t.diagnostic(`over TLS: ${failed.length} of ${load.outcomes.length} calls failed around the failover`);
+      for (const { code } of failed) assert.ok(FAILURE_CODES.includes(code), `a failed call's code: ${code}`);
+      const read = await request(app.origin, '/read', { cookie });
+      assert.deepEqual(read.json, { value: 'over-tls' });
+    } finally {
+      await app.close();
+    }
+  });
+
+  test("sentinels whose certificate does not verify fail the calls with a code, within connectTimeout", async (t) => {
+    const other = { ca: certificates.pem('other-ca.crt') };
+    const mw = altSession({
+      redis: { sentinel: { name: group.name, nodes: [group.sentinel], tls: other }, tls: tls(), connectTimeout: 1000, commandTimeout: 3000 },
+      session: { secret: SECRET },
+    });
+    const start = Date.now();
+    const err = await new Promise((resolve) => mw({ headers: {}, socket: {} }, { getHeader() {}, setHeader() {}, headersSent: false }, resolve));
+    const ms = Date.now() - start;
+    await mw.close();
+    t.diagnostic(`${err && err.code} after ${ms} ms: ${err && err.message}`);
+    assert.equal(err && err.code, 'ERR_SESSION_TLS', err && err.message);
+    assert.match(err.message, /certificate/);
+    assert.ok(ms < 1500, `${ms} ms`);
   });
 });

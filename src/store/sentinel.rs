@@ -1,64 +1,84 @@
 //! Where the primary is, when Redis runs under Sentinel. The sentinels are
 //! asked with redis-rs's Sentinel client (its protocol: `SENTINEL
 //! get-master-addr-by-name`, then `ROLE` on the answer to check it is the
-//! primary), on napi's tokio runtime, once before every new connection. The
-//! connection itself stays the event-loop link: a failover drops it (the
-//! sentinels kill the old primary's clients) or makes its writes answer
-//! `READONLY`, and the next connection asks again.
+//! primary; TLS to both with rustls), on napi's tokio runtime, once before
+//! every new connection. The connection itself stays the event-loop link
+//! (with Node's TLS): a failover drops it (the sentinels kill the old
+//! primary's clients) or makes its writes answer `READONLY`, and the next
+//! connection asks again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
-use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisConnectionInfo};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{ClientTlsConfig, ConnectionAddr, ErrorKind, TlsCertificates, TlsMode};
 
 use super::redis::Address;
-use crate::config::SentinelOptions;
+use crate::config::{SentinelOptions, TlsOptions};
 use crate::error::{ErrorCode, Result, SessionError};
 
 pub struct Sentinels {
     /// redis-rs keeps a connection to each sentinel between lookups.
-    client: tokio::sync::Mutex<Sentinel>,
+    client: tokio::sync::Mutex<SentinelClient>,
     name: String,
-    /// How to reach the primary, to check its role.
-    primary: SentinelNodeConnectionInfo,
     timeout: Duration,
 }
 
+/// What reaching the primary takes, for redis-rs's check of its role: the
+/// primary's credentials and TLS (`redis.username`, `redis.password`, `redis.tls`).
+pub struct Primary<'a> {
+    pub username: Option<&'a str>,
+    pub password: Option<&'a str>,
+    pub tls: Option<&'a TlsOptions>,
+}
+
 impl Sentinels {
-    /// `primary_username` / `primary_password`: the primary's credentials (the
-    /// sentinels' own are in `options`). `timeout`: `redis.connectTimeout`.
+    /// `timeout`: `redis.connectTimeout`.
     pub fn new(
         options: &SentinelOptions,
-        primary_username: Option<&str>,
-        primary_password: Option<&str>,
+        primary: Primary<'_>,
         timeout: Duration,
     ) -> Result<Arc<Sentinels>> {
-        let nodes = options
-            .nodes
-            .iter()
-            .map(|(host, port)| {
-                node_info(
-                    host,
-                    *port,
-                    options.username.as_deref(),
-                    options.password.as_deref(),
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let client = Sentinel::build(nodes)
-            .map_err(|err| SessionError::caused_by(ErrorCode::Config, "redis.sentinel", &err))?;
-        let mut primary = RedisConnectionInfo::default();
-        if let Some(username) = primary_username {
-            primary = primary.set_username(username);
+        let config = |err: redis::RedisError| {
+            SessionError::caused_by(ErrorCode::Config, "redis.sentinel", &err)
+        };
+        let nodes = options.nodes.iter().map(|(host, port)| match options.tls {
+            Some(_) => ConnectionAddr::TcpTls {
+                host: host.clone(),
+                port: *port,
+                insecure: false,
+                tls_params: None,
+            },
+            None => ConnectionAddr::Tcp(host.clone(), *port),
+        });
+        let mut builder =
+            SentinelClientBuilder::new(nodes, &options.name, SentinelServerType::Master)
+                .map_err(config)?;
+        if let Some(username) = &options.username {
+            builder = builder.set_client_to_sentinel_username(username);
         }
-        if let Some(password) = primary_password {
-            primary = primary.set_password(password);
+        if let Some(password) = &options.password {
+            builder = builder.set_client_to_sentinel_password(password);
+        }
+        if let Some(tls) = &options.tls {
+            builder = builder
+                .set_client_to_sentinel_tls_mode(TlsMode::Secure)
+                .set_client_to_sentinel_certificates(certificates(tls));
+        }
+        if let Some(username) = primary.username {
+            builder = builder.set_client_to_redis_username(username);
+        }
+        if let Some(password) = primary.password {
+            builder = builder.set_client_to_redis_password(password);
+        }
+        if let Some(tls) = primary.tls {
+            builder = builder
+                .set_client_to_redis_tls_mode(TlsMode::Secure)
+                .set_client_to_redis_certificates(certificates(tls));
         }
         Ok(Arc::new(Sentinels {
-            client: tokio::sync::Mutex::new(client),
+            client: tokio::sync::Mutex::new(builder.build().map_err(config)?),
             name: options.name.clone(),
-            primary: SentinelNodeConnectionInfo::default().set_redis_connection_info(primary),
             timeout,
         }))
     }
@@ -66,12 +86,7 @@ impl Sentinels {
     /// The primary's address, as the sentinels say and its `ROLE` confirms;
     /// an error with a code within the timeout otherwise.
     pub async fn primary(&self) -> Result<Address> {
-        let lookup = async {
-            let mut client = self.client.lock().await;
-            client
-                .async_master_for(&self.name, Some(&self.primary))
-                .await
-        };
+        let lookup = async { self.client.lock().await.async_get_client().await };
         let found = tokio::time::timeout(self.timeout, lookup)
             .await
             .map_err(|_| {
@@ -86,20 +101,28 @@ impl Sentinels {
             })?;
         let client = found.map_err(|err| self.lookup_error(err))?;
         match client.get_connection_info().addr() {
-            ConnectionAddr::Tcp(host, port) => Ok(Address {
-                host: host.clone(),
-                port: *port,
-            }),
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                Ok(Address {
+                    host: host.clone(),
+                    port: *port,
+                })
+            }
             _ => Err(SessionError::new(
                 ErrorCode::Sentinel,
-                "the sentinels named a primary this version cannot reach (not plain TCP)",
+                "the sentinels named a primary that is not a TCP address",
             )),
         }
     }
 
     fn lookup_error(&self, err: redis::RedisError) -> SessionError {
+        // rustls's failures come as I/O errors; their text names them.
+        let text = err.to_string();
+        let tls = ["certificate", "TLS", "tls handshake"]
+            .iter()
+            .any(|t| text.contains(t));
         let code = match err.kind() {
             ErrorKind::AuthenticationFailed => ErrorCode::Auth,
+            ErrorKind::Io if tls => ErrorCode::Tls,
             ErrorKind::Io => ErrorCode::Connection,
             _ => ErrorCode::Sentinel,
         };
@@ -108,6 +131,10 @@ impl Sentinels {
         let context = match err.kind() {
             ErrorKind::MasterNameNotFoundBySentinel => format!(
                 "no sentinel names a usable primary '{}' (not a name they monitor, or a failover under way)",
+                self.name
+            ),
+            ErrorKind::Io if tls => format!(
+                "TLS to the sentinels, or to the primary '{}' they name, failed (redis.sentinel.tls, redis.tls)",
                 self.name
             ),
             ErrorKind::Io => format!(
@@ -120,22 +147,16 @@ impl Sentinels {
     }
 }
 
-/// A sentinel's address and credentials, as redis-rs takes them.
-fn node_info(
-    host: &str,
-    port: u16,
-    username: Option<&str>,
-    password: Option<&str>,
-) -> Result<ConnectionInfo> {
-    let mut redis = RedisConnectionInfo::default();
-    if let Some(username) = username {
-        redis = redis.set_username(username);
+/// A CA to trust and a client certificate, as redis-rs's TLS (rustls) takes them.
+fn certificates(tls: &TlsOptions) -> TlsCertificates {
+    TlsCertificates {
+        client_tls: match (&tls.cert, &tls.key) {
+            (Some(cert), Some(key)) => Some(ClientTlsConfig {
+                client_cert: cert.clone().into_bytes(),
+                client_key: key.clone().into_bytes(),
+            }),
+            _ => None,
+        },
+        root_cert: tls.ca.clone().map(String::into_bytes),
     }
-    if let Some(password) = password {
-        redis = redis.set_password(password);
-    }
-    let info = ConnectionAddr::Tcp(host.to_owned(), port)
-        .into_connection_info()
-        .map_err(|err| SessionError::caused_by(ErrorCode::Config, "redis.sentinel.nodes", &err))?;
-    Ok(info.set_redis_settings(redis))
 }

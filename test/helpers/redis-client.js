@@ -3,6 +3,7 @@
 // A promise wrapper on redis@3 (callback API) to look at what the session
 // middleware stored: the tests check the data itself, not only the API.
 
+const fs = require('node:fs');
 const redis = require('redis');
 
 /** The hash field where the engine records a session's creation time (unix ms). */
@@ -12,14 +13,15 @@ const CREATED_FIELD = '\0created';
 const TIMEOUT_MS = 5000;
 
 /**
- * Connects to the test server `{ host, port, password? }`, on database `db`.
+ * Connects to the test server `{ host, port, password?, tlsCa? }`, on database `db`.
  * Every command rejects after `timeoutMs` without an answer (Redis down, or paused).
  */
-function connectRedis({ host, port, password }, db = 0, { timeoutMs = TIMEOUT_MS } = {}) {
+function connectRedis({ host, port, password, tlsCa }, db = 0, { timeoutMs = TIMEOUT_MS } = {}) {
   if (Number(port) === 6379 && !process.env.REDIS_URL) {
     throw new Error('refusing to inspect the Redis on port 6379: the tests use their own server');
   }
-  const client = redis.createClient({ host, port, db, password });
+  const tls = tlsCa ? { ca: fs.readFileSync(tlsCa) } : undefined; // a TLS server of startRedis
+  const client = redis.createClient({ host, port, db, password, tls });
   client.on('error', () => {}); // a failing command rejects below; no crash on a reset
 
   const command = (name, ...args) =>

@@ -107,6 +107,8 @@ async function startRedis({ password, args: extraArgs = [], tls, configFile, por
     host: '127.0.0.1',
     port,
     password: password || undefined,
+    /** The CA file a client needs, for a TLS server. */
+    tlsCa: tls ? tls.ca : undefined,
     url: `${tls ? 'rediss' : 'redis'}://${auth}127.0.0.1:${port}`,
     stop,
     start,

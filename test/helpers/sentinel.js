@@ -29,11 +29,15 @@ async function until(check, ms, what) {
 /**
  * Starts the group and waits until the sentinel knows the replica. Returns
  * `{ name, sentinel: { host, port }, nodes, primaryPort(), stop() }`; `nodes`
- * maps a port to its server (`stop`, `pid`, ...).
+ * maps a port to its server (`stop`, `pid`, ...). With `certificates`
+ * (helpers/certificates.js), every one of them serves TLS only, replication
+ * and the sentinel's own connections included.
  */
-async function startSentinelGroup() {
-  const primary = await startRedis();
-  const replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(primary.port)] });
+async function startSentinelGroup({ certificates } = {}) {
+  const tls = certificates && { cert: certificates.serverCert, key: certificates.serverKey, ca: certificates.ca };
+  const tlsReplication = tls ? ['--tls-replication', 'yes'] : [];
+  const primary = await startRedis({ tls, args: tlsReplication });
+  const replica = await startRedis({ tls, args: [...tlsReplication, '--replicaof', '127.0.0.1', String(primary.port)] });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alt-session-sentinel-'));
   const port = await freePort();
   const config = path.join(dir, 'sentinel.conf');
@@ -45,8 +49,8 @@ async function startSentinelGroup() {
     `sentinel failover-timeout ${NAME} 5000`,
     '',
   ].join('\n'));
-  const sentinel = await startRedis({ configFile: config, args: ['--sentinel'], port });
-  const admin = connectRedis({ host: '127.0.0.1', port });
+  const sentinel = await startRedis({ configFile: config, args: ['--sentinel', ...tlsReplication], port, tls });
+  const admin = connectRedis(sentinel);
   const group = {
     name: NAME,
     downAfterMs: DOWN_AFTER_MS,
