@@ -57,14 +57,27 @@ function run(command, args, what) {
   if (result.status !== 0) throw new Error(`${command} failed (${result.signal || `exit code ${result.status}`})`);
 }
 
-/** `cargo build --release`, then the copy `napi build --platform` would make. */
+/** The host's target triple, as rustc names it (`x86_64-unknown-linux-gnu`). */
+function hostTriple() {
+  const rustc = spawnSync(process.env.RUSTC || 'rustc', ['-vV'], { encoding: 'utf8' });
+  const host = /^host: (\S+)$/m.exec(rustc.stdout || '');
+  if (!host) throw new Error('could not ask rustc for the host target (rustc -vV)');
+  return host[1];
+}
+
+/**
+ * `cargo build --release --target <host>`, as `napi build --platform` runs
+ * it (so a target folder both use shares its built dependencies), then the
+ * copy napi makes.
+ */
 function buildWithCargo() {
   const cargo = process.env.CARGO || 'cargo';
   const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, 'target');
-  run(cargo, ['build', '--release', '--locked', '--target-dir', targetDir], 'building the native engine from source');
+  const triple = hostTriple();
+  run(cargo, ['build', '--release', '--locked', '--target', triple, '--target-dir', targetDir], 'building the native engine from source');
   const library = { win32: 'alt_session.dll', darwin: 'libalt_session.dylib' }[process.platform] || 'libalt_session.so';
   // Copy, then rename: a process that has the old file loaded keeps its mapping.
-  fs.copyFileSync(path.join(targetDir, 'release', library), `${output}.tmp`);
+  fs.copyFileSync(path.join(targetDir, triple, 'release', library), `${output}.tmp`);
   fs.renameSync(`${output}.tmp`, output);
 }
 
