@@ -12,6 +12,7 @@ const assert = require('node:assert/strict');
 const altSession = require('..');
 const { useRedis } = require('./helpers/fixtures');
 const { recordUnhandledRejections } = require('./helpers/fixtures');
+const { passThrough } = require('./helpers/session-server');
 
 const redis = useRedis();
 const unhandled = recordUnhandledRejections();
@@ -44,12 +45,8 @@ function values(next) {
     ]);
 }
 
-function openSession(mw) {
-  return new Promise((resolve) => {
-    const req = { headers: {}, secure: false };
-    const res = { headersSent: false, getHeader() {}, setHeader() {} };
-    mw(req, res, () => resolve(req.session));
-  });
+async function openSession(mw) {
+  return (await passThrough(mw)).session;
 }
 
 /** One call with random arguments; resolves what happened. */

@@ -11,7 +11,7 @@ const express = require('express');
 const { startRedis } = require('./helpers/redis');
 const { connectRedis } = require('./helpers/redis-client');
 const { makeCertificates } = require('./helpers/certificates');
-const { withSessionApp } = require('./helpers/session-server');
+const { withSessionApp, passThrough } = require('./helpers/session-server');
 const { CookieJar } = require('./helpers/http');
 const altSession = require('..');
 
@@ -40,10 +40,7 @@ async function writeAndRead(redis, session = {}) {
 async function failure(redis) {
   const mw = altSession({ redis: { connectTimeout: CONNECT_TIMEOUT_MS, commandTimeout: CONNECT_TIMEOUT_MS, ...redis }, session: { secret: SECRET } });
   const start = Date.now();
-  const req = { headers: {}, socket: {} };
-  const headers = {};
-  const res = { getHeader: (n) => headers[n], setHeader: (n, v) => (headers[n] = v), headersSent: false };
-  const err = await new Promise((resolve) => mw(req, res, resolve));
+  const { err } = await passThrough(mw);
   const ms = Date.now() - start;
   await mw.close();
   return { err, ms };

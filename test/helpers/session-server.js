@@ -107,4 +107,16 @@ async function withSessionApp(express, options, body) {
   }
 }
 
-module.exports = { MODES, sessionServer, startSessionApp, withSessionApp };
+/**
+ * Runs a middleware by hand on a bare request with `cookie` (no server, as a
+ * job or a test of the middleware alone would): resolves `{ err, session }`,
+ * what it passed to next() and the `req.session` it set.
+ */
+function passThrough(mw, cookie) {
+  const req = { headers: cookie ? { cookie } : {}, socket: {}, secure: false };
+  const headers = {};
+  const res = { getHeader: (name) => headers[name], setHeader: (name, value) => (headers[name] = value), headersSent: false };
+  return new Promise((resolve) => mw(req, res, (err) => resolve({ err, session: req.session })));
+}
+
+module.exports = { MODES, sessionServer, startSessionApp, withSessionApp, passThrough };
