@@ -17,7 +17,10 @@ export declare class Engine {
   static redis(optionsJson: string): Engine
   /** An engine on the embedded in-memory store (`mock()`); Redis options are ignored. */
   static memory(optionsJson: string): Engine
-  /** Where to open the Redis socket; `null` for the in-memory store. */
+  /**
+   * Where to open the Redis socket; `null` for the in-memory store and a
+   * cluster (whose connections are redis-rs's).
+   */
   get socketOptions(): SocketOptions | null
   /** Whether `next()` waits for the per-request idle refresh. */
   get awaitTouch(): boolean
@@ -43,9 +46,10 @@ export declare class Engine {
   clearCookie(requestSecure: boolean): string
   /**
    * Runs a batch of operations (see [`batch`]). In memory it finishes
-   * here; on Redis its commands wait in the output (or for a connection).
+   * here; on Redis its commands wait in the output (or for a connection);
+   * on a cluster the outcome is a Promise.
    */
-  submit(batchId: number, words: Uint32Array, text: string): Outcome
+  submit(batchId: number, words: Uint32Array, text: string): Outcome | Promise<Outcome>
   /** The socket connected. */
   connected(): Outcome
   /**

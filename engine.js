@@ -9,7 +9,8 @@
  * batch (a `nextTick` would send one per request); an idle engine sends at
  * the end of the current callback, as nothing could join it anyway. On Redis
  * a batch is one pipeline on a socket of Node's own event loop (socket.js);
- * in memory it finishes within `submit`.
+ * in memory it finishes within `submit`; on a cluster, `submit` answers with
+ * a Promise of its outcome (redis-rs's cluster client runs it on tokio).
  */
 
 const native = require('./native');
@@ -196,16 +197,25 @@ class Engine {
     this.startBatch();
     this.batchId = (this.batchId + 1) >>> 0;
     this.inFlight.set(this.batchId, waiters);
+    const batchId = this.batchId;
     let outcome;
     try {
-      outcome = this.native.submit(this.batchId, new Uint32Array(words), strings.join(''));
+      outcome = this.native.submit(batchId, new Uint32Array(words), strings.join(''));
     } catch (err) {
-      this.inFlight.delete(this.batchId);
-      const error = sessionError(err);
-      for (const done of waiters) deliver(done, error);
-      return;
+      return this.failBatch(batchId, err);
     }
-    this.handle(outcome);
+    // A cluster's batch runs on tokio and answers on a Promise.
+    if (typeof outcome.then === 'function') outcome.then(this.handle, (err) => this.failBatch(batchId, err));
+    else this.handle(outcome);
+  }
+
+  /** Every call of a batch that could not run fails with `err`. */
+  failBatch(batchId, err) {
+    const waiters = this.inFlight.get(batchId) || [];
+    this.inFlight.delete(batchId);
+    const error = sessionError(err);
+    for (const done of waiters) deliver(done, error);
+    this.settle();
   }
 
   /**

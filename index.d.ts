@@ -68,6 +68,11 @@ declare namespace altSession {
      * options and `tls` still apply to the primary.
      */
     sentinel?: SentinelOptions;
+    /**
+     * Redis Cluster: some of its nodes (they name the rest). Sessions shard by hash slot;
+     * `host`, `port`, `url` and `sentinel` are then unused.
+     */
+    cluster?: ClusterOptions;
     /** How long to wait for a connection, in milliseconds (1 to 600000). Default `1000`. */
     connectTimeout?: number;
     /**
@@ -88,6 +93,15 @@ declare namespace altSession {
     password?: string;
     /** TLS to the sentinels: `true` (the system's trusted CAs) or `{ ca, cert, key }`; certificates are always verified. */
     tls?: boolean | TlsOptions;
+  }
+
+  interface ClusterOptions {
+    /** Some nodes of the cluster (port 6379 when not given). */
+    nodes: ReadonlyArray<{ host?: string; port?: number | string }>;
+    /** The nodes' ACL user. */
+    username?: string;
+    /** The nodes' password. */
+    password?: string;
   }
 
   /** TLS options (Node's `tls.connect`): PEM text, as strings or Buffers. */

@@ -38,6 +38,8 @@ pub struct RedisOptions {
     /// `redis.sentinel`: where the sentinels are and the primary's name; the
     /// primary's address then comes from them, not from `host`/`port`/`url`.
     pub sentinel: Option<SentinelOptions>,
+    /// `redis.cluster`: some nodes of a Redis Cluster, which name the rest.
+    pub cluster: Option<ClusterOptions>,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
 }
@@ -70,28 +72,7 @@ impl SentinelOptions {
                     "redis.sentinel.name must name the primary, as the sentinels know it",
                 )
             })?;
-        let nodes = match o.get("nodes") {
-            Some(Value::Array(nodes)) if !nodes.is_empty() => nodes
-                .iter()
-                .map(|node| {
-                    let node = node.as_object().ok_or_else(|| {
-                        SessionError::config("redis.sentinel.nodes must be [{ host, port }, ...]")
-                    })?;
-                    let host = opt_string(node, "host", "redis.sentinel.nodes[].host")?
-                        .unwrap_or_else(|| "127.0.0.1".into());
-                    let port = match node.get("port") {
-                        None | Some(Value::Null) => 26379,
-                        given => port(given)?,
-                    };
-                    Ok((host, port))
-                })
-                .collect::<Result<Vec<_>>>()?,
-            _ => {
-                return Err(SessionError::config(
-                    "redis.sentinel.nodes must be a non-empty array of { host, port }",
-                ))
-            }
-        };
+        let nodes = nodes(o.get("nodes"), "redis.sentinel.nodes", 26379)?;
         let tls = TlsOptions::parse(o.get("tls"), "redis.sentinel.tls")?;
         if tls.as_ref().is_some_and(|tls| !tls.reject_unauthorized) {
             return Err(SessionError::config(
@@ -107,6 +88,65 @@ impl SentinelOptions {
                 .filter(|p| !p.is_empty()),
         }))
     }
+}
+
+/// `redis.cluster`: `{ nodes: [{ host, port }], username, password }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterOptions {
+    pub nodes: Vec<(String, u16)>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl ClusterOptions {
+    fn parse(value: Option<&Value>) -> Result<Option<ClusterOptions>> {
+        let o = match value {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Object(o)) => o,
+            Some(_) => return Err(SessionError::config("redis.cluster must be an object")),
+        };
+        if o.get("tls")
+            .is_some_and(|tls| !matches!(tls, Value::Null | Value::Bool(false)))
+        {
+            return Err(SessionError::config(
+                "redis.cluster.tls is not supported by this version",
+            ));
+        }
+        Ok(Some(ClusterOptions {
+            nodes: nodes(o.get("nodes"), "redis.cluster.nodes", 6379)?,
+            username: opt_string(o, "username", "redis.cluster.username")?,
+            password: opt_string(o, "password", "redis.cluster.password")?
+                .filter(|p| !p.is_empty()),
+        }))
+    }
+}
+
+/// The option `what`: a non-empty list of `{ host, port }` (`default_port`
+/// where a node gives none).
+fn nodes(value: Option<&Value>, what: &str, default_port: u16) -> Result<Vec<(String, u16)>> {
+    let nodes = match value {
+        Some(Value::Array(nodes)) if !nodes.is_empty() => nodes,
+        _ => {
+            return Err(SessionError::config(format!(
+                "{what} must be a non-empty array of {{ host, port }}"
+            )))
+        }
+    };
+    nodes
+        .iter()
+        .map(|node| {
+            let node = node.as_object().ok_or_else(|| {
+                SessionError::config(format!("{what} must be [{{ host, port }}, ...]"))
+            })?;
+            let host = opt_string(node, "host", &format!("{what}[].host"))?
+                .unwrap_or_else(|| "127.0.0.1".into());
+            let port = match node.get("port") {
+                None | Some(Value::Null) => default_port,
+                given => port(given)?,
+            };
+            Ok((host, port))
+        })
+        .collect()
 }
 
 /// TLS for the connection to Redis. The handshake is Node's (`tls.connect`);
@@ -183,11 +223,6 @@ impl Config {
 
 impl RedisOptions {
     fn parse(o: &Map<String, Value>) -> Result<RedisOptions> {
-        if o.get("cluster").is_some_and(|v| !v.is_null()) {
-            return Err(SessionError::config(
-                "redis.cluster is not supported by this version",
-            ));
-        }
         let url = opt_string(o, "url", "redis.url")?;
         if let Some(url) = &url {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
@@ -216,6 +251,7 @@ impl RedisOptions {
             username: opt_string(o, "username", "redis.username")?,
             password,
             tls,
+            cluster: ClusterOptions::parse(o.get("cluster"))?,
             sentinel,
             connect_timeout: millis(o, "connectTimeout")?,
             command_timeout: millis(o, "commandTimeout")?,

@@ -37,6 +37,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use config::Config;
 use engine::Core;
 use error::{ErrorCode, Result, SessionError};
+use store::cluster::ClusterStore;
 use store::link::Link;
 use store::memory::MemoryStore;
 use store::redis::Address;
@@ -192,6 +193,9 @@ enum Backend {
         /// Under Sentinel: who to ask where the primary is.
         sentinels: Option<Arc<Sentinels>>,
     },
+    /// Redis Cluster: batches run on tokio (redis-rs's cluster client) and
+    /// finish through a Promise. `None` once closed.
+    Cluster(Option<ClusterStore>),
 }
 
 #[napi]
@@ -213,6 +217,22 @@ impl Engine {
     #[napi(factory)]
     pub fn redis(options_json: String) -> napi::Result<Engine> {
         let config = parse_config(&options_json)?;
+        if let Some(cluster) = &config.redis.cluster {
+            let core = Core::new(config.session);
+            let store = ClusterStore::new(
+                cluster,
+                core.limits,
+                config.redis.connect_timeout,
+                config.redis.command_timeout,
+                |dispatcher| {
+                    napi::bindgen_prelude::spawn(dispatcher);
+                },
+            )?;
+            return Ok(Engine {
+                core,
+                backend: Backend::Cluster(Some(store)),
+            });
+        }
         let target = store::redis::target(&config.redis, config.session.db_index)?;
         let sentinels = match &config.redis.sentinel {
             Some(sentinel) => Some(Sentinels::new(
@@ -256,11 +276,12 @@ impl Engine {
         })
     }
 
-    /// Where to open the Redis socket; `null` for the in-memory store.
+    /// Where to open the Redis socket; `null` for the in-memory store and a
+    /// cluster (whose connections are redis-rs's).
     #[napi(getter)]
     pub fn socket_options(&self) -> Option<SocketOptions> {
         match &self.backend {
-            Backend::Memory(_) => None,
+            Backend::Memory(_) | Backend::Cluster(_) => None,
             Backend::Redis { socket, .. } => Some(socket.clone()),
         }
     }
@@ -328,17 +349,41 @@ impl Engine {
     }
 
     /// Runs a batch of operations (see [`batch`]). In memory it finishes
-    /// here; on Redis its commands wait in the output (or for a connection).
-    #[napi(catch_unwind)]
-    pub fn submit(
+    /// here; on Redis its commands wait in the output (or for a connection);
+    /// on a cluster the outcome is a Promise.
+    #[napi(catch_unwind, ts_return_type = "Outcome | Promise<Outcome>")]
+    pub fn submit<'env>(
         &mut self,
+        env: &'env Env,
         batch_id: u32,
         words: Uint32ArraySlice,
         text: Utf16String,
-    ) -> napi::Result<Outcome> {
+    ) -> napi::Result<Either<Outcome, PromiseRaw<'env, Outcome>>> {
         let items = self.core.prepare(batch::parse(&words, &text)?);
         let limits = self.core.limits;
-        Ok(match &mut self.backend {
+        Ok(Either::A(match &mut self.backend {
+            Backend::Cluster(store) => {
+                let Some(store) = store else {
+                    return Err(SessionError::new(
+                        ErrorCode::Closed,
+                        "the session store is closed",
+                    )
+                    .into());
+                };
+                let results = store.submit(items);
+                return Ok(Either::B(env.spawn_future(async move {
+                    let results = results.await.map_err(|_| {
+                        SessionError::new(
+                            ErrorCode::Connection,
+                            "redis cluster: the connection task ended",
+                        )
+                    })?;
+                    Ok(Outcome {
+                        flags: 0,
+                        finished: vec![Finished { batch_id, results }],
+                    })
+                })?));
+            }
             Backend::Memory(store) => {
                 let results = items
                     .into_iter()
@@ -356,7 +401,7 @@ impl Engine {
                 link.submit(batch_id, items, Instant::now());
                 outcome(link)
             }
-        })
+        }))
     }
 
     /// The socket connected.
@@ -441,7 +486,7 @@ impl Engine {
             Backend::Redis { link, .. } => link
                 .overdue_in(Instant::now())
                 .map_or(-1, |left| left.as_millis().min(i64::MAX as u128) as i64),
-            Backend::Memory(_) => -1,
+            Backend::Memory(_) | Backend::Cluster(_) => -1,
         }
     }
 
@@ -450,8 +495,11 @@ impl Engine {
     #[napi]
     pub fn close(&mut self) {
         self.core.close();
-        if let Backend::Memory(store) = &self.backend {
-            store.close();
+        match &mut self.backend {
+            Backend::Memory(store) => store.close(),
+            // The dispatcher finishes the batches it has, then ends with its connections.
+            Backend::Cluster(store) => drop(store.take()),
+            Backend::Redis { .. } => {}
         }
     }
 }
@@ -464,7 +512,7 @@ impl Engine {
                 event(link);
                 outcome(link)
             }
-            Backend::Memory(_) => Outcome {
+            Backend::Memory(_) | Backend::Cluster(_) => Outcome {
                 flags: 0,
                 finished: Vec::new(),
             },

@@ -3,6 +3,7 @@
 //! [`link::Link`] whose socket lives on Node's event loop, and the embedded
 //! [`memory::MemoryStore`], synchronously.
 
+pub mod cluster;
 pub mod link;
 pub mod memory;
 pub mod redis;

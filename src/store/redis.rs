@@ -297,6 +297,44 @@ fn script_cmd(lua: Lua, keys: &[&str], with_body: bool) -> Cmd {
     cmd
 }
 
+/// Cluster regenerate(), step 1: claims the move of `key` to `to` with the
+/// marker beside it (`SET NX`): `nil` when another regenerate() holds it.
+pub fn claim_move(key: &str, to: &str) -> Cmd {
+    let marker_ms = super::MOVED_MARKER.as_millis() as u64;
+    with(
+        redis::cmd("SET"),
+        (moved_marker(key), to, "NX", "PX", marker_ms),
+    )
+}
+
+/// Cluster regenerate(), step 2: the session out of its key, atomically:
+/// `{DUMP, PTTL}` and the key deleted, or `nil` when there is none.
+pub fn move_out(key: &str) -> Cmd {
+    const MOVE_OUT: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local dump = redis.call('DUMP', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return {dump, ttl}
+"#;
+    with(redis::cmd("EVAL"), (MOVE_OUT, 1, key))
+}
+
+/// Cluster regenerate(), step 3: the session under its new key.
+pub fn restore(to: &str, dump: &[u8], pttl: i64) -> Cmd {
+    with(redis::cmd("RESTORE"), (to, pttl, dump))
+}
+
+/// Cluster regenerate() of a session that had ended: the claim on `key`
+/// goes, if it is still this one's.
+pub fn release_move_claim(key: &str, to: &str) -> Cmd {
+    const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+    with(redis::cmd("EVAL"), (RELEASE, 1, moved_marker(key), to))
+}
+
 /// The key of the marker a `regenerate()` leaves for a few seconds where a
 /// session was: `prefix:id:moved`. Ids hold no `:`, so no session key is
 /// ever shaped like it.
@@ -321,12 +359,24 @@ fn with(mut cmd: Cmd, args: impl redis::ToRedisArgs) -> Cmd {
 /// nothing to ask (an `mget` of no keys). `script_bodies`: `EVAL` with the
 /// script itself instead of `EVALSHA`, for a Redis that does not know it.
 pub fn encode(out: &mut Vec<u8>, key: &str, op: &Op, limits: Limits, script_bodies: bool) -> bool {
+    match command(key, op, limits, script_bodies) {
+        Some(cmd) => {
+            cmd.write_packed_command(out);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The command of one operation on `key`, as [`encode`] writes it; `None`
+/// when there is nothing to ask.
+pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Option<Cmd> {
     let eval = |lua: Lua, keys: &[&str]| script_cmd(lua, keys, script_bodies);
     let ttl = limits.ttl_secs;
     let life = limits.max_lifetime_secs.unwrap_or(0);
-    let cmd = match op {
+    Some(match op {
         Op::Get(field) => with(hash_cmd("HGET", key), field),
-        Op::MGet(fields) if fields.is_empty() => return false,
+        Op::MGet(fields) if fields.is_empty() => return None,
         Op::MGet(fields) => with(hash_cmd("HMGET", key), fields),
         Op::GetAll => hash_cmd("HGETALL", key),
         Op::Start => with(eval(Lua::Start, &[key]), (ttl, life)),
@@ -356,9 +406,7 @@ pub fn encode(out: &mut Vec<u8>, key: &str, op: &Op, limits: Limits, script_bodi
                 (ttl, life, marker_ms),
             )
         }
-    };
-    cmd.write_packed_command(out);
-    true
+    })
 }
 
 /// A script's `NOSCRIPT`: Redis does not know its digest, and ran nothing.
@@ -412,11 +460,17 @@ pub fn decode(key: &str, op: &Op, reply: Option<Value>, limits: Limits) -> Resul
 /// The error reply to one operation: `HINCRBY` on a field that is not an
 /// integer is the caller's mistake; anything else is [`server_error`].
 fn operation_error(err: &redis::ServerError, key: &str) -> SessionError {
-    let details = err.details().unwrap_or_default();
-    if details.contains("not an integer") || details.contains("overflow") {
-        return SessionError::argument(format!("incr: {details}"));
+    reply_error(err.code(), err.details(), Some(key))
+}
+
+/// [`operation_error`] from an error reply's code and details, as redis-rs's
+/// cluster client returns them.
+pub fn reply_error(code: &str, details: Option<&str>, key: Option<&str>) -> SessionError {
+    let text = details.unwrap_or_default();
+    if text.contains("not an integer") || text.contains("overflow") {
+        return SessionError::argument(format!("incr: {text}"));
     }
-    server_error(err, Some(key))
+    error_reply(code, details, key)
 }
 
 /// A Redis error reply as a session error, with a code for what the
@@ -426,12 +480,17 @@ fn operation_error(err: &redis::ServerError, key: &str) -> SessionError {
 /// arguments some replies quote ("unknown command ..., with args beginning
 /// with: ...").
 pub fn server_error(err: &redis::ServerError, key: Option<&str>) -> SessionError {
-    let code = match err.code() {
+    error_reply(err.code(), err.details(), key)
+}
+
+/// [`server_error`] from the reply's code and details.
+fn error_reply(server_code: &str, details: Option<&str>, key: Option<&str>) -> SessionError {
+    let code = match server_code {
         "NOAUTH" | "WRONGPASS" | "NOPERM" => ErrorCode::Auth,
         "OOM" => ErrorCode::Full,
         _ => ErrorCode::Store,
     };
-    let mut text = format!("{} {}", err.code(), err.details().unwrap_or_default());
+    let mut text = format!("{server_code} {}", details.unwrap_or_default());
     if let Some(at) = text.find(", with args beginning with") {
         text.truncate(at);
     }

@@ -81,7 +81,7 @@ async function sessionServer(express, middlewares) {
 async function startSessionApp(express, { redis, session = {}, cookieParserSecret, mock = false }) {
   // Never the default localhost:6379: that Redis is not the tests' to use.
   if (!redis && !mock) throw new Error('startSessionApp needs the test Redis, or mock: true');
-  if (redis && !(redis.port || redis.url || redis.sentinel)) throw new Error('startSessionApp: the redis options name no server');
+  if (redis && !(redis.port || redis.url || redis.sentinel || redis.cluster)) throw new Error('startSessionApp: the redis options name no server');
   const options = { session };
   if (redis) options.redis = typeof redis.stop === 'function' ? connectionOptions(redis) : redis;
   const mw = mock ? altSession.mock(options) : altSession(options);

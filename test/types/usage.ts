@@ -18,6 +18,8 @@ const highlyAvailable: altSession.RedisOptions = {
   password: 'primary-pw',
 };
 void highlyAvailable;
+const sharded: altSession.RedisOptions = { cluster: { nodes: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2' }], password: 'pw' } };
+void sharded;
 
 const options: altSession.Options = {
   redis: {
@@ -208,8 +210,8 @@ altSession({ session: { secret: 42 } });
 altSession({ session: { rolling: true } });
 // @ts-expect-error: a sentinel group needs the primary's name
 altSession({ redis: { sentinel: { nodes: [{ host: '10.0.0.1' }] } } });
-// @ts-expect-error: cluster is not supported
-altSession({ redis: { cluster: { nodes: [] } } });
+// @ts-expect-error: a cluster's nodes are { host, port } objects
+altSession({ redis: { cluster: { nodes: ['10.0.0.1:6379'] } } });
 // @ts-expect-error: timeouts are numbers of milliseconds
 altSession({ redis: { commandTimeout: '1s' } });
 // @ts-expect-error: port is a number or a string

@@ -1,0 +1,233 @@
+'use strict';
+
+// Redis Cluster: 3 primaries and 3 replicas on loopback. Sessions spread over
+// the primaries under the usual `prefix:id` keys; every method keeps its
+// guarantees; regenerate() moves sessions across slots; a slot moved while the
+// app runs (MOVED / ASK) and a primary killed (failover) are both served
+// through, with no restart.
+
+const { describe, test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const express = require('express');
+const { setTimeout: delay } = require('node:timers/promises');
+const { startCluster } = require('./helpers/cluster');
+const { until } = require('./helpers/sentinel');
+const { withSessionApp } = require('./helpers/session-server');
+const { CookieJar, signedSidCookie } = require('./helpers/http');
+
+const SECRET = 'cluster test';
+
+/** The hash slot of a key (CRC16 of the key, as Redis Cluster computes it, no hash tags here). */
+function slotOf(key) {
+  let crc = 0;
+  for (const byte of Buffer.from(key)) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}
+
+describe('Redis Cluster', () => {
+  let cluster;
+  let options;
+  before(async () => {
+    cluster = await startCluster();
+    options = () => ({ redis: { cluster: { nodes: cluster.nodes.slice(0, 2) }, commandTimeout: 1000 }, session: { secret: SECRET } });
+  });
+  after(() => cluster.stop());
+
+  /** The node's raw client that holds `key` now (redis@3, no routing). */
+  async function holder(key) {
+    const primary = await cluster.primaryOf(slotOf(key));
+    return cluster.admin(primary.port);
+  }
+
+  test('100 sessions written through Express spread over the 3 primaries and all read back', async () => {
+    await withSessionApp(express, options(), async (app) => {
+      const sessions = [];
+      for (let i = 0; i < 100; i++) {
+        const jar = new CookieJar();
+        const r = await app.run((s) => s.set('i', i), { jar });
+        assert.equal(r.error, undefined, r.error && r.error.message);
+        sessions.push({ jar, id: r.session.id, i });
+      }
+      const primaries = new Set();
+      for (const { id, jar, i } of sessions) {
+        const key = `session:${id}`;
+        const db = await holder(key);
+        assert.deepEqual(await db.sessionData(key), { i: String(i) }, 'stored as on one server, under prefix:id');
+        primaries.add((await cluster.primaryOf(slotOf(key))).port);
+        assert.equal((await app.run((s) => s.get('i'), { jar })).value, i);
+      }
+      assert.equal(primaries.size, 3, 'the sessions are on every primary');
+    });
+  });
+
+  test('every method works on a cluster, with the guarantees of one server', async () => {
+    await withSessionApp(express, { ...options(), session: { secret: SECRET, maxLifetime: 3600, maxFields: 3 } }, async (app) => {
+      const jar = new CookieJar();
+      const r = await app.run(async (s) => {
+        await s.mset({ a: 1, b: { c: [2] } });
+        const tooMany = await s.mset({ d: 1, e: 2 }).catch((err) => err.code);
+        await s.remove('b');
+        const n = await s.incr('n', 5);
+        await s.touch();
+        return { tooMany, n, get: await s.get('a'), mget: await s.mget(['a', 'n', 'zz']), all: await s.getAll() };
+      }, { jar });
+      assert.equal(r.error, undefined, r.error && r.error.message);
+      assert.deepEqual(r.value, { tooMany: 'ERR_SESSION_TOO_LARGE', n: 5, get: 1, mget: { a: 1, n: 5, zz: null }, all: { a: 1, n: 5 } });
+      const key = `session:${r.session.id}`;
+      const db = await holder(key);
+      const ttl = await db.ttl(key);
+      assert.ok(ttl > 290 && ttl <= 300, `idle TTL ${ttl}`);
+      // A later request writes under the same id; invalidate() ends it for good.
+      const later = await app.run((s) => s.set('x', 1), { jar });
+      assert.equal(later.session.id, r.session.id);
+      await app.run((s) => s.invalidate(), { jar });
+      assert.equal(await db.exists(key), false);
+      const cookie = signedSidCookie(r.session.id, SECRET);
+      const revived = await app.run(async (s) => (await s.set('y', 1), s.id), { cookie });
+      assert.notEqual(revived.value, r.session.id, 'no resurrection');
+      assert.equal(await db.exists(key), false);
+    });
+  });
+
+  test('100 concurrent incr() on one session read back 100', async () => {
+    await withSessionApp(express, options(), async (app) => {
+      const jar = new CookieJar();
+      const first = await app.run(() => {}, { jar });
+      const cookie = jar.header();
+      const results = await Promise.all(Array.from({ length: 100 }, () => app.run((s) => s.incr('hits'), { cookie })));
+      assert.deepEqual(results.map((r) => r.value).sort((a, b) => a - b), Array.from({ length: 100 }, (_, i) => i + 1));
+      assert.equal((await app.run((s) => s.get('hits'), { cookie })).value, 100);
+      assert.ok(results.every((r) => r.session.id === first.session.id));
+    });
+  });
+
+  test('regenerate() 20 times (ids across nodes): the data under each new id, the old key gone', async () => {
+    await withSessionApp(express, options(), async (app) => {
+      const jar = new CookieJar();
+      const first = await app.run((s) => s.mset({ user: 'ann', cart: [1, 2] }), { jar });
+      let id = first.session.id;
+      const nodes = new Set([(await cluster.primaryOf(slotOf(`session:${id}`))).port]);
+      for (let i = 0; i < 20; i++) {
+        const r = await app.run(async (s) => (await s.regenerate(), s.id), { jar });
+        assert.equal(r.error, undefined, r.error && r.error.message);
+        assert.notEqual(r.value, id);
+        assert.equal(await (await holder(`session:${id}`)).exists(`session:${id}`), false, 'the old key is gone');
+        const key = `session:${r.value}`;
+        assert.deepEqual(await (await holder(key)).sessionData(key), { user: '"ann"', cart: '[1,2]' });
+        nodes.add((await cluster.primaryOf(slotOf(key))).port);
+        id = r.value;
+      }
+      assert.ok(nodes.size >= 2, 'the ids crossed nodes');
+      assert.deepEqual((await app.run((s) => s.getAll(), { jar })).value, { user: 'ann', cart: [1, 2] });
+    });
+  });
+
+  test('a live session whose slot moves to another primary keeps being read and written (MOVED / ASK)', async (t) => {
+    await withSessionApp(express, options(), async (app) => {
+      const jar = new CookieJar();
+      const first = await app.run((s) => s.set('n', 0), { jar });
+      const key = `session:${first.session.id}`;
+      const slot = slotOf(key);
+      const source = await cluster.primaryOf(slot);
+      const target = (await cluster.topology()).find((n) => n.primary && n.port !== source.port);
+      let stop = false;
+      let writes = 0;
+      const errors = [];
+      const load = (async () => {
+        while (!stop) {
+          const r = await app.run((s) => s.incr('n'), { jar });
+          if (r.error) errors.push(r.error.code);
+          else writes++;
+          await delay(5);
+        }
+      })();
+      // The slot moves the way redis-cli --cluster reshard moves it: IMPORTING, MIGRATING, MIGRATE, NODE.
+      const src = cluster.admin(source.port);
+      const dst = cluster.admin(target.port);
+      await dst.command('CLUSTER', 'SETSLOT', slot, 'IMPORTING', source.id);
+      await src.command('CLUSTER', 'SETSLOT', slot, 'MIGRATING', target.id);
+      await delay(100);
+      for (const k of await src.command('CLUSTER', 'GETKEYSINSLOT', slot, 100)) {
+        await src.command('MIGRATE', '127.0.0.1', target.port, k, 0, 5000);
+      }
+      await delay(100);
+      for (const node of await cluster.topology()) {
+        if (node.primary) await cluster.admin(node.port).command('CLUSTER', 'SETSLOT', slot, 'NODE', target.id);
+      }
+      await delay(300);
+      stop = true;
+      await load;
+      t.diagnostic(`${writes} writes during the move, ${errors.length} failed (${[...new Set(errors)].join(', ') || 'none'})`);
+      assert.equal((await cluster.primaryOf(slot)).port, target.port, 'the slot moved');
+      const final = await app.run((s) => s.get('n'), { jar });
+      assert.equal(final.value, writes, 'every acknowledged write counted once');
+      assert.equal(final.session.id, first.session.id);
+      assert.deepEqual(errors, []);
+    });
+  });
+
+  test('kill -9 of the primary that holds a live session: served again within 2 s of its replica taking over, no crash, data kept', async (t) => {
+    await withSessionApp(express, options(), async (app) => {
+      const jar = new CookieJar();
+      const first = await app.run((s) => s.set('kept', 'yes'), { jar });
+      const key = `session:${first.session.id}`;
+      const primary = await cluster.primaryOf(slotOf(key));
+      // The replica has the value before the primary dies.
+      await cluster.admin(primary.port).command('WAIT', 1, 2000);
+      const replica = (await cluster.topology()).find((n) => n.primaryId === primary.id);
+      process.kill(cluster.servers.get(primary.port).pid, 'SIGKILL');
+      const killed = Date.now();
+      // When its replica becomes the primary, as the replica itself says.
+      let promoted;
+      const watch = until(async () => {
+        const [role] = await cluster.admin(replica.port).command('ROLE');
+        if (role === 'master') promoted = Date.now() - killed;
+        return promoted !== undefined;
+      }, cluster.nodeTimeoutMs + 10000, 'the replica promoted');
+      let served;
+      const failures = [];
+      let longest = 0;
+      await until(async () => {
+        const start = Date.now();
+        const r = await app.run((s) => s.get('kept'), { jar });
+        longest = Math.max(longest, Date.now() - start);
+        const err = r.error || r.middlewareError;
+        if (err) failures.push(err.code);
+        else if (r.value === 'yes') served = Date.now() - killed;
+        return served !== undefined;
+      }, cluster.nodeTimeoutMs + 10000, 'the session served again');
+      await watch;
+      t.diagnostic(
+        `the cluster promoted a replica ${promoted} ms after the kill; ` +
+          `served again ${served} ms after the kill (cluster-node-timeout ${cluster.nodeTimeoutMs} ms); ` +
+          `${failures.length} requests failed before (${[...new Set(failures)].join(', ') || 'none'}); the longest took ${longest} ms`
+      );
+      // Redis itself promotes the replica node-timeout plus gossip and an
+      // election after the kill (3.5 to 4.5 s here): within 2 s of that, the
+      // app must serve again.
+      assert.ok(served - promoted < 2000, `served ${served - promoted} ms after the promotion`);
+      assert.ok(served < cluster.nodeTimeoutMs + 5000, `${served} ms after the kill`);
+      assert.ok(longest < 2 * 1000 + 500, `a request took ${longest} ms (commandTimeout 1000 ms, twice in a request: refresh and get)`);
+      for (const code of failures) assert.ok(['ERR_SESSION_CONNECTION', 'ERR_SESSION_TIMEOUT'].includes(code), code);
+      const write = await app.run((s) => s.set('after', 1), { jar });
+      assert.equal(write.error, undefined);
+      assert.equal(write.session.id, first.session.id);
+    });
+  });
+
+  test('bad cluster options throw ERR_SESSION_CONFIG; unreachable nodes fail calls with a code within connectTimeout', async () => {
+    const altSession = require('..');
+    for (const cluster of [{ nodes: [] }, { nodes: 'a' }, { nodes: [{ port: 'x' }] }, { nodes: [{ port: 1 }], tls: true }]) {
+      assert.throws(() => altSession({ redis: { cluster }, session: { secret: SECRET } }), { code: 'ERR_SESSION_CONFIG' }, JSON.stringify(cluster));
+    }
+    await withSessionApp(express, { redis: { cluster: { nodes: [{ port: 1 }] }, connectTimeout: 500 }, session: { secret: SECRET } }, async (app) => {
+      const start = Date.now();
+      const r = await app.run(() => {});
+      assert.ok(['ERR_SESSION_CONNECTION', 'ERR_SESSION_TIMEOUT'].includes(r.middlewareError && r.middlewareError.code), r.middlewareError && r.middlewareError.message);
+      assert.ok(Date.now() - start < 1500);
+    });
+  });
+});
