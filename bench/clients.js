@@ -20,10 +20,11 @@ function openSession(mw) {
 }
 
 /**
- * Connects all three to the Redis on `redisPort`. `ops` maps a name
- * (`ours get`, `ioredis set`, ...) to a function running one operation.
+ * Connects all three to the Redis on `redisPort`, and ours and ioredis to
+ * the Redis Cluster of `clusterNodes` when given. `ops` maps a name (`ours
+ * get`, `ioredis set`, `ours-cluster get`...) to a function running one operation.
  */
-async function clients(redisPort) {
+async function clients(redisPort, clusterNodes) {
   const ours = altSession({ redis: { port: redisPort }, session: { secret: 'bench', tti: TTI } });
   const session = await openSession(ours);
   await session.set('n', 1);
@@ -34,13 +35,16 @@ async function clients(redisPort) {
   await nr.connect();
 
   const value = JSON.stringify(1);
+  const cluster = clusterNodes && (await clusterClients(clusterNodes));
   return {
     close: async () => {
       await ours.close();
       io.disconnect();
       await nr.quit();
+      if (cluster) await cluster.close();
     },
     ops: {
+      ...(cluster ? cluster.ops : {}),
       'ours get': () => session.get('n'),
       'ioredis get': () => io.hget(key, 'n'),
       'redis get': () => nr.hGet(key, 'n'),
@@ -49,6 +53,32 @@ async function clients(redisPort) {
       'redis set': () => nr.multi().hSet(key, 'n', value).expire(key, TTI).exec(),
     },
     key,
+  };
+}
+
+/** Ours and ioredis.Cluster on the same cluster, with the same commands. */
+async function clusterClients(nodes) {
+  const ours = altSession({ redis: { cluster: { nodes } }, session: { secret: 'bench', tti: TTI } });
+  const session = await openSession(ours);
+  await session.set('n', 1);
+  const key = `session:${session.id}`;
+  const io = new IORedis.Cluster(nodes);
+  await new Promise((resolve, reject) => {
+    io.once('ready', resolve);
+    io.once('error', reject);
+  });
+  const value = JSON.stringify(1);
+  return {
+    close: async () => {
+      await ours.close();
+      io.disconnect();
+    },
+    ops: {
+      'ours-cluster get': () => session.get('n'),
+      'ioredis-cluster get': () => io.hget(key, 'n'),
+      'ours-cluster set': () => session.set('n', 1),
+      'ioredis-cluster set': () => io.multi().hset(key, 'n', value).expire(key, TTI).exec(),
+    },
   };
 }
 

@@ -2,6 +2,7 @@
 
 // Session operations per second without HTTP: `req.session.get` / `set` of
 // alt-session against ioredis and node-redis issuing the same Redis commands
+// (and, on a Redis Cluster of 3 primaries, alt-session against ioredis.Cluster)
 // (HGET; MULTI HSET EXPIRE EXEC), at 1 and 64 operations in flight, and
 // redis-benchmark for the same commands as the server's own limit.
 //
@@ -21,6 +22,7 @@ const v8 = require('node:v8');
 const vm = require('node:vm');
 
 const { startRedis } = require('../test/helpers/redis');
+const { startCluster } = require('../test/helpers/cluster');
 const { clients } = require('./clients');
 const { median, rotated } = require('./rounds');
 
@@ -88,7 +90,8 @@ function machine() {
 
 async function main() {
   const redis = await startRedis();
-  const { ops, close, key } = await clients(redis.port);
+  const cluster = await startCluster();
+  const { ops, close, key } = await clients(redis.port, cluster.nodes);
   try {
     const samples = {};
     for (const [name, op] of Object.entries(ops)) await measure(op, 64, QUICK ? 0.3 : 1); // warm-up
@@ -116,6 +119,7 @@ async function main() {
   } finally {
     await close();
     await redis.stop();
+    await cluster.stop();
   }
 }
 

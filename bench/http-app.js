@@ -31,6 +31,9 @@ const CONFIGS = {
   // Over TLS: <redisPort> is a TLS port, BENCH_TLS_CA the file of the CA that signed its certificate.
   'ours-tls': (redisPort) => ours(redisPort, {}, { tls: { ca: fs.readFileSync(process.env.BENCH_TLS_CA) } }),
   'express-session-tls': expressSessionOnIoredisTls,
+  // On a Redis Cluster: BENCH_CLUSTER_NODES is its nodes, as JSON [{ host, port }].
+  'ours-cluster': () => ours(null, {}, { cluster: { nodes: JSON.parse(process.env.BENCH_CLUSTER_NODES) } }),
+  'express-session-cluster': expressSessionOnIoredisCluster,
 };
 
 /** No session: /read and /write answer without doing any session work. */
@@ -129,6 +132,18 @@ async function expressSessionOnIoredisTls(redisPort) {
   const Redis = require('ioredis');
   const client = new Redis({ host: '127.0.0.1', port: redisPort, tls: { ca: fs.readFileSync(process.env.BENCH_TLS_CA) } });
   client.on('error', (err) => console.error('express-session-tls ioredis client:', err.message));
+  await new Promise((resolve, reject) => {
+    client.once('ready', resolve);
+    client.once('error', reject);
+  });
+  return expressSessionRoutes(client, require('connect-redis-7').default);
+}
+
+/** express-session + connect-redis 7 on ioredis.Cluster, on the same cluster as ours-cluster. */
+async function expressSessionOnIoredisCluster() {
+  const Redis = require('ioredis');
+  const client = new Redis.Cluster(JSON.parse(process.env.BENCH_CLUSTER_NODES));
+  client.on('error', (err) => console.error('express-session-cluster ioredis client:', err.message));
   await new Promise((resolve, reject) => {
     client.once('ready', resolve);
     client.once('error', reject);

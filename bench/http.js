@@ -3,8 +3,9 @@
 // Requests per second of an Express app with each session middleware, over
 // real HTTP: bare Express (no session middleware), alt-session (awaiting the idle refresh,
 // and not), the original alt-session@0.0.1, and express-session + connect-redis;
-// and over TLS to a second redis-server (throwaway certificates): alt-session
-// against express-session + connect-redis on ioredis.
+// over TLS to a second redis-server (throwaway certificates), and on a Redis
+// Cluster of 3 primaries (/write only): alt-session against express-session +
+// connect-redis on ioredis.
 //
 //   node bench/http.js [--quick] [--configs bare,ours] [--routes /write]
 //
@@ -28,6 +29,7 @@ const path = require('node:path');
 const autocannon = require('autocannon');
 const { startRedis, freePort } = require('../test/helpers/redis');
 const { makeCertificates } = require('../test/helpers/certificates');
+const { startCluster } = require('../test/helpers/cluster');
 const { median, rotated } = require('./rounds');
 
 const QUICK = process.argv.includes('--quick');
@@ -38,8 +40,13 @@ const SETTINGS = {
   warmupSeconds: 1, // per configuration x route, before the first round
   sessions: 200, // the pool of existing sessions each app gets requests for
 };
-const ALL_CONFIGS = ['bare', 'ours', 'ours-nonblocking', 'original', 'express-session', 'ours-tls', 'express-session-tls'];
+const ALL_CONFIGS = [
+  'bare', 'ours', 'ours-nonblocking', 'original', 'express-session',
+  'ours-tls', 'express-session-tls', 'ours-cluster', 'express-session-cluster',
+];
 const TLS_CONFIGS = new Set(['ours-tls', 'express-session-tls']);
+// On a 3-primary Redis Cluster, measured on /write only.
+const CLUSTER_CONFIGS = new Set(['ours-cluster', 'express-session-cluster']);
 // `/new` is GET /none from new visitors: no cookie, so every request starts a session.
 const ALL_ROUTES = ['/none', '/read', '/write', '/new'];
 // A subset (for development) is measured the same way but never becomes http-latest.json.
@@ -66,6 +73,12 @@ const children = new Set();
 let redis = null;
 let tlsRedis = null; // the same, serving TLS, for the *-tls configurations
 let certificates = null;
+let cluster = null; // 3 primaries and 3 replicas, for the *-cluster configurations
+
+/** The routes a configuration is measured on. */
+function routesOf(config) {
+  return CLUSTER_CONFIGS.has(config) ? ROUTES.filter((route) => route === '/write') : ROUTES;
+}
 
 // ---------------------------------------------------------------------------
 // Processes
@@ -76,7 +89,11 @@ async function startApp(config, redisPort) {
   const child = fork(APP, [config, String(port), String(redisPort)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv: (process.env.BENCH_APP_NODE_ARGS || '').split(' ').filter(Boolean),
-    env: { ...process.env, BENCH_TLS_CA: certificates ? certificates.ca : '' },
+    env: {
+      ...process.env,
+      BENCH_TLS_CA: certificates ? certificates.ca : '',
+      BENCH_CLUSTER_NODES: cluster ? JSON.stringify(cluster.nodes) : '',
+    },
   });
   children.add(child);
   child.once('exit', () => children.delete(child));
@@ -118,6 +135,7 @@ async function stopEverything() {
     await Promise.race([server.stop(), new Promise((resolve) => setTimeout(resolve, 3000))]);
   }
   if (certificates) certificates.remove();
+  if (cluster) await Promise.race([cluster.stop(), new Promise((resolve) => setTimeout(resolve, 5000))]);
 }
 
 function isAlive(pid) {
@@ -299,7 +317,7 @@ function summarize(runs) {
   const summary = {};
   for (const config of CONFIGS) {
     summary[config] = {};
-    for (const route of ROUTES) {
+    for (const route of routesOf(config)) {
       const mine = runs.filter((r) => r.config === config && r.route === route);
       summary[config][route] = {
         reqPerSec: Math.round(median(mine.map((r) => r.reqPerSec))),
@@ -383,7 +401,10 @@ function printSummary(summary) {
   const pad = (s, n) => String(s).padStart(n);
   console.log(`\n${'config'.padEnd(18)}${ROUTES.map((r) => pad(`${r} req/s`, 14) + pad('p99 ms', 8)).join('')}`);
   for (const config of CONFIGS) {
-    const cells = ROUTES.map((r) => pad(summary[config][r].reqPerSec, 14) + pad(summary[config][r].p99, 8));
+    const cells = ROUTES.map((r) => {
+      const cell = summary[config][r];
+      return cell ? pad(cell.reqPerSec, 14) + pad(cell.p99, 8) : pad('-', 14) + pad('-', 8);
+    });
     console.log(`${config.padEnd(18)}${cells.join('')}`);
   }
 }
@@ -401,6 +422,7 @@ async function main() {
     certificates = makeCertificates();
     tlsRedis = await startRedis({ tls: { cert: certificates.serverCert, key: certificates.serverKey, ca: certificates.ca } });
   }
+  if (CONFIGS.some((config) => CLUSTER_CONFIGS.has(config))) cluster = await startCluster();
   const apps = [];
   for (const config of CONFIGS) apps.push(await startApp(config, (TLS_CONFIGS.has(config) ? tlsRedis : redis).port));
   for (const app of apps) {
@@ -411,13 +433,13 @@ async function main() {
   const problems = [];
   // Warm-up: JIT, connection pools, Redis memory. Not recorded, but checked.
   for (const app of apps) {
-    for (const route of ROUTES) problems.push(...problemsOf(await measure(app, route, SETTINGS.warmupSeconds)));
+    for (const route of routesOf(app.config)) problems.push(...problemsOf(await measure(app, route, SETTINGS.warmupSeconds)));
   }
 
   const runs = [];
   for (let round = 1; round <= SETTINGS.rounds; round++) {
     for (const app of rotated(apps, round - 1)) {
-      for (const route of ROUTES) {
+      for (const route of routesOf(app.config)) {
         const run = { round, ...(await measure(app, route, SETTINGS.seconds)) };
         runs.push(run);
         problems.push(...problemsOf(run));

@@ -31,7 +31,9 @@ const CONFIG_NOTES = {
   original: 'alt-session@0.0.1 on redis@3, behind `cookie-parser(secret)`',
   'express-session': 'express-session + connect-redis 9 on node-redis 5, `resave: false, saveUninitialized: false`',
   'ours-tls': 'alt-session over TLS (Node\'s `tls.connect`, a private CA) to a second redis-server serving TLS only',
-  'express-session-tls': 'express-session + connect-redis 9 on ioredis over TLS, to the same TLS server',
+  'express-session-tls': 'express-session + connect-redis 7 on ioredis over TLS, to the same TLS server',
+  'ours-cluster': 'alt-session on a Redis Cluster of 3 primaries and 3 replicas (/write only)',
+  'express-session-cluster': 'express-session + connect-redis 7 on ioredis.Cluster, the same cluster (/write only)',
 };
 const COLORS = {
   bare: '#a0a0a0',
@@ -41,6 +43,8 @@ const COLORS = {
   'express-session': '#3d9a4b',
   'ours-tls': '#0b3a6b',
   'express-session-tls': '#1f6b2b',
+  'ours-cluster': '#7a3fa8',
+  'express-session-cluster': '#b07a2a',
 };
 
 function readJson(name) {
@@ -91,7 +95,7 @@ function routeTable(http, route) {
     'req/s per round',
     ...OURS.map((o) => `${o} ÷ this`),
   ];
-  const rows = http.configs.map((config) => {
+  const rows = http.configs.filter((config) => s[config][route]).map((config) => {
     const cell = s[config][route];
     const vs = OURS.map((o) => {
       if (o === config) return '—';
@@ -166,7 +170,10 @@ function unique(values) {
 function engineSection(engine) {
   const results = engine.results.map((r) => ({ ...r, ...splitName(r.name) }));
   const clients = unique(results.map((r) => r.client));
-  const peers = clients.filter((c) => c !== 'ours');
+  const ourClients = ['ours', 'ours-cluster'];
+  const peers = clients.filter((c) => !ourClients.includes(c));
+  // A cluster client is compared with ours on the same cluster.
+  const oursFor = (peer) => (peer.endsWith('-cluster') ? 'ours-cluster' : 'ours');
   const out = [
     '## Engine: session operations per second, without HTTP',
     '',
@@ -176,7 +183,7 @@ function engineSection(engine) {
     '',
   ];
   for (const op of unique(results.map((r) => r.op))) {
-    const header = ['in flight', ...clients.map((c) => `${c} ops/s`), ...peers.map((p) => `ours ÷ ${p}`)];
+    const header = ['in flight', ...clients.map((c) => `${c} ops/s`), ...peers.map((p) => `${oursFor(p)} ÷ ${p}`)];
     const rows = unique(results.filter((r) => r.op === op).map((r) => r.inFlight)).map((inFlight) => {
       const of = (client) => {
         const hit = results.find((r) => r.op === op && r.client === client && r.inFlight === inFlight);
@@ -185,7 +192,7 @@ function engineSection(engine) {
       return [
         inFlight,
         ...clients.map((c) => (of(c) === null ? '' : thousands(of(c)))),
-        ...peers.map((p) => ratio(of('ours'), of(p))),
+        ...peers.map((p) => ratio(of(oursFor(p)), of(p))),
       ];
     });
     out.push(`### ${op}`, '', table(header, rows, header.map((h, i) => (i === 0 ? 'l' : 'r'))), '');
@@ -260,12 +267,26 @@ function targetsSection(http, engine, memory) {
     check(`/none: ours faster than ${peer}`, rate('ours', '/none') / rate(peer, '/none'), times, (x) => x > 1);
   }
   check(
+    'on a Redis Cluster, /write: ours faster than express-session on ioredis.Cluster',
+    rate('ours-cluster', '/write') / rate('express-session-cluster', '/write'),
+    times,
+    (x) => x > 1
+  );
+  check(
     'over TLS, /write: ours faster than express-session on ioredis',
     rate('ours-tls', '/write') / rate('express-session-tls', '/write'),
     times,
     (x) => x > 1
   );
   check('engine `get`, 64 in flight: at least 1.5x ioredis', opsOf('ours get', 64) / opsOf('ioredis get', 64), times, atLeast(1.5));
+  for (const op of ['get', 'set']) {
+    check(
+      `engine \`${op}\` on a Redis Cluster, 64 in flight: ahead of ioredis.Cluster`,
+      opsOf(`ours-cluster ${op}`, 64) / opsOf(`ioredis-cluster ${op}`, 64),
+      times,
+      (x) => x > 1
+    );
+  }
   check('engine `get`, 1 in flight: no slower than ioredis', opsOf('ours get', 1) / opsOf('ioredis get', 1), times, atLeast(1));
   if (memory) {
     // The same bound as the leak test of `npm test`.
@@ -310,7 +331,8 @@ function svgChart(http) {
   const plotW = W - margin.left - margin.right;
   const plotH = H - margin.top - margin.bottom;
   const { configs, routes, summary } = http;
-  const max = Math.max(...configs.flatMap((c) => routes.map((r) => summary[c][r].reqPerSec)));
+  const rate = (c, r) => (summary[c][r] ? summary[c][r].reqPerSec : 0); // 0: not measured on that route
+  const max = Math.max(...configs.flatMap((c) => routes.map((r) => rate(c, r))));
   const { step, top } = niceScale(max);
   const y = (v) => margin.top + plotH - (v / top) * plotH;
 
@@ -335,7 +357,8 @@ function svgChart(http) {
   routes.forEach((route, g) => {
     const groupX = margin.left + g * groupW + (groupW - barW * configs.length) / 2;
     configs.forEach((config, i) => {
-      const v = summary[config][route].reqPerSec;
+      const v = rate(config, route);
+      if (!v) return;
       const x = groupX + i * barW;
       parts.push(
         `<rect x="${(x + 2).toFixed(1)}" y="${y(v).toFixed(1)}" width="${(barW - 4).toFixed(1)}" height="${(y(0) - y(v)).toFixed(1)}" fill="${COLORS[config] || '#777'}"><title>${escapeXml(`${config} ${route}: ${thousands(v)} req/s`)}</title></rect>`

@@ -17,7 +17,10 @@ use std::time::Duration;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, Slot,
+    SlotAddr,
+};
 use redis::{Cmd, RedisError, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -206,9 +209,12 @@ impl InFlight {
     }
 }
 
-/// Runs one batch: every command issued at once, in order (the first poll
-/// of `join_all` sends them), each answered on its own. A batch holding a
-/// regenerate() runs its calls one after another instead.
+/// Runs one batch. Its operations are grouped by hash slot, each group
+/// in the order it was issued: a group of one is one command, a larger one is
+/// one pipeline to the slot's primary (the engine benchmark's 64 calls on one
+/// session are one round trip). Every group is issued at once (the first
+/// poll of `join_all` sends them, in order). A batch holding a regenerate()
+/// runs its calls one after another instead.
 async fn run_batch(
     conn: ClusterConnection,
     limits: Limits,
@@ -216,47 +222,198 @@ async fn run_batch(
     in_flight: Arc<InFlight>,
     job: Job,
 ) {
-    let sequential = job
-        .items
+    let Job { items, done } = job;
+    let mut results: Vec<Option<Result<Reply>>> = Vec::with_capacity(items.len());
+    let call = Call {
+        conn,
+        limits,
+        timeout,
+        in_flight,
+    };
+    if items
         .iter()
-        .any(|item| matches!(item, Item::Run(_, Op::Rename { .. })));
-    let run = |item: Item| {
-        let conn = conn.clone();
-        let in_flight = Arc::clone(&in_flight);
-        async move {
-            let (key, op) = match item {
-                Item::Ready(result) => return result,
-                Item::Run(key, op) => (key, op),
-            };
-            in_flight.enter(&key);
-            let call = async {
-                match &op {
-                    Op::Rename { to } => rename(conn, limits, &key, to).await,
-                    op => run_op(conn, limits, &in_flight, &key, op).await,
-                }
-            };
-            let result = tokio::time::timeout(timeout, call)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(SessionError::new(
-                        ErrorCode::Timeout,
-                        format!("redis cluster: no answer within {} ms", timeout.as_millis()),
-                    ))
-                });
-            in_flight.leave(&key);
-            result
+        .any(|item| matches!(item, Item::Run(_, Op::Rename { .. })))
+    {
+        for item in items {
+            results.push(Some(match item {
+                Item::Ready(result) => result,
+                Item::Run(key, op) => call.one(&key, &op).await,
+            }));
         }
-    };
-    let results = if sequential {
-        let mut results = Vec::with_capacity(job.items.len());
-        for item in job.items {
-            results.push(run(item).await);
-        }
-        results
     } else {
-        futures_util::future::join_all(job.items.into_iter().map(run)).await
-    };
-    let _ = job.done.send(results);
+        let mut groups: Vec<(Slot, Vec<Pending>)> = Vec::new();
+        let mut group_of: HashMap<Slot, usize> = HashMap::new();
+        for (index, item) in items.into_iter().enumerate() {
+            results.push(None);
+            match item {
+                Item::Ready(result) => results[index] = Some(result),
+                Item::Run(key, op) => {
+                    let slot = Slot::for_key(key.as_bytes());
+                    let at = *group_of.entry(slot).or_insert_with(|| {
+                        groups.push((slot, Vec::new()));
+                        groups.len() - 1
+                    });
+                    groups[at].1.push(Pending { index, key, op });
+                }
+            }
+        }
+        let answered = futures_util::future::join_all(
+            groups.into_iter().map(|(slot, ops)| call.group(slot, ops)),
+        )
+        .await;
+        for (index, result) in answered.into_iter().flatten() {
+            results[index] = Some(result);
+        }
+    }
+    let results = results
+        .into_iter()
+        .map(|result| {
+            result.unwrap_or_else(|| {
+                Err(SessionError::new(
+                    ErrorCode::Store,
+                    "redis cluster: a call got no answer",
+                ))
+            })
+        })
+        .collect();
+    let _ = done.send(results);
+}
+
+/// An operation of a batch, at `index`, waiting to be run.
+struct Pending {
+    index: usize,
+    key: String,
+    op: Op,
+}
+
+/// What running a batch's calls needs.
+struct Call {
+    conn: ClusterConnection,
+    limits: Limits,
+    timeout: Duration,
+    in_flight: Arc<InFlight>,
+}
+
+impl Call {
+    /// One operation alone, within the timeout.
+    async fn one(&self, key: &str, op: &Op) -> Result<Reply> {
+        self.in_flight.enter(key);
+        let run = async {
+            match op {
+                Op::Rename { to } => rename(self.conn.clone(), self.limits, key, to).await,
+                op => run_op(self.conn.clone(), self.limits, &self.in_flight, key, op).await,
+            }
+        };
+        let result = tokio::time::timeout(self.timeout, run)
+            .await
+            .unwrap_or_else(|_| Err(self.timed_out()));
+        self.in_flight.leave(key);
+        result
+    }
+
+    fn timed_out(&self) -> SessionError {
+        SessionError::new(
+            ErrorCode::Timeout,
+            format!(
+                "redis cluster: no answer within {} ms",
+                self.timeout.as_millis()
+            ),
+        )
+    }
+
+    /// A slot's operations: one command, or one pipeline to the slot's
+    /// primary. Calls the pipeline could not settle (a redirect: the slot is
+    /// moving; a script the node lost) are run again alone, in their order,
+    /// where redis-rs follows redirects for them.
+    async fn group(&self, slot: Slot, mut ops: Vec<Pending>) -> Vec<(usize, Result<Reply>)> {
+        if ops.len() == 1 {
+            let Pending { index, key, op } = ops.remove(0);
+            return vec![(index, self.one(&key, &op).await)];
+        }
+        let mut pipe = redis::pipe();
+        let sent: Vec<bool> = ops
+            .iter()
+            .map(|p| match command(&p.key, &p.op, self.limits, false) {
+                Some(cmd) => {
+                    pipe.add_command(cmd);
+                    true
+                }
+                None => false,
+            })
+            .collect();
+        let count = sent.iter().filter(|s| **s).count();
+        let route = SingleNodeRoutingInfo::SpecificNode(Route::with_slot(slot, SlotAddr::Master));
+        let mut conn = self.conn.clone();
+        let replies =
+            match tokio::time::timeout(self.timeout, conn.route_pipeline(pipe, 0, count, route))
+                .await
+            {
+                Err(_) => {
+                    return ops
+                        .iter()
+                        .map(|p| (p.index, Err(self.timed_out())))
+                        .collect()
+                }
+                Ok(Err(err)) if !redirected(err.code()) => {
+                    return ops
+                        .iter()
+                        .map(|p| (p.index, Err(failure(&err, Some(&p.key)))))
+                        .collect()
+                }
+                Ok(Err(_)) => Vec::new(), // every call again, alone
+                Ok(Ok(replies)) => replies,
+            };
+        let mut replies = replies.into_iter();
+        let mut answered = Vec::with_capacity(ops.len());
+        let mut again = Vec::new();
+        let outcomes: Vec<Option<Value>> = sent
+            .iter()
+            .map(|&s| if s { replies.next() } else { Some(Value::Nil) })
+            .collect();
+        for (at, pending) in ops.iter().enumerate() {
+            let reply = &outcomes[at];
+            match reply {
+                _ if !sent[at] => answered.push((pending.index, Ok(Reply::Values(Vec::new())))),
+                Some(Value::ServerError(err)) if redirected(Some(err.code())) => again.push(at),
+                None => again.push(at),
+                Some(value) if is_noscript(value) => {
+                    // Run again only if no later call of its session ran in the pipeline.
+                    let overtaken = ops[at + 1..].iter().zip(&outcomes[at + 1..]).any(
+                        |(later, reply)| {
+                            later.key == pending.key
+                                && matches!(reply, Some(v) if !matches!(v, Value::ServerError(_)))
+                        },
+                    );
+                    if overtaken {
+                        answered.push((
+                            pending.index,
+                            Err(SessionError::new(
+                                ErrorCode::Store,
+                                "a redis node had lost the scripts, and a later call on this session ran first: this one was not applied",
+                            )),
+                        ));
+                    } else {
+                        again.push(at);
+                    }
+                }
+                Some(value) => answered.push((
+                    pending.index,
+                    decode(&pending.key, &pending.op, Some(value.clone()), self.limits),
+                )),
+            }
+        }
+        for at in again {
+            let pending = &ops[at];
+            answered.push((pending.index, self.one(&pending.key, &pending.op).await));
+        }
+        answered
+    }
+}
+
+/// A reply that sends the call elsewhere (the slot moved or is moving), or
+/// asks to try again: redis-rs follows these for a call sent alone.
+fn redirected(code: Option<&str>) -> bool {
+    matches!(code, Some("MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN"))
 }
 
 /// One operation's command on its key's node, its reply decoded.
