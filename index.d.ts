@@ -102,6 +102,8 @@ declare namespace altSession {
     username?: string;
     /** The nodes' password. */
     password?: string;
+    /** TLS to every node: `true` (the system's trusted CAs) or `{ ca, cert, key }`; certificates are always verified. */
+    tls?: boolean | TlsOptions;
   }
 
   /** TLS options (Node's `tls.connect`): PEM text, as strings or Buffers. */

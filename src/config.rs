@@ -90,12 +90,14 @@ impl SentinelOptions {
     }
 }
 
-/// `redis.cluster`: `{ nodes: [{ host, port }], username, password }`.
+/// `redis.cluster`: `{ nodes: [{ host, port }], username, password, tls }`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterOptions {
     pub nodes: Vec<(String, u16)>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// TLS to every node (redis-rs's rustls).
+    pub tls: Option<TlsOptions>,
 }
 
 impl ClusterOptions {
@@ -105,14 +107,14 @@ impl ClusterOptions {
             Some(Value::Object(o)) => o,
             Some(_) => return Err(SessionError::config("redis.cluster must be an object")),
         };
-        if o.get("tls")
-            .is_some_and(|tls| !matches!(tls, Value::Null | Value::Bool(false)))
-        {
+        let tls = TlsOptions::parse(o.get("tls"), "redis.cluster.tls")?;
+        if tls.as_ref().is_some_and(|tls| !tls.reject_unauthorized) {
             return Err(SessionError::config(
-                "redis.cluster.tls is not supported by this version",
+                "redis.cluster.tls.rejectUnauthorized: false is not supported: the nodes' certificates are always verified",
             ));
         }
         Ok(Some(ClusterOptions {
+            tls,
             nodes: nodes(o.get("nodes"), "redis.cluster.nodes", 6379)?,
             username: opt_string(o, "username", "redis.cluster.username")?,
             password: opt_string(o, "password", "redis.cluster.password")?

@@ -14,6 +14,7 @@ const { startCluster } = require('./helpers/cluster');
 const { until } = require('./helpers/sentinel');
 const { withSessionApp } = require('./helpers/session-server');
 const { CookieJar, signedSidCookie } = require('./helpers/http');
+const { makeCertificates } = require('./helpers/certificates');
 
 const SECRET = 'cluster test';
 
@@ -220,7 +221,7 @@ describe('Redis Cluster', () => {
 
   test('bad cluster options throw ERR_SESSION_CONFIG; unreachable nodes fail calls with a code within connectTimeout', async () => {
     const altSession = require('..');
-    for (const cluster of [{ nodes: [] }, { nodes: 'a' }, { nodes: [{ port: 'x' }] }, { nodes: [{ port: 1 }], tls: true }]) {
+    for (const cluster of [{ nodes: [] }, { nodes: 'a' }, { nodes: [{ port: 'x' }] }, { nodes: [{ port: 1 }], tls: { rejectUnauthorized: false } }]) {
       assert.throws(() => altSession({ redis: { cluster }, session: { secret: SECRET } }), { code: 'ERR_SESSION_CONFIG' }, JSON.stringify(cluster));
     }
     await withSessionApp(express, { redis: { cluster: { nodes: [{ port: 1 }] }, connectTimeout: 500 }, session: { secret: SECRET } }, async (app) => {
@@ -228,6 +229,37 @@ describe('Redis Cluster', () => {
       const r = await app.run(() => {});
       assert.ok(['ERR_SESSION_CONNECTION', 'ERR_SESSION_TIMEOUT'].includes(r.middlewareError && r.middlewareError.code), r.middlewareError && r.middlewareError.message);
       assert.ok(Date.now() - start < 1500);
+    });
+  });
+});
+
+describe('Redis Cluster over TLS: every node serves TLS only', () => {
+  let certificates;
+  let cluster;
+  before(async () => {
+    certificates = makeCertificates();
+    cluster = await startCluster({ certificates });
+  });
+  after(async () => {
+    await cluster.stop();
+    certificates.remove();
+  });
+
+  test('sessions are written and read through Express with the test CA; another CA fails with a code', async () => {
+    const redis = { cluster: { nodes: cluster.nodes.slice(0, 2), tls: { ca: certificates.pem('ca.crt') } }, commandTimeout: 1000 };
+    await withSessionApp(express, { redis, session: { secret: SECRET } }, async (app) => {
+      const jar = new CookieJar();
+      const written = await app.run((s) => s.mset({ over: 'tls', n: 1 }), { jar });
+      assert.equal(written.error, undefined, written.error && written.error.message);
+      const read = await app.run(async (s) => ({ all: await s.getAll(), n: await s.incr('n') }), { jar });
+      assert.deepEqual(read.value, { all: { over: 'tls', n: 1 }, n: 2 });
+    });
+    const wrong = { cluster: { nodes: cluster.nodes.slice(0, 1), tls: { ca: certificates.pem('other-ca.crt') } }, connectTimeout: 1000 };
+    await withSessionApp(express, { redis: wrong, session: { secret: SECRET } }, async (app) => {
+      const r = await app.run(() => {});
+      assert.ok(r.middlewareError, 'the request failed');
+      assert.ok(['ERR_SESSION_TLS', 'ERR_SESSION_CONNECTION'].includes(r.middlewareError.code), r.middlewareError.message);
+      assert.match(r.middlewareError.message, /certificate/);
     });
   });
 });

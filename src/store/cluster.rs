@@ -28,6 +28,7 @@ use super::redis::{
     claim_move, command, decode, is_noscript, move_out, preload_scripts, release_move_claim,
     reply_error, restore,
 };
+use super::tls::certificates;
 use super::{regenerated_elsewhere, Item, Limits, Op, Reply};
 use crate::config::ClusterOptions;
 use crate::error::{ErrorCode, Result, SessionError};
@@ -94,6 +95,9 @@ fn client(
     }
     if let Some(password) = &options.password {
         builder = builder.password(password);
+    }
+    if let Some(tls) = &options.tls {
+        builder = builder.tls(redis::TlsMode::Secure).certs(certificates(tls));
     }
     builder
         .build()

@@ -9,6 +9,7 @@ pub mod memory;
 pub mod redis;
 pub mod resp;
 pub mod sentinel;
+pub mod tls;
 
 /// One operation on the hash stored for a session. Fields and values are
 /// strings: JSON encoding and decoding stay in JavaScript.

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{ClientTlsConfig, ConnectionAddr, ErrorKind, TlsCertificates, TlsMode};
+use redis::{ConnectionAddr, ErrorKind, TlsMode};
+
+use super::tls::certificates;
 
 use super::redis::Address;
 use crate::config::{SentinelOptions, TlsOptions};
@@ -144,19 +146,5 @@ impl Sentinels {
             _ => format!("the sentinels could not name the primary '{}'", self.name),
         };
         SessionError::caused_by(code, &context, &err)
-    }
-}
-
-/// A CA to trust and a client certificate, as redis-rs's TLS (rustls) takes them.
-fn certificates(tls: &TlsOptions) -> TlsCertificates {
-    TlsCertificates {
-        client_tls: match (&tls.cert, &tls.key) {
-            (Some(cert), Some(key)) => Some(ClientTlsConfig {
-                client_cert: cert.clone().into_bytes(),
-                client_key: key.clone().into_bytes(),
-            }),
-            _ => None,
-        },
-        root_cert: tls.ca.clone().map(String::into_bytes),
     }
 }

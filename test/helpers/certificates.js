@@ -35,7 +35,8 @@ function makeCertificates() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alt-session-tls-'));
   makeCa(dir, 'ca');
   makeCa(dir, 'other-ca');
-  makeSigned(dir, 'server', 'ca', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  // Client use too: the nodes of a TLS cluster present it to each other on the cluster bus.
+  makeSigned(dir, 'server', 'ca', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n');
   makeSigned(dir, 'client', 'ca', 'extendedKeyUsage=clientAuth\n');
   const file = (name) => path.join(dir, name);
   return {

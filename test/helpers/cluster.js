@@ -6,7 +6,7 @@
 
 const { execFile } = require('node:child_process');
 const { promisify } = require('node:util');
-const { startRedis } = require('./redis');
+const { startRedis, freePort } = require('./redis');
 const { connectRedis } = require('./redis-client');
 const { until } = require('./sentinel');
 
@@ -35,13 +35,25 @@ function parseNodes(text) {
 /**
  * Starts the cluster and waits until every node says it is ok. Returns
  * `{ nodes: [{ host, port }], servers: Map port -> server, admin(port),
- * topology(), stop() }`.
+ * topology(), stop() }`. With `certificates` (helpers/certificates.js)
+ * every node serves TLS only, the cluster bus and replication included.
  */
-async function startCluster() {
+async function startCluster({ certificates } = {}) {
   const args = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(NODE_TIMEOUT_MS)];
-  const servers = await Promise.all(Array.from({ length: 6 }, () => startRedis({ args })));
+  const tls = certificates && { cert: certificates.serverCert, key: certificates.serverKey, ca: certificates.ca };
+  if (tls) args.push('--tls-cluster', 'yes', '--tls-replication', 'yes');
+  // The cluster bus on a port of its own: port + 10000, its default, can run past 65535.
+  const servers = await Promise.all(
+    Array.from({ length: 6 }, async () => startRedis({ args: [...args, '--cluster-port', String(await freePort())], tls }))
+  );
   const addresses = servers.map((s) => `127.0.0.1:${s.port}`);
-  await run('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30000 });
+  const tlsArgs = tls ? ['--tls', '--cacert', tls.ca] : [];
+  try {
+    await run('redis-cli', [...tlsArgs, '--cluster', 'create', ...addresses, '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30000 });
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.stop()));
+    throw new Error(`redis-cli --cluster create failed: ${err.message}\n${err.stdout || ''}${err.stderr || ''}`);
+  }
   const clients = new Map(servers.map((s) => [s.port, connectRedis(s)]));
   const cluster = {
     nodeTimeoutMs: NODE_TIMEOUT_MS,
