@@ -35,7 +35,9 @@ async function sessionServer(express, middlewares) {
   app.all('/run/:job', (req, res) => {
     const job = jobs.get(req.params.job);
     job.session = req.session;
-    Promise.resolve()
+    // run() waits for this too: a job that sent its response early (res.end
+    // in fn) is still running when the client has the response.
+    job.done = Promise.resolve()
       .then(() => job.fn(req.session, req, res))
       .then(
         (value) => (job.value = value),
@@ -65,6 +67,7 @@ async function sessionServer(express, middlewares) {
     jobs.set(id, job);
     const header = cookie !== undefined ? cookie : jar && jar.header();
     const response = await request(origin, `/run/${id}`, { cookie: header });
+    await job.done;
     jobs.delete(id);
     if (jar) jar.store(response.setCookies);
     return { ...response, session: job.session, value: job.value, error: job.error, middlewareError: job.middlewareError };
