@@ -42,6 +42,13 @@ export declare class Engine {
    * (`parser_id`), signing new cookies with `parser_secret` (`req.secret`).
    */
   open(cookieHeader: string | undefined | null, parserId: string | undefined | null, parserSecret: string | undefined | null, requestSecure: boolean): string | OpenedSession
+  /**
+   * A fresh session for a request that moves to one; `bound` for one
+   * that signs in (`login()`).
+   */
+  openFresh(bound: boolean, parserSecret: string | undefined | null, requestSecure: boolean): OpenedSession
+  /** Throws what `login(user, { meta })` would fail with, before it moves anything. */
+  checkLogin(user: string, meta?: string | undefined | null): void
   /** The `Set-Cookie` value that removes the session cookie. */
   clearCookie(requestSecure: boolean): string
   /**
@@ -100,6 +107,8 @@ export interface OpenedSession {
   mayCreate: boolean
   /** A `Set-Cookie` value to send, when the visitor needs a (new or re-signed) cookie. */
   setCookie?: string
+  /** Whether the session is a signed-in one's (see `engine::Opened`). */
+  bound: boolean
 }
 
 /** An address the sentinels named. */

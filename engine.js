@@ -27,6 +27,13 @@ const CREATE = 6;
 const INCR = 7;
 const RENAME = 8;
 const START = 9;
+const BIND = 10;
+const SEEN = 11;
+const EXTEND = 12;
+const DESCRIBE = 13;
+const INDEX_ADD = 14;
+const INDEX_LIST = 15;
+const INDEX_REMOVE = 16;
 
 const ERROR_CODE = /^(ERR_SESSION_[A-Z_]+): /;
 
@@ -70,6 +77,16 @@ class Engine {
     const opened = callNative(() => this.native.open(cookieHeader, parserId, parserSecret, secure));
     // The native side answers a returning visitor with the bare id (cheaper to cross).
     return typeof opened === 'string' ? { id: opened, isNew: false, mayCreate: false } : opened;
+  }
+
+  /** A fresh session for a request that moves to one; `bound` for one that signs in. */
+  openFresh(bound, parserSecret, secure) {
+    return callNative(() => this.native.openFresh(bound, parserSecret, secure));
+  }
+
+  /** Throws (with its code) what `login(user, { meta })` would fail with. */
+  checkLogin(user, meta) {
+    callNative(() => this.native.checkLogin(user, meta));
   }
 
   clearCookie(secure) {
@@ -140,9 +157,55 @@ class Engine {
     this.pendingTouches.clear();
   }
 
+  /** Results in 1 when the session existed, else 0. */
   destroy(id, done) {
     this.strings.push(id);
     return this.enqueue(DESTROY, 1, 0, done);
+  }
+
+  // --- signed-in sessions and their users' indexes (src/store/mod.rs) ---
+
+  /** Binds a live session to `user`; `meta` (JSON) replaces the bound one when given. `false`: it ended. */
+  bind(id, user, meta, done) {
+    this.strings.push(id, user);
+    if (meta === undefined) return this.enqueue(BIND, 2, 0, done);
+    this.strings.push(meta);
+    return this.enqueue(BIND, 3, 1, done);
+  }
+
+  /** A signed-in session's per-request refresh: `[userId, renew]`, or `false` when it ended. */
+  seen(id, done) {
+    this.strings.push(id);
+    return this.enqueue(SEEN, 1, 0, done);
+  }
+
+  /** Moves a signed-in session's lease on, once its index entry was. */
+  extend(id, done) {
+    this.strings.push(id);
+    return this.enqueue(EXTEND, 1, 0, done);
+  }
+
+  /** `[userId, meta, signedInAt, lastSeenAt]` of a session (nulls once it ended). */
+  describe(id, done) {
+    this.strings.push(id);
+    return this.enqueue(DESCRIBE, 1, 0, done);
+  }
+
+  /** Enters `id` in `user`'s index; `renew`: only if it is still there. Results in 1 when it holds the lease. */
+  indexAdd(user, id, renew, done) {
+    this.strings.push(user, id);
+    return this.enqueue(INDEX_ADD, 2, renew ? 1 : 0, done);
+  }
+
+  /** The ids in `user`'s index whose lease is not over. */
+  indexList(user, done) {
+    this.strings.push(user);
+    return this.enqueue(INDEX_LIST, 1, 0, done);
+  }
+
+  indexRemove(user, ids, done) {
+    this.strings.push(user, ...ids);
+    return this.enqueue(INDEX_REMOVE, 1 + ids.length, 0, done);
   }
 
   /** Refuses new work; resolves once the calls in flight have finished and the socket is closed. */

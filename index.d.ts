@@ -185,6 +185,40 @@ declare namespace altSession {
      * lets calls in flight finish and closes the connection.
      */
     close(callback?: (err: SessionError | null) => void): Promise<void>;
+    /**
+     * The live sessions a user signed in with (`req.session.login(userId)`), most
+     * recently seen first. A user id is a non-empty string or a safe integer.
+     */
+    sessions(userId: string | number, callback?: ValueCallback<UserSession[]>): Promise<UserSession[]>;
+    /**
+     * Ends every session of the user but `options.except` (a session id, e.g. the
+     * current `req.session.id`): each one's next request starts signed out, and a
+     * request in flight for one cannot bring it back. Resolves how many ended.
+     */
+    revoke(userId: string | number, callback?: ValueCallback<number>): Promise<number>;
+    revoke(userId: string | number, options?: RevokeOptions, callback?: ValueCallback<number>): Promise<number>;
+  }
+
+  /** One signed-in session, as `sessions()` lists it. */
+  interface UserSession {
+    /** The session id: compare with `req.session.id` to mark the current one. */
+    id: string;
+    /** When it signed in (unix milliseconds). */
+    createdAt: number;
+    /** When a request last came with it (unix milliseconds). */
+    lastSeenAt: number;
+    /** `login()`'s `options.meta` (`null` when none was given). */
+    meta: unknown;
+  }
+
+  interface RevokeOptions {
+    /** A session id to leave signed in (the current one, for "sign out everywhere else"). */
+    except?: string;
+  }
+
+  interface LoginOptions {
+    /** Stored with the session (as JSON) and listed by `sessions()`: a device name, an IP address... */
+    meta?: unknown;
   }
 
   /** Node-style callback of a session method that resolves nothing. */
@@ -208,6 +242,12 @@ declare namespace altSession {
     readonly id: string;
     /** Whether this request started the session (no live session came in with the cookie). */
     readonly isNew: boolean;
+    /**
+     * The user the session signed in as with `login()` (as a string), on every
+     * request of the session; `null` when signed out (never signed in, logged
+     * out, revoked, expired).
+     */
+    readonly userId: string | null;
 
     /** Reads one key (`HGET`); a missing key reads as `null`. */
     get<T = unknown>(key: string, callback?: ValueCallback<T | null>): Promise<T | null>;
@@ -266,6 +306,19 @@ declare namespace altSession {
      * a moment ago (a double-submitted form).
      */
     regenerate(callback?: Callback): Promise<void>;
+
+    /**
+     * Signs in as `userId` (a non-empty string or a safe integer, kept as a
+     * string): `regenerate()`, then the session is bound to the user. From then
+     * on `userId` holds it, `sessions(userId)` lists the session with
+     * `options.meta`, and `revoke(userId)` ends it. Fails as `regenerate()`
+     * does; the request keeps its id then.
+     */
+    login(userId: string | number, callback?: Callback): Promise<void>;
+    login(userId: string | number, options?: LoginOptions, callback?: Callback): Promise<void>;
+
+    /** Signs out: the session ends as with `invalidate()` and leaves the user's list. */
+    logout(callback?: Callback): Promise<void>;
   }
 
   /** Every error code the package produces. */

@@ -10,6 +10,7 @@
  */
 
 const { Engine } = require('./engine');
+const { listSessions, revokeSessions, renewLease } = require('./users');
 
 /**
  * Creates the session middleware on Redis.
@@ -71,6 +72,10 @@ function middleware(engine) {
     if (opened.setCookie) appendSetCookie(res, opened.setCookie);
     req.session = new Session(engine, opened, req, res);
 
+    // A signed-in session's refresh also tells who the user is, which the
+    // route needs: it is awaited whatever awaitTouch says.
+    if (opened.bound) return refreshSignedIn(engine, req.session, next);
+
     // One command per request: a new id is recorded (so that any later
     // request's write lands under it), a returning one has its idle TTL refreshed.
     if (!awaitTouch) {
@@ -92,7 +97,30 @@ function middleware(engine) {
    * (`done` on a tick of its own: a throwing callback is no rejection.)
    */
   session.close = (callback) => run(callback, (done) => engine.close().then(() => process.nextTick(done, null)));
+
+  /** The live sessions of a user: `[{ id, createdAt, lastSeenAt, meta }]`, most recently seen first. */
+  session.sessions = (userId, callback) =>
+    run(callback, (done) => listSessions(engine, checkUserId(userId), decode, done));
+
+  /** Ends every session of a user but `options.except` (a session id); resolves how many ended. */
+  session.revoke = (userId, options, callback) => {
+    if (typeof options === 'function' && callback === undefined) [options, callback] = [undefined, options];
+    return run(callback, (done) => revokeSessions(engine, checkUserId(userId), exceptedId(options), done));
+  };
   return session;
+}
+
+/** The per-request refresh of a signed-in session, which says its user id. */
+function refreshSignedIn(engine, session, next) {
+  engine.seen(session.id, (err, seen) => {
+    if (err) return next(err);
+    // `false`: the session ended (revoked, expired); it reads as signed out.
+    if (seen && seen[0] !== null) {
+      session.userId = seen[0];
+      if (seen[1]) renewLease(engine, seen[0], session.id);
+    }
+    next();
+  });
 }
 
 /** The id cookie-parser verified, if any (`false` when its signature was wrong). */
@@ -139,6 +167,8 @@ class Session {
   constructor(engine, opened, req, res) {
     this.id = opened.id;
     this.isNew = opened.isNew;
+    /** The user this session signed in as (`login()`), as a string; `null` when signed out. */
+    this.userId = null;
     this.#engine = engine;
     this.#req = req;
     this.#res = res;
@@ -221,18 +251,30 @@ class Session {
    */
   regenerate(callback) {
     return run(callback, (done) => {
-      this.#ensureCookieCanBeSent('regenerate()');
-      const before = { id: this.id, mayCreate: this.#mayCreate, setCookie: this.#res.getHeader('Set-Cookie') };
-      const fresh = this.#open();
-      this.#engine.rename(this.id, fresh.id, (err) => {
-        if (err) this.#restore(before);
-        done(err);
-      });
-      this.#adopt(fresh);
-      // The rename leaves a hash under the new id in every case (the data, or
-      // a fresh session's record when there was none): writes need not create it.
-      this.#mayCreate = false;
+      // A signed-in session stays signed in, under its new id.
+      if (this.userId !== null) return this.#signIn(this.userId, undefined, 'regenerate()', done);
+      this.#renameToFresh(false, 'regenerate()', done);
     });
+  }
+
+  /**
+   * Signs the session in as `userId` (a string or a safe integer, kept as
+   * a string): `regenerate()`, then the session is bound to the user, listed
+   * by `mw.sessions(userId)` with `options.meta` and ended by `mw.revoke()`.
+   */
+  login(userId, options, callback) {
+    if (typeof options === 'function' && callback === undefined) [options, callback] = [undefined, options];
+    return run(callback, (done) => {
+      const user = checkUserId(userId);
+      const meta = encode('meta', options != null && options.meta !== undefined ? options.meta : null);
+      this.#engine.checkLogin(user, meta);
+      this.#signIn(user, meta, 'login()', done);
+    });
+  }
+
+  /** Signs out: the session ends (as `invalidate()`) and leaves the user's list. */
+  logout(callback) {
+    return this.invalidate(callback);
   }
 
   /** Deletes the whole session and clears the cookie (with its path and domain). */
@@ -242,12 +284,64 @@ class Session {
       appendSetCookie(this.#res, clear, this.#engine.cookieName);
       this.#mayCreate = false; // a later write in this request starts a fresh session
       this.#engine.destroy(this.id, mapped(done, noop));
+      if (this.userId === null) return;
+      this.#engine.indexRemove(this.userId, [this.id], noop); // else dropped lazily
+      this.userId = null;
     });
   }
 
   /** Refreshes the idle timeout (the middleware does this on every request). */
   touch(callback) {
-    return run(callback, (done) => this.#engine.touch(this.id, mapped(done, noop)));
+    return run(callback, (done) => {
+      // A signed-in session's refresh keeps within its lease (see users.js).
+      if (this.userId !== null) this.#engine.seen(this.id, mapped(done, noop));
+      else this.#engine.touch(this.id, mapped(done, noop));
+    });
+  }
+
+  /**
+   * Moves the session to a fresh id, data kept (the old key renamed,
+   * atomically). The id changes now, so that calls made after this one,
+   * even in the same tick, go to the new id: they reach the store after the
+   * rename. On failure the request keeps its old id and cookie.
+   */
+  #renameToFresh(bound, what, done) {
+    this.#ensureCookieCanBeSent(what);
+    const before = { id: this.id, mayCreate: this.#mayCreate, setCookie: this.#res.getHeader('Set-Cookie') };
+    const fresh = this.#engine.openFresh(bound, this.#req.secret, isSecure(this.#req));
+    this.#engine.rename(this.id, fresh.id, (err) => {
+      if (err) this.#restore(before);
+      done(err);
+    });
+    this.#adopt(fresh);
+    // The rename leaves a hash under the new id in every case (the data, or
+    // a fresh session's record when there was none): writes need not create it.
+    this.#mayCreate = false;
+  }
+
+  /**
+   * login() and a signed-in regenerate(): the move to a fresh signed-in id,
+   * its entry in the user's index, then the binding. The entry comes before
+   * the binding, so that no session is bound without being where revoke()
+   * looks; `meta` undefined keeps the meta bound before.
+   */
+  #signIn(user, meta, what, done) {
+    const previous = { user: this.userId, id: this.id };
+    let renamed;
+    this.#renameToFresh(true, what, (err) => (renamed = err || true));
+    const id = this.id;
+    // Its result comes after the rename's: results arrive in the batch's order.
+    this.#engine.indexAdd(user, id, false, (err) => {
+      if (renamed !== true) return done(renamed);
+      if (err) return done(err);
+      this.#engine.bind(id, user, meta, (bindErr, bound) => {
+        if (bindErr) return done(bindErr);
+        if (!bound) return done(codedError('ERR_SESSION_CONFLICT', `${what}: the session was revoked while it signed in`));
+        this.userId = user;
+        if (previous.user !== null) this.#engine.indexRemove(previous.user, [previous.id], noop);
+        done(null);
+      });
+    });
   }
 
   /** Writes; when the session is gone, moves to a fresh one and writes there. */
@@ -273,13 +367,14 @@ class Session {
       }
       this.#adopt(fresh);
       this.isNew = true;
+      this.userId = null; // the fresh session is nobody's
       attempt(done);
     });
   }
 
   /** A fresh id and its Set-Cookie, signed as the middleware would sign it. */
   #open() {
-    return this.#engine.open(undefined, undefined, this.#req.secret, isSecure(this.#req));
+    return this.#engine.openFresh(false, this.#req.secret, isSecure(this.#req));
   }
 
   #adopt(fresh) {
@@ -312,6 +407,21 @@ function checkKey(key) {
   if (typeof key !== 'string' || key === '') {
     throw argumentError(`session keys must be non-empty strings, got ${describe(key)}`);
   }
+}
+
+/** A user id as the store keeps it: a non-empty string, or a safe integer as its digits. */
+function checkUserId(userId) {
+  if (Number.isSafeInteger(userId)) return String(userId);
+  if (typeof userId !== 'string' || userId === '') {
+    throw argumentError(`a user id is a non-empty string or a safe integer, got ${describe(userId)}`);
+  }
+  return userId;
+}
+
+function exceptedId(options) {
+  const except = options != null ? options.except : undefined;
+  if (except === undefined || typeof except === 'string') return except;
+  throw argumentError(`revoke(): except is a session id (req.session.id), got ${describe(except)}`);
 }
 
 function keyList(keys, method) {

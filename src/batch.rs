@@ -26,6 +26,21 @@ pub const INCR: u32 = 7;
 pub const RENAME: u32 = 8;
 /// Records a session whose id was just issued (see [`Op::Start`]).
 pub const START: u32 = 9;
+/// Strings: id, user id, then the meta JSON when `aux` = 1 (see [`Op::Bind`]).
+pub const BIND: u32 = 10;
+/// Strings: id (see [`Op::Seen`]).
+pub const SEEN: u32 = 11;
+/// Strings: id (see [`Op::Extend`]).
+pub const EXTEND: u32 = 12;
+/// Strings: id (see [`Op::Describe`]).
+pub const DESCRIBE: u32 = 13;
+/// The operations on a user's index take the user id in the place of a
+/// session id. Strings: user id, session id; `aux` = 1 to renew (see [`Op::IndexAdd`]).
+pub const INDEX_ADD: u32 = 14;
+/// Strings: user id.
+pub const INDEX_LIST: u32 = 15;
+/// Strings: user id, the session ids to take out.
+pub const INDEX_REMOVE: u32 = 16;
 
 /// Splits a batch into `(session id, operation)` pairs. Either is a bug in
 /// the JavaScript adapter, never user input, but of different reach: a batch
@@ -126,6 +141,22 @@ fn operation(kind: u32, aux: usize, mut args: Vec<String>) -> Result<Op> {
         TOUCH => Op::Touch,
         START => Op::Start,
         DESTROY => Op::Destroy,
+        BIND if args.len() == 1 + aux && aux <= 1 => {
+            let meta = (aux == 1).then(|| args.pop().unwrap_or_default());
+            Op::Bind {
+                user: args.pop().unwrap_or_default(),
+                meta,
+            }
+        }
+        SEEN => Op::Seen,
+        EXTEND => Op::Extend,
+        DESCRIBE => Op::Describe,
+        INDEX_ADD if args.len() == 1 => Op::IndexAdd {
+            id: args.pop().unwrap_or_default(),
+            renew: aux == 1,
+        },
+        INDEX_LIST => Op::IndexList,
+        INDEX_REMOVE => Op::IndexRemove(args),
         _ => return Err(malformed("operation")),
     })
 }
@@ -271,5 +302,67 @@ mod tests {
         assert!(fails_alone(&[99, 1, 0], &["a"]));
         assert!(fails_alone(&[INCR, 3, 0], &["a", "n", "1.5"]));
         assert!(fails_alone(&[RENAME, 1, 0], &["a"]));
+    }
+
+    #[test]
+    fn parses_the_operations_of_signed_in_sessions() {
+        let header = [
+            BIND,
+            2,
+            0,
+            BIND,
+            3,
+            1,
+            SEEN,
+            1,
+            0,
+            EXTEND,
+            1,
+            0,
+            DESCRIBE,
+            1,
+            0,
+            INDEX_ADD,
+            2,
+            1,
+            INDEX_LIST,
+            1,
+            0,
+            INDEX_REMOVE,
+            3,
+            0,
+        ];
+        let flat = [
+            "a", "ann", "b", "ann", "{}", "c", "d", "e", "ann", "f", "ann", "ann", "g", "h",
+        ];
+        let ops: Vec<(String, Op)> = parsed(&header, &flat)
+            .unwrap()
+            .into_iter()
+            .map(|(id, op)| (id, op.unwrap()))
+            .collect();
+        let bind = |meta: Option<&str>| Op::Bind {
+            user: "ann".into(),
+            meta: meta.map(str::to_owned),
+        };
+        assert_eq!(
+            ops,
+            vec![
+                ("a".into(), bind(None)),
+                ("b".into(), bind(Some("{}"))),
+                ("c".into(), Op::Seen),
+                ("d".into(), Op::Extend),
+                ("e".into(), Op::Describe),
+                (
+                    "ann".into(),
+                    Op::IndexAdd {
+                        id: "f".into(),
+                        renew: true
+                    }
+                ),
+                ("ann".into(), Op::IndexList),
+                ("ann".into(), Op::IndexRemove(strings(&["g", "h"]))),
+            ]
+        );
+        assert!(parsed(&[BIND, 2, 1], &["a", "ann"]).unwrap()[0].1.is_err());
     }
 }

@@ -20,6 +20,9 @@ pub struct Opened {
     pub may_create: bool,
     /// A `Set-Cookie` value to send, when the visitor needs a (new or re-signed) cookie.
     pub set_cookie: Option<String>,
+    /// Whether the id is a signed-in session's ([`sid::is_bound`]): its
+    /// per-request refresh is [`Op::Seen`], which tells the user id.
+    pub bound: bool,
 }
 
 /// The longest session key (a hash field name), in bytes of UTF-8: a key is
@@ -63,24 +66,51 @@ impl Core {
             parser_secret,
         )?;
         let secure = self.is_secure(request_secure);
-        let sign = |id: &str| cookie::set_cookie(&self.session.cookie, id, signing_secret, secure);
         Ok(match known {
             // Signed by a retired secret: re-sign with the current one.
             Some((id, secret_index)) => Opened {
-                set_cookie: (secret_index > 0).then(|| sign(&id)),
+                set_cookie: (secret_index > 0)
+                    .then(|| cookie::set_cookie(&self.session.cookie, &id, signing_secret, secure)),
                 may_create: sid::is_legacy(&id),
+                bound: sid::is_bound(&id),
                 id,
                 is_new: false,
             },
-            None => {
-                let id = sid::generate()?;
-                Opened {
-                    set_cookie: Some(sign(&id)),
-                    id,
-                    is_new: true,
-                    may_create: true,
-                }
-            }
+            None => self.issue(false, signing_secret, secure)?,
+        })
+    }
+
+    /// A fresh session for a request that moves to one (`regenerate()`, a
+    /// write to an ended session), or (`bound`) that signs in.
+    pub fn open_fresh(
+        &self,
+        bound: bool,
+        parser_secret: Option<&str>,
+        request_secure: bool,
+    ) -> Result<Opened> {
+        let name = &self.session.cookie.name;
+        let (_, secret) = cookie::identify(&self.session.secrets, name, None, None, parser_secret)?;
+        self.issue(bound, secret, self.is_secure(request_secure))
+    }
+
+    /// A fresh id and its cookie, signed with `signing_secret`.
+    fn issue(&self, bound: bool, signing_secret: &str, secure: bool) -> Result<Opened> {
+        let id = if bound {
+            sid::generate_bound()?
+        } else {
+            sid::generate()?
+        };
+        Ok(Opened {
+            set_cookie: Some(cookie::set_cookie(
+                &self.session.cookie,
+                &id,
+                signing_secret,
+                secure,
+            )),
+            id,
+            is_new: true,
+            may_create: true,
+            bound,
         })
     }
 
@@ -104,6 +134,12 @@ impl Core {
             .map(|(id, op)| {
                 if self.closed {
                     return Item::Ready(Err(closed()));
+                }
+                if op.as_ref().is_ok_and(Op::is_on_user_index) {
+                    return match op.and_then(|op| self.check_index_op(&id, &op).map(|()| op)) {
+                        Ok(op) => Item::Run(self.user_index_key(&id), op),
+                        Err(err) => Item::Ready(Err(err)),
+                    };
                 }
                 match op.and_then(|op| self.check(&id, &op).map(|()| op)) {
                     Ok(Op::Rename { to }) => {
@@ -132,6 +168,23 @@ impl Core {
         key
     }
 
+    /// The key of a user's index of sessions: `prefix:user:<user id>`. No
+    /// session key has this shape: `user` is shorter than any id.
+    fn user_index_key(&self, user: &str) -> String {
+        format!("{}:user:{user}", self.session.prefix)
+    }
+
+    /// A user id must be a non-empty string of at most [`MAX_USER_ID_BYTES`];
+    /// the session ids given with it must have a valid shape.
+    fn check_index_op(&self, user: &str, op: &Op) -> Result<()> {
+        check_user_id(user)?;
+        match op {
+            Op::IndexAdd { id, .. } => sid::ensure_valid(id),
+            Op::IndexRemove(ids) => ids.iter().try_for_each(|id| sid::ensure_valid(id)),
+            _ => Ok(()),
+        }
+    }
+
     /// The id must have a valid shape (it becomes part of a store key), field
     /// names must be non-empty (always a caller's bug otherwise) and at most
     /// [`MAX_KEY_BYTES`], and values must fit `maxValueBytes`.
@@ -145,7 +198,11 @@ impl Core {
                 sid::ensure_valid(to)?;
                 Box::new(std::iter::empty())
             }
-            Op::GetAll | Op::Start | Op::Touch | Op::Destroy => Box::new(std::iter::empty()),
+            Op::Bind { user, meta } => {
+                self.check_login(user, meta.as_deref())?;
+                Box::new(std::iter::empty())
+            }
+            _ => Box::new(std::iter::empty()),
         };
         for field in fields {
             // Empty, or starting with NUL (reserved for the store's own fields).
@@ -170,19 +227,46 @@ impl Core {
             if set.len() > max_fields {
                 return Err(too_many_fields(max_fields));
             }
-            let limit = self.session.max_value_bytes;
-            if let Some((field, value)) = set.iter().find(|(_, v)| v.len() > limit) {
-                return Err(SessionError::new(
-                    ErrorCode::TooLarge,
-                    format!(
-                        "the value of {field:?} is {} bytes, over session.maxValueBytes ({limit})",
-                        value.len()
-                    ),
-                ));
+            for (field, value) in set {
+                self.check_value(&format!("the value of {field:?}"), value)?;
             }
         }
         Ok(())
     }
+
+    /// What `login()` binds: a user id and, when given, meta that fits
+    /// `maxValueBytes`. Checked before login() moves anything.
+    pub fn check_login(&self, user: &str, meta: Option<&str>) -> Result<()> {
+        check_user_id(user)?;
+        self.check_value("the meta of login()", meta.unwrap_or_default())
+    }
+
+    /// A value must fit `maxValueBytes`.
+    fn check_value(&self, what: &str, value: &str) -> Result<()> {
+        let limit = self.session.max_value_bytes;
+        if value.len() <= limit {
+            return Ok(());
+        }
+        Err(SessionError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "{what} is {} bytes, over session.maxValueBytes ({limit})",
+                value.len()
+            ),
+        ))
+    }
+}
+
+/// The longest user id, in bytes of UTF-8: it becomes part of a store key.
+pub const MAX_USER_ID_BYTES: usize = 256;
+
+fn check_user_id(user: &str) -> Result<()> {
+    if user.is_empty() || user.len() > MAX_USER_ID_BYTES {
+        return Err(SessionError::argument(format!(
+            "a user id must be a non-empty string of at most {MAX_USER_ID_BYTES} bytes"
+        )));
+    }
+    Ok(())
 }
 
 fn closed() -> SessionError {
@@ -267,5 +351,43 @@ mod tests {
         assert!(!plain.set_cookie.unwrap().contains("Secure"));
         assert!(tls.set_cookie.unwrap().ends_with("; Secure"));
         assert!(core.clear_cookie(true).ends_with("; Secure"));
+    }
+
+    #[test]
+    fn user_index_operations_go_to_the_users_key_and_check_their_ids() {
+        let core = core(json!({ "secret": "k", "prefix": "app" }));
+        let id = core.open(None, None, None, false).unwrap().id;
+        let add = |id: &str| Op::IndexAdd {
+            id: id.into(),
+            renew: false,
+        };
+        let items = core.prepare(vec![
+            ("ann".into(), Ok(add(&id))),
+            ("ann".into(), Ok(add("bad:id"))),
+            ("".into(), Ok(Op::IndexList)),
+            ("u".repeat(MAX_USER_ID_BYTES + 1), Ok(Op::IndexList)),
+            (
+                "ann".into(),
+                Ok(Op::IndexRemove(vec![id.clone(), "x y".into()])),
+            ),
+        ]);
+        assert!(matches!(&items[0], Item::Run(key, _) if key == "app:user:ann"));
+        let codes: Vec<_> = items[1..].iter().map(error_code).collect();
+        assert_eq!(codes, [Some(ErrorCode::Argument); 4]);
+        let bound = core.open_fresh(true, None, false).unwrap();
+        assert!(bound.bound && sid::is_bound(&bound.id) && !sid::is_bound(&id));
+        let reopened = core.open(
+            Some(&format!(
+                "sid={}",
+                bound.set_cookie.unwrap().split(';').next().unwrap()[4..].to_owned()
+            )),
+            None,
+            None,
+            false,
+        );
+        assert!(
+            reopened.unwrap().bound,
+            "a signed-in id says so from its cookie"
+        );
     }
 }

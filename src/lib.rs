@@ -67,6 +67,20 @@ pub struct OpenedSession {
     pub may_create: bool,
     /// A `Set-Cookie` value to send, when the visitor needs a (new or re-signed) cookie.
     pub set_cookie: Option<String>,
+    /// Whether the session is a signed-in one's (see `engine::Opened`).
+    pub bound: bool,
+}
+
+impl From<engine::Opened> for OpenedSession {
+    fn from(opened: engine::Opened) -> Self {
+        OpenedSession {
+            id: opened.id,
+            is_new: opened.is_new,
+            may_create: opened.may_create,
+            set_cookie: opened.set_cookie,
+            bound: opened.bound,
+        }
+    }
 }
 
 /// Where and how the JavaScript side opens the Redis socket.
@@ -271,8 +285,8 @@ impl Engine {
     pub fn memory(options_json: String) -> napi::Result<Engine> {
         let config = parse_config(&options_json)?;
         Ok(Engine {
+            backend: Backend::Memory(MemoryStore::new(&config.session.prefix)),
             core: Core::new(config.session),
-            backend: Backend::Memory(MemoryStore::new()),
         })
     }
 
@@ -331,15 +345,31 @@ impl Engine {
         )?;
         // A returning visitor whose cookie stands, the usual request, is just
         // its id: an object built through N-API costs a property store each.
-        if !opened.is_new && !opened.may_create && opened.set_cookie.is_none() {
+        if !opened.is_new && !opened.may_create && !opened.bound && opened.set_cookie.is_none() {
             return Ok(Either::A(opened.id));
         }
-        Ok(Either::B(OpenedSession {
-            id: opened.id,
-            is_new: opened.is_new,
-            may_create: opened.may_create,
-            set_cookie: opened.set_cookie,
-        }))
+        Ok(Either::B(opened.into()))
+    }
+
+    /// A fresh session for a request that moves to one; `bound` for one
+    /// that signs in (`login()`).
+    #[napi]
+    pub fn open_fresh(
+        &self,
+        bound: bool,
+        parser_secret: Option<String>,
+        request_secure: bool,
+    ) -> napi::Result<OpenedSession> {
+        let opened = self
+            .core
+            .open_fresh(bound, parser_secret.as_deref(), request_secure)?;
+        Ok(opened.into())
+    }
+
+    /// Throws what `login(user, { meta })` would fail with, before it moves anything.
+    #[napi]
+    pub fn check_login(&self, user: String, meta: Option<String>) -> napi::Result<()> {
+        Ok(self.core.check_login(&user, meta.as_deref())?)
     }
 
     /// The `Set-Cookie` value that removes the session cookie.

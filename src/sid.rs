@@ -18,7 +18,11 @@ pub const MAX_ID_LEN: usize = 128;
 
 /// A fresh, unguessable session id.
 pub fn generate() -> Result<String> {
-    let mut bytes = [0u8; ID_BYTES];
+    random_id::<ID_BYTES>()
+}
+
+fn random_id<const BYTES: usize>() -> Result<String> {
+    let mut bytes = [0u8; BYTES];
     getrandom::fill(&mut bytes).map_err(|err| {
         SessionError::new(
             ErrorCode::Connection,
@@ -26,6 +30,21 @@ pub fn generate() -> Result<String> {
         )
     })?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Bytes of entropy in the id of a signed-in session: 264 bits, 44
+/// characters once encoded. The length says, with no store lookup, that a
+/// request's session is bound to a user (see `Op::Seen`).
+pub const BOUND_ID_BYTES: usize = 33;
+
+/// A fresh id for a session that signs in.
+pub fn generate_bound() -> Result<String> {
+    random_id::<BOUND_ID_BYTES>()
+}
+
+/// Whether `id` was issued to a signed-in session (see [`BOUND_ID_BYTES`]).
+pub fn is_bound(id: &str) -> bool {
+    id.len() == 44 && is_valid(id)
 }
 
 /// Whether `id` has a shape this library (or the original) could have issued:

@@ -128,7 +128,7 @@ describe('TLS with client certificates (tls-auth-clients yes)', () => {
 describe('an ACL user limited to its prefix and the commands the README lists', () => {
   const PREFIX = 'acl-app';
   // What README.md's data format section says an ACL user needs.
-  const COMMANDS = 'hget hmget hgetall expire del evalsha eval exists hset hsetnx hdel hlen hexists hincrby pexpire rename set time script|load';
+  const COMMANDS = 'hget hmget hgetall expire del evalsha eval exists hset hsetnx hdel hlen hexists hincrby pexpire rename set time script|load zadd zrem zscore zrange zrangebyscore pexpireat';
   let server;
   let admin;
   before(async () => {
@@ -142,7 +142,7 @@ describe('an ACL user limited to its prefix and the commands the README lists', 
     await server.stop();
   });
 
-  test('works for every method, regenerate() and incr() included', async () => {
+  test('works for every method, regenerate(), incr() and the sessions of a user included', async () => {
     const redis = { host: '127.0.0.1', port: server.port, username: 'app', password: 'app-password' };
     await withSessionApp(express, { redis, session: { secret: SECRET, prefix: PREFIX, maxLifetime: 3600 } }, async (app) => {
       const jar = new CookieJar();
@@ -156,8 +156,14 @@ describe('an ACL user limited to its prefix and the commands the README lists', 
       }, { jar });
       assert.equal(r.error, undefined, r.error && r.error.message);
       assert.deepEqual(r.value, { all: { a: 1, n: 5 }, a: 1, m: { a: 1, n: 5 } });
-      const logout = await app.run((s) => s.invalidate(), { jar });
+      const login = await app.run(async (s) => (await s.login('ann', { meta: 'm' }), s.userId), { jar });
+      assert.equal(login.error, undefined, login.error && login.error.message);
+      await app.run((s) => s.touch(), { jar });
+      assert.deepEqual((await app.mw.sessions('ann')).map((s) => s.meta), ['m']);
+      const logout = await app.run((s) => s.logout(), { jar });
       assert.equal(logout.error, undefined);
+      await app.run((s) => s.login('ann'), { jar: new CookieJar() });
+      assert.equal(await app.mw.revoke('ann'), 1);
     });
     assert.deepEqual((await admin.keys('*')).filter((k) => !k.startsWith(`${PREFIX}:`)), [], 'nothing outside the prefix');
   });

@@ -538,7 +538,15 @@ mod tests {
     }
 
     /// What Redis answers to the five `SCRIPT LOAD`s of a new connection.
-    const LOADED: &[u8] = b"+sha\r\n+sha\r\n+sha\r\n+sha\r\n+sha\r\n";
+    /// How many scripts each connection loads.
+    fn scripts() -> usize {
+        crate::store::redis::preload_scripts().len()
+    }
+
+    /// The replies to the handshake's `SCRIPT LOAD`s.
+    fn loaded() -> Vec<u8> {
+        "+sha\r\n".repeat(scripts()).into_bytes()
+    }
 
     /// A connected link, its handshake sent and answered.
     fn connected(handshake: &[Cmd]) -> Link {
@@ -549,7 +557,7 @@ mod tests {
             Instant::now(),
         );
         link.connected();
-        link.received(LOADED);
+        link.received(&loaded());
         link.received(b":1\r\n");
         link.take_flags();
         link.clear_output();
@@ -580,11 +588,11 @@ mod tests {
         let sent = take_output(&mut link);
         assert!(sent
             .starts_with("*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD\r\n"));
-        assert_eq!(sent.matches("SCRIPT").count(), 5);
+        assert_eq!(sent.matches("SCRIPT").count(), scripts());
         assert!(sent.find("*3\r\n$4\r\nHGET\r\n").unwrap() > sent.rfind("SCRIPT").unwrap());
         // Replies split at awkward places still pair up.
         link.received(b"+OK\r\n");
-        link.received(LOADED);
+        link.received(&loaded());
         link.received(b"$1\r\nx");
         assert!(link.take_finished().is_empty());
         link.received(b"\r\n$-");
@@ -637,12 +645,12 @@ mod tests {
         let again = take_output(&mut link);
         assert_eq!(
             again.matches("SCRIPT").count(),
-            5,
+            scripts(),
             "the scripts are loaded again"
         );
         assert!(again.find("\r\nEVAL\r\n").unwrap() > again.rfind("SCRIPT").unwrap());
         assert!(link.take_finished().is_empty());
-        link.received(LOADED);
+        link.received(&loaded());
         link.received(b":1\r\n");
         assert_eq!(
             link.take_finished()[0].results,
@@ -674,7 +682,7 @@ mod tests {
             .find("\r\n$2\r\n10\r\n")
             .expect("the second incr again");
         assert!(first < second, "in their order: {again}");
-        link.received(LOADED);
+        link.received(&loaded());
         link.received(b":1\r\n:11\r\n");
         assert_eq!(
             link.take_finished()[0].results,
@@ -701,7 +709,7 @@ mod tests {
         take_output(&mut link);
         link.received(b"-NOSCRIPT No matching script.\r\n$1\r\n0\r\n");
         let reload = take_output(&mut link);
-        assert_eq!(reload.matches("SCRIPT").count(), 5);
+        assert_eq!(reload.matches("SCRIPT").count(), scripts());
         assert!(!reload.contains("EVAL\r\n"), "not sent again: {reload}");
         let finished = link.take_finished();
         let err = finished[0].results[0].as_ref().unwrap_err();
@@ -713,7 +721,7 @@ mod tests {
         );
         // Once the scripts are loaded again, the link goes on as before.
         link.submit(2, vec![Item::Run("s:c".into(), Op::Touch)], Instant::now());
-        link.received(LOADED);
+        link.received(&loaded());
         link.received(b":1\r\n");
         assert_eq!(link.take_finished()[0].results, [Ok(Reply::Done)]);
     }
@@ -786,7 +794,7 @@ mod tests {
 
         link.submit(2, vec![get("a")], Instant::now());
         link.connected();
-        link.received(LOADED);
+        link.received(&loaded());
         link.received(b"$1\r\nx\r\n:5\r\n");
         assert_eq!(link.take_flags() & flags::RESET, flags::RESET);
         assert_eq!(value(&link.take_finished()[0].results[0]), Some("x".into()));
@@ -798,7 +806,8 @@ mod tests {
         link.submit(1, vec![get("a")], Instant::now());
         link.connected();
         link.take_flags();
-        link.received(b"-NOPERM no SCRIPT for this user\r\n+sha\r\n+sha\r\n+sha\r\n+sha\r\n");
+        link.received(b"-NOPERM no SCRIPT for this user\r\n");
+        link.received(&loaded()["+sha\r\n".len()..]);
         link.received(b"$1\r\nx\r\n");
         assert_eq!(link.take_flags() & flags::RESET, 0);
         assert_eq!(value(&link.take_finished()[0].results[0]), Some("x".into()));

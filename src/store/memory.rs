@@ -3,19 +3,28 @@
 //! a write or touch sets the expiry, an expired session reads as empty, a
 //! session with no keys left still lives until it expires).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{too_many_fields, Limits, Op, Reply};
+use super::{is_reserved, LOGIN_FIELD, META_FIELD, SEEN_FIELD, USER_FIELD};
+use super::{too_many_fields, unix_ms, Limits, Op, Reply};
 use crate::error::{Result, SessionError};
 
 /// How often, at most, a call also sweeps every expired session out.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-#[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// The sessions' key prefix: a user's index holds ids, and the key of
+    /// each says whether its session lives.
+    prefix: String,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new("session")
+    }
 }
 
 struct State {
@@ -23,6 +32,10 @@ struct State {
     /// Keys whose session `regenerate()` moved away, until when they say so
     /// (see [`super::MOVED_MARKER`]).
     moved: HashMap<String, Instant>,
+    /// The users' indexes: index key -> ids of the sessions signed in. An
+    /// entry goes when its session is found ended (no lease is needed here:
+    /// every look at an index sees the sessions too).
+    users: HashMap<String, HashSet<String>>,
     next_sweep: Instant,
 }
 
@@ -31,6 +44,7 @@ impl Default for State {
         State {
             sessions: HashMap::new(),
             moved: HashMap::new(),
+            users: HashMap::new(),
             next_sweep: Instant::now() + SWEEP_INTERVAL,
         }
     }
@@ -58,8 +72,16 @@ impl Session {
 }
 
 impl MemoryStore {
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty store for sessions keyed `prefix:id`.
+    pub fn new(prefix: &str) -> Self {
+        MemoryStore {
+            state: Mutex::default(),
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn session_key(&self, id: &str) -> String {
+        format!("{}:{id}", self.prefix)
     }
 
     /// Number of live sessions (for tests and diagnostics).
@@ -79,8 +101,18 @@ impl MemoryStore {
         // (every mutation below is a single step), so a poisoned lock is usable.
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if now >= state.next_sweep {
-            state.sessions.retain(|_, s| s.is_live(now));
-            state.moved.retain(|_, until| *until > now);
+            let State {
+                sessions,
+                moved,
+                users,
+                ..
+            } = &mut *state;
+            sessions.retain(|_, s| s.is_live(now));
+            moved.retain(|_, until| *until > now);
+            for ids in users.values_mut() {
+                ids.retain(|id| sessions.contains_key(&self.session_key(id)));
+            }
+            users.retain(|_, ids| !ids.is_empty());
             state.next_sweep = now + SWEEP_INTERVAL;
         }
         if state.sessions.get(key).is_some_and(|s| !s.is_live(now)) {
@@ -102,8 +134,16 @@ impl MemoryStore {
             added > 0 && held + added > limits.max_fields
         };
         let State {
-            sessions, moved, ..
+            sessions,
+            moved,
+            users,
+            ..
         } = &mut *state;
+        let lives = |sessions: &HashMap<String, Session>, id: &String| {
+            sessions
+                .get(&self.session_key(id))
+                .is_some_and(|s| s.is_live(now))
+        };
         Ok(match op {
             Op::Get(field) => Reply::Value(
                 sessions
@@ -125,11 +165,73 @@ impl MemoryStore {
                     .map(|s| {
                         s.fields
                             .iter()
+                            .filter(|(k, _)| !is_reserved(k))
                             .map(|(k, v)| (k.clone(), v.clone()))
                             .collect()
                     })
                     .unwrap_or_default(),
             ),
+            Op::Describe => {
+                let session = sessions.get(key);
+                let field = |name: &str| session.and_then(|s| s.fields.get(name).cloned());
+                Reply::Values(vec![
+                    field(USER_FIELD),
+                    field(META_FIELD),
+                    field(LOGIN_FIELD),
+                    field(SEEN_FIELD),
+                ])
+            }
+            Op::Bind { .. } | Op::Seen | Op::Extend if !sessions.contains_key(key) => Reply::Gone,
+            Op::Bind { user, meta } => {
+                let session = sessions.get_mut(key).expect("checked above");
+                let at = unix_ms().to_string();
+                session.fields.insert(USER_FIELD.into(), user);
+                match meta {
+                    Some(meta) => session.fields.insert(META_FIELD.into(), meta),
+                    None => session.fields.remove(META_FIELD),
+                };
+                session.fields.insert(LOGIN_FIELD.into(), at.clone());
+                session.fields.insert(SEEN_FIELD.into(), at);
+                session.expires_at = Some(expiry(session.created_at));
+                Reply::Done
+            }
+            Op::Seen => {
+                let session = sessions.get_mut(key).expect("checked above");
+                session
+                    .fields
+                    .insert(SEEN_FIELD.into(), unix_ms().to_string());
+                session.expires_at = Some(expiry(session.created_at));
+                // No lease to renew: entries here go only when their session has.
+                Reply::Values(vec![session.fields.get(USER_FIELD).cloned(), None])
+            }
+            Op::Extend => {
+                let session = sessions.get_mut(key).expect("checked above");
+                session.expires_at = Some(expiry(session.created_at));
+                Reply::Done
+            }
+            Op::IndexAdd { id, renew } => {
+                let ids = users.entry(key.to_owned()).or_default();
+                ids.retain(|id| lives(sessions, id));
+                match renew {
+                    true => Reply::Int(ids.contains(&id).into()),
+                    false => Reply::Int(ids.insert(id).into()),
+                }
+            }
+            Op::IndexList => {
+                let ids = users.get_mut(key).map(|ids| {
+                    ids.retain(|id| lives(sessions, id));
+                    ids.iter().cloned().map(Some).collect()
+                });
+                Reply::Values(ids.unwrap_or_default())
+            }
+            Op::IndexRemove(gone) => {
+                if let Some(ids) = users.get_mut(key) {
+                    for id in &gone {
+                        ids.remove(id);
+                    }
+                }
+                Reply::Done
+            }
             Op::Write { create: false, .. } | Op::Incr { create: false, .. }
                 if !sessions.contains_key(key) =>
             {
@@ -202,10 +304,7 @@ impl MemoryStore {
                 }
                 Reply::Done
             }
-            Op::Destroy => {
-                sessions.remove(key);
-                Reply::Done
-            }
+            Op::Destroy => Reply::Int(sessions.remove(key).is_some().into()),
         })
     }
 }
@@ -226,11 +325,9 @@ impl MemoryStore {
     /// Drops every session. (Refusing work after `close()` is the engine's
     /// job, for both backends: see `Core::prepare`.)
     pub fn close(&self) {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .sessions
-            .clear();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.sessions.clear();
+        state.users.clear();
     }
 }
 
@@ -270,7 +367,7 @@ mod tests {
 
     #[test]
     fn sessions_are_isolated() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::default();
         let now = Instant::now();
         store
             .execute_at("s:a", write(&[("k", "1")], &[]), ttl(10), now)
@@ -285,7 +382,7 @@ mod tests {
 
     #[test]
     fn idle_sessions_expire_and_touch_extends_them() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::default();
         let t0 = Instant::now();
         store
             .execute_at("s:a", write(&[("k", "1")], &[]), ttl(10), t0)
@@ -304,7 +401,7 @@ mod tests {
 
     #[test]
     fn expired_sessions_are_swept_from_memory() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::default();
         let t0 = Instant::now();
         for i in 0..100 {
             store
@@ -320,7 +417,7 @@ mod tests {
 
     #[test]
     fn strict_writes_never_revive_a_missing_session() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::default();
         let now = Instant::now();
         let strict = Op::Write {
             set: vec![("k".into(), "1".into())],
@@ -344,7 +441,7 @@ mod tests {
 
     #[test]
     fn incr_counts_on_json_integers_and_refuses_other_values() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::default();
         let now = Instant::now();
         let incr = |by| Op::Incr {
             field: "n".into(),
@@ -377,7 +474,7 @@ mod tests {
 
     #[test]
     fn rename_moves_the_data_at_once() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::default();
         let now = Instant::now();
         store
             .execute_at("s:old", write(&[("k", "v")], &[]), ttl(10), now)
@@ -407,7 +504,7 @@ mod tests {
 
     #[test]
     fn writes_over_max_fields_write_nothing() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::default();
         let now = Instant::now();
         store
             .execute_at("s:a", write(&[("a", "1"), ("b", "2")], &[]), ttl(10), now)
@@ -444,7 +541,7 @@ mod tests {
 
     #[test]
     fn a_started_session_lives_without_keys_until_it_expires() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::default();
         let t0 = Instant::now();
         store.execute_at("s:a", Op::Start, ttl(10), t0).unwrap();
         assert_eq!(store.len(), 1, "recorded as its id is issued");
@@ -478,12 +575,63 @@ mod tests {
 
     #[test]
     fn close_drops_every_session() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::default();
         store
             .execute_at("s:a", write(&[("k", "1")], &[]), ttl(10), Instant::now())
             .unwrap();
         assert_eq!(store.len(), 1);
         store.close();
         assert!(store.is_empty());
+    }
+
+    #[test]
+    fn a_signed_in_session_is_listed_until_it_ends() {
+        let store = MemoryStore::new("s");
+        let t0 = Instant::now();
+        let run = |key: &str, op: Op, now: Instant| store.execute_at(key, op, ttl(10), now);
+        let index = "s:user:ann";
+        let add = |id: &str, renew: bool| Op::IndexAdd {
+            id: id.into(),
+            renew,
+        };
+        let bind = Op::Bind {
+            user: "ann".into(),
+            meta: Some("{}".into()),
+        };
+        assert_eq!(run("s:a", bind.clone(), t0), Ok(Reply::Gone), "strict");
+        for id in ["a", "b"] {
+            run(&format!("s:{id}"), Op::Start, t0).unwrap();
+            assert_eq!(run(index, add(id, false), t0), Ok(Reply::Int(1)));
+            assert_eq!(run(&format!("s:{id}"), bind.clone(), t0), Ok(Reply::Done));
+        }
+        let Ok(Reply::Values(seen)) = run("s:a", Op::Seen, t0) else {
+            panic!("a live session is seen")
+        };
+        assert_eq!(seen, [Some("ann".to_owned()), None]);
+        let Ok(Reply::Values(described)) = run("s:a", Op::Describe, t0) else {
+            panic!("a live session is described")
+        };
+        assert_eq!(
+            described[..2],
+            [Some("ann".to_owned()), Some("{}".to_owned())]
+        );
+        assert_eq!(
+            run("s:a", Op::GetAll, t0),
+            Ok(Reply::Pairs(vec![])),
+            "the store's own fields stay out of getAll()"
+        );
+        // b expires; the index drops it as it looks, and a renewal does not bring it back.
+        let t5 = t0 + Duration::from_secs(5);
+        run("s:a", Op::Seen, t5).unwrap();
+        let t12 = t0 + Duration::from_secs(12);
+        assert_eq!(
+            run(index, Op::IndexList, t12),
+            Ok(Reply::Values(vec![Some("a".to_owned())]))
+        );
+        assert_eq!(run(index, add("b", true), t12), Ok(Reply::Int(0)));
+        assert_eq!(run("s:a", Op::Destroy, t12), Ok(Reply::Int(1)));
+        assert_eq!(run("s:a", Op::Destroy, t12), Ok(Reply::Int(0)));
+        assert_eq!(run("s:a", Op::Seen, t12), Ok(Reply::Gone));
+        assert_eq!(run(index, Op::IndexList, t12), Ok(Reply::Values(vec![])));
     }
 }

@@ -47,8 +47,45 @@ pub enum Op {
     Start,
     /// `EXPIRE` (refresh the idle TTL); a missing session stays missing.
     Touch,
-    /// `DEL` the whole session.
+    /// `DEL` the whole session: [`Reply::Int`] 1 when it existed, else 0.
     Destroy,
+    /// Binds a session to a user at sign-in (strictly: [`Reply::Gone`] when
+    /// it ended): its user id, `meta` (JSON) when given, its sign-in and
+    /// last-seen times, and its lease ([`lease_until`]): the session never
+    /// outlives its entry in the user's index, so a `revoke()` that reads the
+    /// index finds every session still alive.
+    Bind { user: String, meta: Option<String> },
+    /// The per-request refresh of a signed-in session: [`Op::Touch`] that
+    /// also records when it was last seen. [`Reply::Values`] `[user id,
+    /// renew]`, `renew` set when less than half of its lease is left;
+    /// [`Reply::Gone`] when the session ended.
+    Seen,
+    /// Moves a signed-in session's lease on (once its index entry was moved)
+    /// and refreshes its idle TTL; [`Reply::Gone`] when it ended.
+    Extend,
+    /// What a listing shows of a session: [`Reply::Values`] `[user id, meta,
+    /// signed in at, last seen at]` (all `None` for a session that ended).
+    Describe,
+    /// On a user's index (`prefix:user:<user id>`, a sorted set of session
+    /// ids scored by lease): enters `id` for a lease, and drops at most
+    /// [`PRUNE_BATCH`] entries whose lease is over. `renew`: only moves on an
+    /// entry that is still there (a revoked session stays out).
+    /// [`Reply::Int`] 1 when the entry holds the new lease.
+    IndexAdd { id: String, renew: bool },
+    /// The ids in a user's index whose lease is not over, after a bounded prune.
+    IndexList,
+    /// Takes ids out of a user's index.
+    IndexRemove(Vec<String>),
+}
+
+impl Op {
+    /// Whether the operation is on a user's index rather than on a session.
+    pub fn is_on_user_index(&self) -> bool {
+        matches!(
+            self,
+            Op::IndexAdd { .. } | Op::IndexList | Op::IndexRemove(_)
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -87,12 +124,56 @@ pub struct Limits {
     pub max_lifetime_secs: Option<u64>,
 }
 
+impl Limits {
+    /// How long a signed-in session's index entry holds (see [`Op::Bind`]):
+    /// twice the idle timeout and at least two hours, so that a session in
+    /// use renews it at most about once an hour ([`Op::Seen`]).
+    pub fn lease_ms(&self) -> u64 {
+        self.ttl_secs.max(3600) * 2000
+    }
+}
+
+/// Now, in unix milliseconds, on this machine's clock.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
+/// The end of a lease taken now (unix ms).
+pub fn lease_until(limits: Limits) -> u64 {
+    unix_ms() + limits.lease_ms()
+}
+
 /// The hash field where a session's creation time (unix milliseconds) is kept:
 /// recorded when its id is issued ([`Op::Start`]), counted from by
 /// `maxLifetime`, and what keeps a session with no keys of its own alive.
 /// Session keys may not start with NUL, so no key of the application can
 /// collide with it.
 pub const CREATED_FIELD: &str = "\0created";
+
+/// The hash fields of a signed-in session (see [`Op::Bind`]); like
+/// [`CREATED_FIELD`], out of the application's reach.
+pub const USER_FIELD: &str = "\0user";
+pub const META_FIELD: &str = "\0meta";
+pub const LOGIN_FIELD: &str = "\0login";
+pub const SEEN_FIELD: &str = "\0seen";
+pub const UNTIL_FIELD: &str = "\0until";
+
+/// Whether a hash field is the store's own (never handed to the application).
+pub fn is_reserved(field: &str) -> bool {
+    field.starts_with('\0')
+}
+
+/// How many entries of a user's index whose lease is over one call drops,
+/// at most: a user with a million stale entries costs each call a bounded
+/// amount, and the entries go over later calls.
+pub const PRUNE_BATCH: usize = 100;
+
+/// What an index entry's score adds to its session's lease: the entry must
+/// outlast the session even when the clocks of the nodes holding the two
+/// keys (a cluster) differ by this much.
+pub const INDEX_MARGIN_MS: u64 = 60_000;
 
 /// How long a moved session's old key remembers the move: a second
 /// `regenerate()` of the same cookie within it (a double-submitted log-in

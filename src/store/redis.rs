@@ -7,7 +7,8 @@ use std::sync::LazyLock;
 
 use redis::{from_redis_value, Cmd, ConnectionAddr, IntoConnectionInfo, Script, Value};
 
-use super::{too_many_fields, Limits, Op, Reply, CREATED_FIELD};
+use super::{is_reserved, lease_until, too_many_fields, Limits, Op, Reply};
+use super::{INDEX_MARGIN_MS, LOGIN_FIELD, META_FIELD, PRUNE_BATCH, SEEN_FIELD, USER_FIELD};
 use crate::config::{RedisOptions, TlsOptions};
 use crate::error::{ErrorCode, Result, SessionError};
 
@@ -98,7 +99,7 @@ pub fn target(redis: &RedisOptions, db_index: Option<i64>) -> Result<Target> {
 /// alt-session 0.0.1, starts counting now). `false` when the lifetime is
 /// over: the session is deleted.
 macro_rules! lua_with_lifetime {
-    ($body:literal) => {
+    ($($body:literal),+) => {
         concat!(
             r#"
 local function now_ms()
@@ -124,8 +125,19 @@ local function lifetime_ttl(key, ttl, life)
   end
   return math.min(ttl * 1000, left)
 end
+-- lifetime_ttl, capped by a signed-in session's lease (see Op::Bind): the
+-- session never outlives its entry in the user's index.
+local function session_ttl(key, ttl, life)
+  local left = lifetime_ttl(key, ttl, life)
+  local lease = tonumber(redis.call('HGET', key, '\0until'))
+  if not left or not lease then return left end
+  left = math.min(left, lease - now_ms())
+  if left > 0 then return left end
+  redis.call('DEL', key)
+  return false
+end
 "#,
-            $body
+            $($body),+
         )
     };
 }
@@ -167,7 +179,7 @@ local function in_chunks(command, first, last)
 end
 local exists = redis.call('EXISTS', key) == 1
 if not exists and ARGV[1] == '0' then return 0 end
-if exists and life > 0 and not lifetime_ttl(key, ttl, life) then return 0 end
+if exists and not session_ttl(key, ttl, life) then return 0 end
 local sets = tonumber(ARGV[5])
 if sets > 0 then
   local max = tonumber(ARGV[3])
@@ -187,11 +199,7 @@ if deletes then in_chunks('HDEL', 6 + sets, #ARGV) end
 if not exists or (deletes and redis.call('EXISTS', key) == 0) then
   redis.call('HSETNX', key, '\0created', now_ms())
 end
-if life > 0 then
-  redis.call('PEXPIRE', key, lifetime_ttl(key, ttl, life))
-else
-  redis.call('EXPIRE', key, ttl)
-end
+redis.call('PEXPIRE', key, session_ttl(key, ttl, life))
 return 1
 "#
 );
@@ -204,12 +212,12 @@ const INCR: &str = lua_with_lifetime!(
 local key, ttl, life = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4])
 local exists = redis.call('EXISTS', key) == 1
 if not exists and ARGV[1] == '0' then return false end
-if exists and not lifetime_ttl(key, ttl, life) then return false end
+if exists and not session_ttl(key, ttl, life) then return false end
 local held = redis.call('HLEN', key) - redis.call('HEXISTS', key, '\0created')
 if redis.call('HEXISTS', key, ARGV[5]) == 0 and held + 1 > tonumber(ARGV[3]) then return {-1} end
 if not exists then redis.call('HSET', key, '\0created', now_ms()) end
 local value = redis.call('HINCRBY', key, ARGV[5], ARGV[6])
-redis.call('PEXPIRE', key, lifetime_ttl(key, ttl, life))
+redis.call('PEXPIRE', key, session_ttl(key, ttl, life))
 return value
 "#
 );
@@ -219,7 +227,7 @@ return value
 const TOUCH: &str = lua_with_lifetime!(
     r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local ttl = lifetime_ttl(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+local ttl = session_ttl(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
 if not ttl then return 0 end
 redis.call('PEXPIRE', KEYS[1], ttl)
 return 1
@@ -241,7 +249,7 @@ local ttl, life = tonumber(ARGV[1]), tonumber(ARGV[2])
 if redis.call('EXISTS', old) == 1 then
   redis.call('RENAME', old, new)
   redis.call('SET', moved, '1', 'PX', ARGV[3])
-  local left = lifetime_ttl(new, ttl, life)
+  local left = session_ttl(new, ttl, life)
   if left then
     redis.call('PEXPIRE', new, left)
     return 1
@@ -255,6 +263,100 @@ return 0
 "#
 );
 
+/// Binds a live session to a user (see [`Op::Bind`]); 0 when it ended.
+/// ARGV: ttl, maxLifetime, lease end (unix ms), user id, meta (optional:
+/// without it the meta already bound stays).
+const BIND: &str = lua_with_lifetime!(
+    r#"
+local key, ttl, life = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+if redis.call('EXISTS', key) == 0 then return 0 end
+local left = lifetime_ttl(key, ttl, life)
+if not left then return 0 end
+local now = now_ms()
+redis.call('HSET', key, '\0user', ARGV[4], '\0login', now, '\0seen', now, '\0until', ARGV[3])
+if ARGV[5] then redis.call('HSET', key, '\0meta', ARGV[5]) end
+redis.call('PEXPIRE', key, math.min(left, tonumber(ARGV[3]) - now))
+return 1
+"#
+);
+
+/// The per-request refresh of a signed-in session (see [`Op::Seen`]):
+/// `{user id, renew (0/1)}`, or false when the session ended.
+/// ARGV: ttl, maxLifetime, lease length (ms).
+const SEEN: &str = lua_with_lifetime!(
+    r#"
+local key, ttl, life = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+if redis.call('EXISTS', key) == 0 then return false end
+local left = session_ttl(key, ttl, life)
+if not left then return false end
+local now = now_ms()
+redis.call('HSET', key, '\0seen', now)
+redis.call('PEXPIRE', key, left)
+local lease = tonumber(redis.call('HGET', key, '\0until')) or now
+local renew = 0
+if lease - now < tonumber(ARGV[3]) / 2 then renew = 1 end
+return {redis.call('HGET', key, '\0user'), renew}
+"#
+);
+
+/// Moves a signed-in session's lease on (see [`Op::Extend`]); 0 when it ended.
+/// ARGV: ttl, maxLifetime, lease end (unix ms).
+const EXTEND: &str = lua_with_lifetime!(
+    r#"
+local key, ttl, life = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+if redis.call('EXISTS', key) == 0 then return 0 end
+redis.call('HSET', key, '\0until', ARGV[3])
+local left = session_ttl(key, ttl, life)
+if not left then return 0 end
+redis.call('PEXPIRE', key, left)
+return 1
+"#
+);
+
+/// Shared by the scripts on a user's index: drops at most `ARGV[1]`
+/// entries whose lease is over, and returns Redis's time.
+macro_rules! lua_on_index {
+    ($body:literal) => {
+        lua_with_lifetime!(
+            r#"
+local index = KEYS[1]
+local function prune()
+  local now = now_ms()
+  local stale = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+  if #stale > 0 then redis.call('ZREM', index, unpack(stale)) end
+  return now
+end
+"#,
+            $body
+        )
+    };
+}
+
+/// Enters a session in a user's index (see [`Op::IndexAdd`]); the index
+/// itself expires with its last lease. ARGV: prune batch, session id, score
+/// (lease end plus [`super::INDEX_MARGIN_MS`]), renew (0/1).
+const INDEX_ADD: &str = lua_on_index!(
+    r#"
+prune()
+if ARGV[4] == '1' then
+  if not redis.call('ZSCORE', index, ARGV[2]) then return 0 end
+  redis.call('ZADD', index, 'GT', ARGV[3], ARGV[2])
+else
+  redis.call('ZADD', index, ARGV[3], ARGV[2])
+end
+local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', index, last[2])
+return 1
+"#
+);
+
+/// The ids in a user's index whose lease is not over. ARGV: prune batch.
+const INDEX_LIST: &str = lua_on_index!(
+    r#"
+return redis.call('ZRANGEBYSCORE', index, prune(), '+inf')
+"#
+);
+
 /// The store's Lua scripts.
 #[derive(Clone, Copy)]
 enum Lua {
@@ -263,13 +365,20 @@ enum Lua {
     Incr,
     Touch,
     Rename,
+    Bind,
+    Seen,
+    Extend,
+    IndexAdd,
+    IndexList,
 }
 
 /// Every script's body, indexed by [`Lua`].
-const BODIES: [&str; 5] = [START, WRITE, INCR, TOUCH, RENAME];
+const BODIES: [&str; 10] = [
+    START, WRITE, INCR, TOUCH, RENAME, BIND, SEEN, EXTEND, INDEX_ADD, INDEX_LIST,
+];
 
 /// Each script with its digest, computed once, indexed by [`Lua`].
-static SCRIPTS: LazyLock<[Script; 5]> = LazyLock::new(|| BODIES.map(Script::new));
+static SCRIPTS: LazyLock<[Script; 10]> = LazyLock::new(|| BODIES.map(Script::new));
 
 /// `SCRIPT LOAD` of every script: sent as each connection opens, so that
 /// `EVALSHA` finds them. Otherwise a `NOSCRIPT` write would be sent again
@@ -406,6 +515,28 @@ pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Optio
                 (ttl, life, marker_ms),
             )
         }
+        Op::Bind { user, meta } => with(
+            eval(Lua::Bind, &[key]),
+            (ttl, life, lease_until(limits), user, meta),
+        ),
+        Op::Seen => with(eval(Lua::Seen, &[key]), (ttl, life, limits.lease_ms())),
+        Op::Extend => with(eval(Lua::Extend, &[key]), (ttl, life, lease_until(limits))),
+        Op::Describe => with(
+            hash_cmd("HMGET", key),
+            (USER_FIELD, META_FIELD, LOGIN_FIELD, SEEN_FIELD),
+        ),
+        Op::IndexAdd { id, renew } => with(
+            eval(Lua::IndexAdd, &[key]),
+            (
+                PRUNE_BATCH,
+                id,
+                lease_until(limits) + INDEX_MARGIN_MS,
+                u8::from(*renew),
+            ),
+        ),
+        Op::IndexList => with(eval(Lua::IndexList, &[key]), PRUNE_BATCH),
+        Op::IndexRemove(ids) if ids.is_empty() => return None,
+        Op::IndexRemove(ids) => with(hash_cmd("ZREM", key), ids),
     })
 }
 
@@ -419,21 +550,30 @@ pub fn decode(key: &str, op: &Op, reply: Option<Value>, limits: Limits) -> Resul
     let reply = match reply {
         Some(Value::ServerError(err)) => return Err(operation_error(&err, key)),
         Some(value) => value,
-        None => return Ok(Reply::Values(Vec::new())), // an empty mget sent nothing
+        // Nothing was sent: an mget of no keys, a removal of no ids.
+        None if matches!(op, Op::IndexRemove(_)) => return Ok(Reply::Done),
+        None => return Ok(Reply::Values(Vec::new())),
     };
     let parsed = match op {
         Op::Get(_) => from_redis_value(reply).map(Reply::Value),
         Op::MGet(_) => from_redis_value(reply).map(Reply::Values),
         Op::GetAll => from_redis_value::<Vec<(String, String)>>(reply).map(|pairs| {
             // The store's own fields (maxLifetime's creation time) are not the app's.
-            Reply::Pairs(
-                pairs
-                    .into_iter()
-                    .filter(|(f, _)| f != CREATED_FIELD)
-                    .collect(),
-            )
+            Reply::Pairs(pairs.into_iter().filter(|(f, _)| !is_reserved(f)).collect())
         }),
-        Op::Start | Op::Touch | Op::Destroy => Ok(Reply::Done),
+        Op::Start | Op::Touch | Op::IndexRemove(_) => Ok(Reply::Done),
+        Op::Destroy | Op::IndexAdd { .. } => from_redis_value(reply).map(Reply::Int),
+        Op::Describe | Op::IndexList => from_redis_value(reply).map(Reply::Values),
+        Op::Seen => match reply {
+            Value::Nil => Ok(Reply::Gone),
+            value => from_redis_value::<(Option<String>, i64)>(value).map(|(user, renew)| {
+                Reply::Values(vec![user, (renew == 1).then(|| "renew".to_owned())])
+            }),
+        },
+        Op::Bind { .. } | Op::Extend => {
+            from_redis_value::<i64>(reply)
+                .map(|done| if done == 0 { Reply::Gone } else { Reply::Done })
+        }
         Op::Write { .. } => match from_redis_value::<i64>(reply) {
             Ok(-1) => return Err(too_many_fields(limits.max_fields)),
             done => done.map(|done| if done == 0 { Reply::Gone } else { Reply::Done }),

@@ -1,0 +1,84 @@
+'use strict';
+
+/**
+ * Every session of a user: the steps of `mw.sessions()`, `mw.revoke()` and
+ * a signed-in session's lease renewal, each a short sequence of engine
+ * operations (src/store/mod.rs says what each one does in the store).
+ *
+ * A user's index (`prefix:user:<id>`) lists the ids of the sessions that
+ * signed in as that user, each for a lease that the session cannot outlive;
+ * entries of sessions that ended go lazily, a bounded number per call.
+ */
+
+/**
+ * The live sessions of `user`, most recently seen first:
+ * `[{ id, createdAt, lastSeenAt, meta }]` (times in unix milliseconds).
+ */
+function listSessions(engine, user, decode, done) {
+  engine.indexList(user, (err, ids) => {
+    if (err) return done(err);
+    if (ids.length === 0) return done(null, []);
+    const sessions = [];
+    const ended = [];
+    let waiting = ids.length;
+    let failed = null;
+    ids.forEach((id) => {
+      engine.describe(id, (describeErr, fields) => {
+        if (describeErr) failed = failed || describeErr;
+        else if (fields[0] === user) sessions.push(entry(id, fields, decode));
+        else ended.push(id); // ended, or signed in as someone else since
+        if (--waiting > 0) return;
+        if (ended.length > 0) engine.indexRemove(user, ended, noop);
+        if (failed) return done(failed);
+        sessions.sort((a, b) => b.lastSeenAt - a.lastSeenAt);
+        done(null, sessions);
+      });
+    });
+  });
+}
+
+function entry(id, [, meta, signedInAt, lastSeenAt], decode) {
+  return { id, createdAt: Number(signedInAt), lastSeenAt: Number(lastSeenAt), meta: decode(meta) };
+}
+
+/**
+ * Ends every session of `user` but `except`; results in how many ended.
+ * A session ends by deletion, so a request in flight for it can write
+ * nothing back (writes go only to sessions that exist) and its next request
+ * starts fresh.
+ */
+function revokeSessions(engine, user, except, done) {
+  engine.indexList(user, (err, ids) => {
+    if (err) return done(err);
+    const doomed = ids.filter((id) => id !== except);
+    if (doomed.length === 0) return done(null, 0);
+    let ended = 0;
+    let waiting = doomed.length;
+    let failed = null;
+    doomed.forEach((id) => {
+      engine.destroy(id, (destroyErr, existed) => {
+        if (destroyErr) failed = failed || destroyErr;
+        else ended += existed;
+        if (--waiting > 0) return;
+        if (failed) return done(failed); // the index keeps them: a retry finds them
+        engine.indexRemove(user, doomed, (removeErr) => done(removeErr, ended));
+      });
+    });
+  });
+}
+
+/**
+ * Moves a signed-in session's lease on: its index entry first, then the
+ * session (which may never outlive the entry). An entry that is gone (the
+ * session was revoked) is not put back. Runs in the background: a failure
+ * leaves the current lease, and a later request tries again.
+ */
+function renewLease(engine, user, id) {
+  engine.indexAdd(user, id, true, (err, held) => {
+    if (!err && held === 1) engine.extend(id, noop);
+  });
+}
+
+function noop() {}
+
+module.exports = { listSessions, revokeSessions, renewLease };
