@@ -126,6 +126,33 @@ describe('Redis Cluster', () => {
     });
   });
 
+  test('sessions per user: the index lives in its own slot; sessions() lists every node\'s, revoke() ends them all', async () => {
+    await withSessionApp(express, options(), async (app) => {
+      const clients = [];
+      for (let i = 0; i < 6; i++) {
+        const jar = new CookieJar();
+        await app.run((s) => s.set('cart', [i]), { jar });
+        const r = await app.run(async (s) => (await s.login('ann', { meta: { i } }), s.id), { jar });
+        assert.equal(r.error, undefined, r.error && r.error.message);
+        clients.push({ jar, id: r.value });
+      }
+      const primaries = new Set(await Promise.all(clients.map(async ({ id }) => (await cluster.primaryOf(slotOf(`session:${id}`))).port)));
+      assert.ok(primaries.size >= 2, 'the sessions are on several primaries');
+      const listed = await app.mw.sessions('ann');
+      assert.deepEqual(listed.map((s) => s.meta.i).sort(), [0, 1, 2, 3, 4, 5]);
+      assert.equal((await app.run((s) => s.userId, { jar: clients[1].jar })).value, 'ann');
+      assert.equal(await app.mw.revoke('ann', { except: clients[0].id }), 5);
+      for (const { id, jar } of clients.slice(1)) {
+        assert.equal(await (await holder(`session:${id}`)).exists(`session:${id}`), false);
+        assert.equal((await app.run((s) => s.userId, { jar })).value, null);
+      }
+      assert.deepEqual((await app.mw.sessions('ann')).map((s) => s.id), [clients[0].id]);
+      const out = await app.run(async (s) => (await s.logout(), s.userId), { jar: clients[0].jar });
+      assert.equal(out.value, null);
+      assert.deepEqual(await app.mw.sessions('ann'), []);
+    });
+  });
+
   test('a live session whose slot moves to another primary keeps being read and written (MOVED / ASK)', async (t) => {
     await withSessionApp(express, options(), async (app) => {
       const jar = new CookieJar();
