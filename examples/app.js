@@ -1,6 +1,7 @@
 'use strict';
 
-// A small Express app on alt-session: a visit counter and a log-in form.
+// A small Express app on alt-session: a visit counter, a log-in form, and a
+// "your sessions" page (every device signed in as you; sign out the others).
 //
 //   npm start                                   # in-memory sessions, no Redis needed
 //   REDIS_URL=redis://127.0.0.1:6379 npm start  # sessions in Redis
@@ -36,11 +37,9 @@ const route = (handler) => (req, res, next) => handler(req, res, next).catch(nex
 app.get(
   '/',
   route(async (req, res) => {
-    // Two keys in one round trip (HMGET), then the counter back (HSET + EXPIRE).
-    const { visits, user } = await req.session.mget(['visits', 'user']);
-    const count = (visits || 0) + 1;
-    await req.session.set('visits', count);
-    res.type('html').send(page(count, user));
+    // req.session.userId came with the request's one session command.
+    const count = await req.session.incr('visits');
+    res.type('html').send(page(count, req.session.userId));
   })
 );
 
@@ -51,7 +50,9 @@ app.post(
     if (!username || username.length > 64) {
       return res.status(400).type('html').send('<p>Give a user name of 1 to 64 characters. <a href="/">Back</a></p>');
     }
-    await req.session.set('user', { name: username, since: new Date().toISOString() });
+    // A new session id (against fixation), bound to the user; the meta is
+    // what the "your sessions" page shows of this device.
+    await req.session.login(username, { meta: { device: String(req.get('user-agent') || 'unknown').slice(0, 200) } });
     res.redirect(303, '/');
   })
 );
@@ -60,8 +61,25 @@ app.post(
   '/logout',
   route(async (req, res) => {
     // Deletes the session and clears the cookie; the next visit starts afresh.
-    await req.session.invalidate();
+    await req.session.logout();
     res.redirect(303, '/');
+  })
+);
+
+app.get(
+  '/sessions',
+  route(async (req, res) => {
+    if (req.session.userId === null) return res.redirect(303, '/');
+    const list = await sessions.sessions(req.session.userId);
+    res.type('html').send(sessionsPage(req.session, list));
+  })
+);
+
+app.post(
+  '/sessions/sign-out-others',
+  route(async (req, res) => {
+    if (req.session.userId !== null) await sessions.revoke(req.session.userId, { except: req.session.id });
+    res.redirect(303, '/sessions');
   })
 );
 
@@ -72,22 +90,42 @@ app.use((err, req, res, next) => {
   res.status(status).type('text').send(`Session error: ${err.code || 'unknown'}`);
 });
 
-function page(count, user) {
-  const who = user
-    ? `<p>Logged in as <strong>${escapeHtml(user.name)}</strong> since ${escapeHtml(user.since)}.</p>
+function page(count, userId) {
+  const who = userId !== null
+    ? `<p>Logged in as <strong id="user">${escapeHtml(userId)}</strong>. <a href="/sessions">Your sessions</a></p>
 <form method="post" action="/logout"><button>Log out</button></form>`
     : `<p>Not logged in.</p>
 <form method="post" action="/login">
   <label>User name <input name="username" maxlength="64" required></label>
   <button>Log in</button>
 </form>`;
+  return layout(`<p>Visits in this session: <strong id="visits">${count}</strong></p>
+${who}
+<p><small>Sessions in ${process.env.REDIS_URL ? 'Redis' : 'memory'}.</small></p>`);
+}
+
+function sessionsPage(current, list) {
+  const rows = list.map((s) => `<tr class="session${s.id === current.id ? ' current' : ''}">
+  <td>${escapeHtml(s.meta && s.meta.device)}</td>
+  <td>${new Date(s.createdAt).toISOString()}</td>
+  <td>${new Date(s.lastSeenAt).toISOString()}</td>
+  <td>${s.id === current.id ? 'this device' : ''}</td>
+</tr>`);
+  return layout(`<h2>Your sessions, ${escapeHtml(current.userId)}</h2>
+<table>
+<tr><th>Device</th><th>Signed in</th><th>Last seen</th><th></th></tr>
+${rows.join('\n')}
+</table>
+<form method="post" action="/sessions/sign-out-others"><button>Sign out all other sessions</button></form>
+<p><a href="/">Home</a></p>`);
+}
+
+function layout(body) {
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>alt-session example</title></head>
 <body>
 <h1>alt-session example</h1>
-<p>Visits in this session: <strong id="visits">${count}</strong></p>
-${who}
-<p><small>Sessions in ${process.env.REDIS_URL ? 'Redis' : 'memory'}.</small></p>
+${body}
 </body></html>
 `;
 }
