@@ -127,6 +127,21 @@ app.post('/logout', async (req, res) => {
   res.redirect('/');
 });
 
+// Sessions per user.
+app.post('/login', async (req, res) => {
+  await req.session.login('ann', { meta: { device: 'laptop' } });
+  await req.session.login(42);
+  req.session.login('ann', (err) => void err);
+  const user: string | null = req.session.userId;
+  const list: altSession.UserSession[] = await mw.sessions(user ?? 'ann');
+  const seen: number = list[0].lastSeenAt + list[0].createdAt;
+  const ended: number = await mw.revoke('ann', { except: req.session.id });
+  await mw.revoke(42);
+  mw.sessions('ann', (err, sessions) => void (err ? err.code : sessions?.length));
+  await req.session.logout();
+  res.json({ seen, ended });
+});
+
 // Error codes are a closed union.
 function describe(err: altSession.SessionError): string {
   switch (err.code) {
@@ -191,6 +206,12 @@ app.get('/wrong', async (req) => {
   req.session.id = 'other';
   // @ts-expect-error: isNew is read-only
   req.session.isNew = false;
+  // @ts-expect-error: userId is read-only (login() sets it)
+  req.session.userId = 'ann';
+  // @ts-expect-error: a user id is a string or a number
+  await req.session.login({ id: 1 });
+  // @ts-expect-error: except is a session id
+  await mw.revoke('ann', { except: 5 });
   // @ts-expect-error: a missing key resolves null, so the value may be null
   const n: number = await req.session.get<number>('n');
   void n;
