@@ -185,7 +185,7 @@ class Engine {
     return this.enqueue(EXTEND, 1, 0, done);
   }
 
-  /** `[userId, meta, signedInAt, lastSeenAt]` of a session (nulls once it ended). */
+  /** `[userId, meta, signedInAt, lastSeenAt, createdAt]` of a session (nulls once it ended). */
   describe(id, done) {
     this.strings.push(id);
     return this.enqueue(DESCRIBE, 1, 0, done);

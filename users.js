@@ -26,7 +26,9 @@ function listSessions(engine, user, decode, done) {
       engine.describe(id, (describeErr, fields) => {
         if (describeErr) failed = failed || describeErr;
         else if (fields[0] === user) sessions.push(entry(id, fields, decode));
-        else ended.push(id); // ended, or signed in as someone else since
+        // Ended, or signed in as someone else since. (A session that exists
+        // but is not bound yet is signing in: its entry stays.)
+        else if (fields[0] !== null || fields[4] === null) ended.push(id);
         if (--waiting > 0) return;
         if (ended.length > 0) engine.indexRemove(user, ended, noop);
         if (failed) return done(failed);

@@ -26,6 +26,8 @@ const CONFIGS = {
   bare: () => bare,
   ours: (redisPort) => ours(redisPort, {}),
   'ours-nonblocking': (redisPort) => ours(redisPort, { awaitTouch: false }),
+  // Sessions per user on: every session signs in as it starts (one of 20 users).
+  'ours-signed-in': (redisPort) => ours(redisPort, {}, {}, signInNewSessions),
   original,
   'express-session': expressSession,
   // Over TLS: <redisPort> is a TLS port, BENCH_TLS_CA the file of the CA that signed its certificate.
@@ -44,15 +46,24 @@ function bare(app) {
 }
 
 /** alt-session (this package), default options apart from the secret. */
-function ours(redisPort, extra, redisExtra = {}) {
+function ours(redisPort, extra, redisExtra = {}, before) {
   const altSession = require('..');
   return (app) => {
     const redis = { host: '127.0.0.1', port: redisPort, ...redisExtra };
     app.use(altSession({ redis, session: { secret: SECRET, ...extra } }));
+    if (before) app.use(before);
     perKeyRoutes(app);
     // An atomic counter, for bench/soak.js to count every write (not measured here).
     app.get('/incr', (req, res, next) => req.session.incr('n').then((n) => res.send(String(n)), next));
   };
+}
+
+let signedIn = 0;
+
+/** Signs every new session in (the pool's are created by a /write without a cookie). */
+function signInNewSessions(req, res, next) {
+  if (!req.session.isNew) return next();
+  req.session.login(`user${signedIn++ % 20}`, { meta: { device: 'bench' } }).then(() => next(), next);
 }
 
 /** alt-session@0.0.1 as its README says to mount it: cookie-parser(secret) first. */

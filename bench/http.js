@@ -41,7 +41,7 @@ const SETTINGS = {
   sessions: 200, // the pool of existing sessions each app gets requests for
 };
 const ALL_CONFIGS = [
-  'bare', 'ours', 'ours-nonblocking', 'original', 'express-session',
+  'bare', 'ours', 'ours-signed-in', 'ours-nonblocking', 'original', 'express-session',
   'ours-tls', 'express-session-tls', 'ours-cluster', 'express-session-cluster',
 ];
 const TLS_CONFIGS = new Set(['ours-tls', 'express-session-tls']);
@@ -75,9 +75,14 @@ let tlsRedis = null; // the same, serving TLS, for the *-tls configurations
 let certificates = null;
 let cluster = null; // 3 primaries and 3 replicas, for the *-cluster configurations
 
+// Every pooled session signed in (login()): /read and /write as `ours`, with sessions per user on.
+const SIGNED_IN_CONFIGS = new Set(['ours-signed-in']);
+
 /** The routes a configuration is measured on. */
 function routesOf(config) {
-  return CLUSTER_CONFIGS.has(config) ? ROUTES.filter((route) => route === '/write') : ROUTES;
+  if (CLUSTER_CONFIGS.has(config)) return ROUTES.filter((route) => route === '/write');
+  if (SIGNED_IN_CONFIGS.has(config)) return ROUTES.filter((route) => route === '/read' || route === '/write');
+  return ROUTES;
 }
 
 // ---------------------------------------------------------------------------

@@ -224,6 +224,18 @@ describe('Redis: the index of a user stays bounded', () => {
     assert.ok((await redis.db.command('PTTL', key)) > 250 * 1000, 'the idle timeout holds again');
   });
 
+  test('sessions() during a login keeps the entry of the session that is not bound yet', async () => {
+    const user = 'signing-in';
+    const index = `session:user:${user}`;
+    const jar = new CookieJar();
+    const { session } = await app.run((s) => s.set('k', 1), { jar }); // exists, not bound
+    await redis.db.command('ZADD', index, Date.now() + 3600 * 1000, session.id);
+    await redis.db.command('ZADD', index, Date.now() + 3600 * 1000, 'e'.repeat(43)); // no such session
+    assert.deepEqual(await app.mw.sessions(user), []);
+    assert.notEqual(await redis.db.command('ZSCORE', index, session.id), null, 'the signing-in entry stays');
+    assert.equal(await redis.db.command('ZSCORE', index, 'e'.repeat(43)), null, 'the ended one goes');
+  });
+
   test('a session taken off the index is not put back by its renewal', async () => {
     const user = 'lease-gone';
     const index = `session:user:${user}`;

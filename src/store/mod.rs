@@ -64,7 +64,8 @@ pub enum Op {
     /// and refreshes its idle TTL; [`Reply::Gone`] when it ended.
     Extend,
     /// What a listing shows of a session: [`Reply::Values`] `[user id, meta,
-    /// signed in at, last seen at]` (all `None` for a session that ended).
+    /// signed in at, last seen at, created at]` (all `None` for a session that
+    /// ended; only the creation time for one that is not bound yet).
     Describe,
     /// On a user's index (`prefix:user:<user id>`, a sorted set of session
     /// ids scored by lease): enters `id` for a lease, and drops at most

@@ -8,7 +8,9 @@ use std::sync::LazyLock;
 use redis::{from_redis_value, Cmd, ConnectionAddr, IntoConnectionInfo, Script, Value};
 
 use super::{is_reserved, lease_until, too_many_fields, Limits, Op, Reply};
-use super::{INDEX_MARGIN_MS, LOGIN_FIELD, META_FIELD, PRUNE_BATCH, SEEN_FIELD, USER_FIELD};
+use super::{
+    CREATED_FIELD, INDEX_MARGIN_MS, LOGIN_FIELD, META_FIELD, PRUNE_BATCH, SEEN_FIELD, USER_FIELD,
+};
 use crate::config::{RedisOptions, TlsOptions};
 use crate::error::{ErrorCode, Result, SessionError};
 
@@ -523,7 +525,13 @@ pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Optio
         Op::Extend => with(eval(Lua::Extend, &[key]), (ttl, life, lease_until(limits))),
         Op::Describe => with(
             hash_cmd("HMGET", key),
-            (USER_FIELD, META_FIELD, LOGIN_FIELD, SEEN_FIELD),
+            (
+                USER_FIELD,
+                META_FIELD,
+                LOGIN_FIELD,
+                SEEN_FIELD,
+                CREATED_FIELD,
+            ),
         ),
         Op::IndexAdd { id, renew } => with(
             eval(Lua::IndexAdd, &[key]),
