@@ -74,7 +74,38 @@ async function script(engine) {
   await step('get destroyed', () => engine.get(moved, 'd'));
   await step('touch missing', () => engine.touch(id));
   await step('getAll destroyed', () => engine.getAll(id));
+  await signedInSteps(engine, step);
   return log;
+}
+
+/** Sessions per user: binding, the per-request refresh, the user's index. */
+async function signedInSteps(engine, step) {
+  const user = 'ann';
+  const [a, b, gone] = [newId(engine), newId(engine), newId(engine)];
+  // Times differ between stores: only whether each field is there is compared.
+  const shape = (fields) => fields.map((field, i) => (i < 2 ? field : field !== null));
+  await step('bind a missing session', () => engine.bind(gone, user, '{}'));
+  await step('index add', () => engine.indexAdd(user, a, false));
+  await engine.start(a);
+  await step('describe unbound', async () => shape(await engine.describe(a)));
+  await step('bind', () => engine.bind(a, user, '{"d":1}'));
+  await step('seen', () => engine.seen(a));
+  await step('seen missing', () => engine.seen(gone));
+  await step('extend', () => engine.extend(a));
+  await step('describe', async () => shape(await engine.describe(a)));
+  await step('describe missing', async () => shape(await engine.describe(gone)));
+  await step('bind keeping the meta', () => engine.bind(a, user));
+  await step('describe kept meta', async () => (await engine.describe(a))[1]);
+  await step('getAll of a signed-in session', () => engine.getAll(a));
+  await step('index renew of an entry not there', () => engine.indexAdd(user, b, true));
+  await step('index renew', () => engine.indexAdd(user, a, true));
+  const named = async (ids) => (await ids).map((id) => (id === a ? 'a' : id));
+  await step('index list', () => named(engine.indexList(user)));
+  await step('index remove', () => engine.indexRemove(user, [a]));
+  await step('index list after', () => named(engine.indexList(user)));
+  await step('destroy signed in', () => engine.destroy(a));
+  await step('destroy again', () => engine.destroy(a));
+  await step('bad user id', () => engine.indexList(''));
 }
 
 test('both stores give the same results for the same calls', async () => {
@@ -99,6 +130,20 @@ test('both stores give the same results for the same calls', async () => {
   assert.equal(onRedis.find(([name]) => name === 'strict write to a started session')[1], true);
   assert.equal(onRedis.find(([name]) => name === 'strict write after emptying it')[1], true);
   assert.deepEqual(onRedis.find(([name]) => name === 'getAll after emptying and writing')[1], ['t', '2']);
+  const result = (name) => onRedis.find(([step]) => step === name).slice(1);
+  assert.deepEqual(result('bind a missing session'), [false]);
+  assert.deepEqual(result('describe unbound'), [[null, null, false, false, true]]);
+  assert.deepEqual(result('seen'), [['ann', null]]);
+  assert.deepEqual(result('seen missing'), [false]);
+  assert.deepEqual(result('describe'), [['ann', '{"d":1}', true, true, true]]);
+  assert.deepEqual(result('describe missing'), [[null, null, false, false, false]]);
+  assert.deepEqual(result('describe kept meta'), ['{"d":1}']);
+  assert.deepEqual(result('getAll of a signed-in session'), [[]]);
+  assert.deepEqual(result('index renew of an entry not there'), [0]);
+  assert.deepEqual(result('index list'), [['a']]);
+  assert.deepEqual(result('index list after'), [[]]);
+  assert.deepEqual([result('destroy signed in'), result('destroy again')], [[1], [0]]);
+  assert.deepEqual(result('bad user id'), ['error', 'ERR_SESSION_ARGUMENT']);
 });
 
 test('strings cross whole: non-ASCII and astral, each cut at its own bounds; a lone surrogate fails its call alone', async () => {

@@ -120,12 +120,14 @@ for (const storeName of ['Redis', 'memory']) {
     test('logout() ends the session and takes it off the list; regenerate() keeps it signed in', async () => {
       const user = `out-${storeName}`;
       const a = await signedIn(user);
-      const b = await signedIn(user);
+      const b = await signedIn(user, { device: 'b' });
       const regenerated = await app.run(async (s) => (await s.regenerate(), s.userId), { jar: b.jar });
       assert.equal(regenerated.value, user);
       const after = await app.run((s) => s.userId, { jar: b.jar });
       assert.equal(after.value, user);
-      assert.deepEqual(new Set((await app.mw.sessions(user)).map((s) => s.id)), new Set([a.id, after.session.id]));
+      const listed = await app.mw.sessions(user);
+      assert.deepEqual(new Set(listed.map((s) => s.id)), new Set([a.id, after.session.id]));
+      assert.deepEqual(listed.find((s) => s.id === after.session.id).meta, { device: 'b' }, 'the meta stays');
       const out = await app.run(async (s) => (await s.logout(), s.userId), { jar: a.jar });
       assert.equal(out.value, null);
       assert.deepEqual((await app.mw.sessions(user)).map((s) => s.id), [after.session.id]);

@@ -179,6 +179,8 @@ impl MemoryStore {
                     field(META_FIELD),
                     field(LOGIN_FIELD),
                     field(SEEN_FIELD),
+                    // Whether it exists: what Redis's creation time field says.
+                    session.map(|s| format!("{:?}", s.created_at)),
                 ])
             }
             Op::Bind { .. } | Op::Seen | Op::Extend if !sessions.contains_key(key) => Reply::Gone,
@@ -186,10 +188,10 @@ impl MemoryStore {
                 let session = sessions.get_mut(key).expect("checked above");
                 let at = unix_ms().to_string();
                 session.fields.insert(USER_FIELD.into(), user);
-                match meta {
-                    Some(meta) => session.fields.insert(META_FIELD.into(), meta),
-                    None => session.fields.remove(META_FIELD),
-                };
+                // Without meta (a signed-in regenerate()), the bound one stays.
+                if let Some(meta) = meta {
+                    session.fields.insert(META_FIELD.into(), meta);
+                }
                 session.fields.insert(LOGIN_FIELD.into(), at.clone());
                 session.fields.insert(SEEN_FIELD.into(), at);
                 session.expires_at = Some(expiry(session.created_at));
@@ -615,6 +617,7 @@ mod tests {
             described[..2],
             [Some("ann".to_owned()), Some("{}".to_owned())]
         );
+        assert!(described[4].is_some(), "it exists");
         assert_eq!(
             run("s:a", Op::GetAll, t0),
             Ok(Reply::Pairs(vec![])),
