@@ -44,6 +44,7 @@ async function startApp(group, redis = {}) {
   app.post('/seed/:value', async (req, res, next) => {
     try {
       await req.session.set('value', req.params.value);
+      await req.session.login('seeded');
       res.json({ id: req.session.id });
     } catch (err) {
       next(err);
@@ -51,14 +52,14 @@ async function startApp(group, redis = {}) {
   });
   app.get('/read', async (req, res, next) => {
     try {
-      res.json(await req.session.getAll());
+      res.json({ ...(await req.session.getAll()), userId: req.session.userId });
     } catch (err) {
       next(err);
     }
   });
   app.use((err, req, res, next) => res.status(503).json({ code: err.code, message: err.message })); // eslint-disable-line no-unused-vars
   const { origin, close } = await listen(app);
-  return { origin, close: async () => (await close(), await mw.close()) };
+  return { origin, mw, close: async () => (await close(), await mw.close()) };
 }
 
 /**
@@ -112,25 +113,29 @@ describe('Sentinel', () => {
     await group.stop();
   });
 
-  /** Writes `count` sessions, each holding its own value, and waits until the replica has them. */
+  /** Writes `count` signed-in sessions, each holding its own value, and waits until the replica has them. */
   async function seed(count) {
     const sessions = [];
     for (let i = 0; i < count; i++) {
       const r = await request(app.origin, `/seed/v${i}`, { method: 'POST' });
       assert.equal(r.status, 200, r.body);
-      sessions.push({ cookie: cookieHeader(r.setCookies), value: `v${i}` });
+      sessions.push({ cookie: cookieHeader(r.setCookies), value: `v${i}`, id: r.json.id });
     }
     const primary = group.nodes.get(await group.primaryPort());
     await withRedisClient(primary, (db) => db.command('WAIT', 1, 2000));
     return sessions;
   }
 
+  /** Every seeded session reads back, still signed in and listed as its user's. */
   async function assertReadBack(sessions) {
     for (const { cookie, value } of sessions) {
       const r = await request(app.origin, '/read', { cookie });
       assert.equal(r.status, 200, r.body);
       assert.equal(r.json.value, value, 'a value written before the failover');
+      assert.equal(r.json.userId, 'seeded');
     }
+    const listed = new Set((await app.mw.sessions('seeded')).map((s) => s.id));
+    assert.deepEqual(sessions.filter(({ id }) => !listed.has(id)), [], 'seeded sessions missing from the list');
   }
 
   test('SENTINEL FAILOVER under load: the app follows the new primary by itself; failed calls have codes; data reads back', async (t) => {
@@ -250,7 +255,7 @@ describe('Sentinel over TLS: the sentinels, the primary and the replica serve TL
       t.diagnostic(`over TLS: ${failed.length} of ${load.outcomes.length} calls failed around the failover`);
       for (const { code } of failed) assert.ok(FAILURE_CODES.includes(code), `a failed call's code: ${code}`);
       const read = await request(app.origin, '/read', { cookie });
-      assert.deepEqual(read.json, { value: 'over-tls' });
+      assert.deepEqual(read.json, { value: 'over-tls', userId: 'seeded' });
     } finally {
       await app.close();
     }
