@@ -253,7 +253,7 @@ class Session {
     return run(callback, (done) => {
       // A signed-in session stays signed in, under its new id.
       if (this.userId !== null) return this.#signIn(this.userId, undefined, 'regenerate()', done);
-      this.#renameToFresh(false, 'regenerate()', done);
+      this.#renameToFresh(false, 'regenerate()', mapped(done, noop));
     });
   }
 
@@ -303,15 +303,16 @@ class Session {
    * Moves the session to a fresh id, data kept (the old key renamed,
    * atomically). The id changes now, so that calls made after this one,
    * even in the same tick, go to the new id: they reach the store after the
-   * rename. On failure the request keeps its old id and cookie.
+   * rename. On failure the request keeps its old id and cookie. `done(err,
+   * moved)`: `moved` false when the session had ended (nothing to move).
    */
   #renameToFresh(bound, what, done) {
     this.#ensureCookieCanBeSent(what);
     const before = { id: this.id, mayCreate: this.#mayCreate, setCookie: this.#res.getHeader('Set-Cookie') };
     const fresh = this.#engine.openFresh(bound, this.#req.secret, isSecure(this.#req));
-    this.#engine.rename(this.id, fresh.id, (err) => {
+    this.#engine.rename(this.id, fresh.id, (err, moved) => {
       if (err) this.#restore(before);
-      done(err);
+      done(err, moved);
     });
     this.#adopt(fresh);
     // The rename leaves a hash under the new id in every case (the data, or
@@ -323,17 +324,24 @@ class Session {
    * login() and a signed-in regenerate(): the move to a fresh signed-in id,
    * its entry in the user's index, then the binding. The entry comes before
    * the binding, so that no session is bound without being where revoke()
-   * looks; `meta` undefined keeps the meta bound before.
+   * looks; `meta` undefined (regenerate()) keeps the meta bound before.
    */
   #signIn(user, meta, what, done) {
     const previous = { user: this.userId, id: this.id };
     let renamed;
-    this.#renameToFresh(true, what, (err) => (renamed = err || true));
+    this.#renameToFresh(true, what, (err, moved) => (renamed = { err, moved }));
     const id = this.id;
     // Its result comes after the rename's: results arrive in the batch's order.
     this.#engine.indexAdd(user, id, false, (err) => {
-      if (renamed !== true) return done(renamed);
+      if (renamed.err) return done(renamed.err);
       if (err) return done(err);
+      // regenerate() carries the sign-in over from a session that lived: one
+      // revoked (or expired) since this request began comes back signed out.
+      if (meta === undefined && !renamed.moved) {
+        this.userId = null;
+        this.#engine.indexRemove(user, [id], noop);
+        return done(null);
+      }
       this.#engine.bind(id, user, meta, (bindErr, bound) => {
         if (bindErr) return done(bindErr);
         if (!bound) return done(codedError('ERR_SESSION_CONFLICT', `${what}: the session was revoked while it signed in`));

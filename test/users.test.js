@@ -135,6 +135,20 @@ for (const storeName of ['Redis', 'memory']) {
       assert.equal(next.value, null);
     });
 
+    test('a session revoked during its request does not come back signed in through regenerate()', async () => {
+      const user = `regen-${storeName}`;
+      const { jar } = await signedIn(user);
+      const r = await app.run(async (s) => {
+        const before = s.userId;
+        await app.mw.revoke(user);
+        await s.regenerate();
+        return { before, after: s.userId };
+      }, { jar });
+      assert.deepEqual(r.value, { before: user, after: null });
+      assert.deepEqual(await app.mw.sessions(user), []);
+      assert.equal((await app.run((s) => s.userId, { jar })).value, null);
+    });
+
     test('signing in as another user moves the session from one list to the other', async () => {
       const jar = new CookieJar();
       await app.run((s) => s.login(`first-${storeName}`), { jar });
@@ -254,5 +268,21 @@ describe('Redis: the index of a user stays bounded', () => {
     // Its refreshes and writes keep within the lease: it ends with it.
     await app.run((s) => s.set('k', 1), { jar });
     assert.ok((await redis.db.command('PTTL', key)) <= 2000);
+  });
+});
+
+describe('awaitTouch: false', () => {
+  test('a signed-in session still knows its user when the route runs', async () => {
+    const app = await startSessionApp(express, { redis: redis.server, session: { secret: SECRET, awaitTouch: false } });
+    try {
+      const jar = new CookieJar();
+      await app.run((s) => s.login('nonblocking'), { jar });
+      const r = await app.run((s) => s.userId, { jar });
+      assert.equal(r.value, 'nonblocking');
+      const anonymous = await app.run((s) => s.userId, { jar: new CookieJar() });
+      assert.equal(anonymous.value, null);
+    } finally {
+      await app.close();
+    }
   });
 });
