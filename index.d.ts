@@ -347,7 +347,7 @@ declare namespace altSession {
     | 'ERR_SESSION_NATIVE'
     /** Redis is out of memory (`maxmemory`): nothing was written. */
     | 'ERR_SESSION_STORE_FULL'
-    /** Another request regenerated the session a moment ago: nothing was renamed. */
+    /** Another request regenerated the session a moment ago (nothing was renamed), or it was revoked while it signed in. */
     | 'ERR_SESSION_CONFLICT'
     /** `regenerate()`, or a write that needed a fresh session, after the response was sent: no cookie could reach the browser. */
     | 'ERR_SESSION_HEADERS_SENT'

@@ -10,6 +10,12 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
+/** Every server started here, killed if the test process exits first (one listener for them all). */
+const killedOnExit = new Set();
+process.once('exit', () => {
+  for (const kill of killedOnExit) kill();
+});
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -101,7 +107,7 @@ async function startRedis({ password, args: extraArgs = [], tls, configFile, por
   }
 
   await start();
-  process.once('exit', () => child && child.kill('SIGKILL'));
+  killedOnExit.add(() => child && child.kill('SIGKILL'));
   const auth = password ? `:${encodeURIComponent(password)}@` : '';
   return {
     host: '127.0.0.1',
@@ -143,3 +149,4 @@ async function testRedis() {
 }
 
 module.exports = { startRedis, testRedis, freePort, connectionOptions };
+
