@@ -127,12 +127,14 @@ local function lifetime_ttl(key, ttl, life)
   end
   return math.min(ttl * 1000, left)
 end
--- lifetime_ttl, capped by a signed-in session's lease (see Op::Bind): the
--- session never outlives its entry in the user's index.
-local function session_ttl(key, ttl, life)
+-- lifetime_ttl, capped, for a signed-in session (`leased`: its id says it
+-- may be one), by its lease (see Op::Bind): the session never outlives its
+-- entry in the user's index. Other sessions pay nothing for it.
+local function session_ttl(key, ttl, life, leased)
   local left = lifetime_ttl(key, ttl, life)
+  if not left or not leased then return left end
   local lease = tonumber(redis.call('HGET', key, '\0until'))
-  if not left or not lease then return left end
+  if not lease then return left end
   left = math.min(left, lease - now_ms())
   if left > 0 then return left end
   redis.call('DEL', key)
@@ -169,8 +171,9 @@ return 1
 /// which has no creation time), keeps a creation time: with no keys left it
 /// still lives. Arguments go to Redis in chunks: Lua's `unpack` is limited to
 /// a few thousand values.
-/// ARGV: create (0/1), ttl, maxFields, maxLifetime (0: none), number of set
-/// arguments, field, value, ..., fields to delete.
+/// ARGV: create (0/1), ttl, maxFields, maxLifetime (0: none), leased (0/1,
+/// see `session_ttl`), number of set arguments, field, value, ..., fields to
+/// delete.
 const WRITE: &str = lua_with_lifetime!(
     r#"
 local key, ttl, life = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4])
@@ -181,55 +184,58 @@ local function in_chunks(command, first, last)
 end
 local exists = redis.call('EXISTS', key) == 1
 if not exists and ARGV[1] == '0' then return 0 end
-if exists and not session_ttl(key, ttl, life) then return 0 end
-local sets = tonumber(ARGV[5])
+local left = exists and session_ttl(key, ttl, life, ARGV[5] == '1')
+if exists and not left then return 0 end
+local sets = tonumber(ARGV[6])
 if sets > 0 then
   local max = tonumber(ARGV[3])
   -- Count the fields this write adds only when the cap could be reached.
   if exists and redis.call('HLEN', key) + sets / 2 > max then
     local added = 0
-    for i = 6, 5 + sets, 2 do
+    for i = 7, 6 + sets, 2 do
       if redis.call('HEXISTS', key, ARGV[i]) == 0 then added = added + 1 end
     end
     local held = redis.call('HLEN', key) - redis.call('HEXISTS', key, '\0created')
     if added > 0 and held + added > max then return -1 end
   end
-  in_chunks('HSET', 6, 5 + sets)
+  in_chunks('HSET', 7, 6 + sets)
 end
-local deletes = #ARGV > 5 + sets
-if deletes then in_chunks('HDEL', 6 + sets, #ARGV) end
+local deletes = #ARGV > 6 + sets
+if deletes then in_chunks('HDEL', 7 + sets, #ARGV) end
 if not exists or (deletes and redis.call('EXISTS', key) == 0) then
   redis.call('HSETNX', key, '\0created', now_ms())
 end
-redis.call('PEXPIRE', key, session_ttl(key, ttl, life))
+-- A session this write created: its whole idle timeout (or lifetime).
+redis.call('PEXPIRE', key, left or lifetime_ttl(key, ttl, life))
 return 1
 "#
 );
 
 /// `HINCRBY` and `EXPIRE`, atomically; as `WRITE` for dead ids (returns
 /// false) and the field cap (returns a table `{-1}`).
-/// ARGV: create (0/1), ttl, maxFields, maxLifetime, field, increment.
+/// ARGV: create (0/1), ttl, maxFields, maxLifetime, field, increment, leased.
 const INCR: &str = lua_with_lifetime!(
     r#"
 local key, ttl, life = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4])
 local exists = redis.call('EXISTS', key) == 1
 if not exists and ARGV[1] == '0' then return false end
-if exists and not session_ttl(key, ttl, life) then return false end
+local left = exists and session_ttl(key, ttl, life, ARGV[7] == '1')
+if exists and not left then return false end
 local held = redis.call('HLEN', key) - redis.call('HEXISTS', key, '\0created')
 if redis.call('HEXISTS', key, ARGV[5]) == 0 and held + 1 > tonumber(ARGV[3]) then return {-1} end
 if not exists then redis.call('HSET', key, '\0created', now_ms()) end
 local value = redis.call('HINCRBY', key, ARGV[5], ARGV[6])
-redis.call('PEXPIRE', key, session_ttl(key, ttl, life))
+redis.call('PEXPIRE', key, left or lifetime_ttl(key, ttl, life))
 return value
 "#
 );
 
 /// `EXPIRE` with an absolute lifetime (without one, a plain `EXPIRE` is sent).
-/// ARGV: ttl, maxLifetime.
+/// ARGV: ttl, maxLifetime, leased.
 const TOUCH: &str = lua_with_lifetime!(
     r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local ttl = session_ttl(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+local ttl = session_ttl(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1')
 if not ttl then return 0 end
 redis.call('PEXPIRE', KEYS[1], ttl)
 return 1
@@ -251,7 +257,7 @@ local ttl, life = tonumber(ARGV[1]), tonumber(ARGV[2])
 if redis.call('EXISTS', old) == 1 then
   redis.call('RENAME', old, new)
   redis.call('SET', moved, '1', 'PX', ARGV[3])
-  local left = session_ttl(new, ttl, life)
+  local left = session_ttl(new, ttl, life, true)
   if left then
     redis.call('PEXPIRE', new, left)
     return 1
@@ -317,7 +323,7 @@ const EXTEND: &str = lua_with_lifetime!(
 local key, ttl, life = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
 if redis.call('EXISTS', key) == 0 then return 0 end
 redis.call('HSET', key, '\0until', ARGV[3])
-local left = session_ttl(key, ttl, life)
+local left = session_ttl(key, ttl, life, true)
 if not left then return 0 end
 redis.call('PEXPIRE', key, left)
 return 1
@@ -494,15 +500,16 @@ pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Optio
     let eval = |lua: Lua, keys: &[&str]| script_cmd(lua, keys, script_bodies);
     let ttl = limits.ttl_secs;
     let life = limits.max_lifetime_secs.unwrap_or(0);
+    let leased = u8::from(may_be_leased(key));
     Some(match op {
         Op::Get(field) => with(hash_cmd("HGET", key), field),
         Op::MGet(fields) if fields.is_empty() => return None,
         Op::MGet(fields) => with(hash_cmd("HMGET", key), fields),
         Op::GetAll => hash_cmd("HGETALL", key),
         Op::Start => with(eval(Lua::Start, &[key]), (ttl, life)),
-        Op::Touch => match limits.max_lifetime_secs {
-            None => with(hash_cmd("EXPIRE", key), ttl),
-            Some(life) => with(eval(Lua::Touch, &[key]), (ttl, life)),
+        Op::Touch => match (limits.max_lifetime_secs, leased) {
+            (None, 0) => with(hash_cmd("EXPIRE", key), ttl),
+            (life, _) => with(eval(Lua::Touch, &[key]), (ttl, life.unwrap_or(0), leased)),
         },
         Op::Destroy => hash_cmd("DEL", key),
         Op::Write {
@@ -511,12 +518,21 @@ pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Optio
             create,
         } => {
             let flat: Vec<&String> = set.iter().flat_map(|(f, v)| [f, v]).collect();
-            let head = (u8::from(*create), ttl, limits.max_fields, life, flat.len());
+            let head = (u8::from(*create), ttl, limits.max_fields, life, leased);
+            let head = (head, flat.len());
             with(eval(Lua::Write, &[key]), (head, flat, delete))
         }
         Op::Incr { field, by, create } => with(
             eval(Lua::Incr, &[key]),
-            (u8::from(*create), ttl, limits.max_fields, life, field, by),
+            (
+                u8::from(*create),
+                ttl,
+                limits.max_fields,
+                life,
+                field,
+                by,
+                leased,
+            ),
         ),
         Op::Rename { to } => {
             let marker = moved_marker(key);
@@ -555,6 +571,13 @@ pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Optio
         Op::IndexRemove(ids) if ids.is_empty() => return None,
         Op::IndexRemove(ids) => with(hash_cmd("ZREM", key), ids),
     })
+}
+
+/// Whether the session at `key` (`prefix:id`) may be signed in, so that its
+/// expiry is capped by a lease: its id has a signed-in session's shape.
+fn may_be_leased(key: &str) -> bool {
+    key.rsplit_once(':')
+        .is_some_and(|(_, id)| crate::sid::is_bound(id))
 }
 
 /// A script's `NOSCRIPT`: Redis does not know its digest, and ran nothing.
