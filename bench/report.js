@@ -26,7 +26,7 @@ const ROUTE_NOTES = {
 };
 const CONFIG_NOTES = {
   bare: 'bare Express, no session middleware (its /read and /write just respond): the reference, not always a ceiling',
-  ours: 'alt-session (this package), default options: `session: { secret }`',
+  ours: 'alt-session (this package), default options: `session: { secret, tti: 3600 }` (0.0.1 gets the same `tti`)',
   'ours-nonblocking': 'alt-session with `awaitTouch: false` (next() without waiting for the idle refresh)',
   'ours-signed-in': 'alt-session, every session signed in with `login()` (sessions per user on; /read and /write only)',
   original: 'alt-session@0.0.1 on redis@3, behind `cookie-parser(secret)`',
