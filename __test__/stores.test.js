@@ -89,6 +89,7 @@ async function signedInSteps(engine, step) {
   await engine.start(a);
   await step('describe unbound', async () => shape(await engine.describe(a)));
   await step('bind', () => engine.bind(a, user, '{"d":1}'));
+  await step('index add again', () => engine.indexAdd(user, a, false));
   await step('seen', () => engine.seen(a));
   await step('seen missing', () => engine.seen(gone));
   await step('extend', () => engine.extend(a));
@@ -133,6 +134,7 @@ test('both stores give the same results for the same calls', async () => {
   const result = (name) => onRedis.find(([step]) => step === name).slice(1);
   assert.deepEqual(result('bind a missing session'), [false]);
   assert.deepEqual(result('describe unbound'), [[null, null, false, false, true]]);
+  assert.deepEqual(result('index add again'), [1]);
   assert.deepEqual(result('seen'), [['ann', null]]);
   assert.deepEqual(result('seen missing'), [false]);
   assert.deepEqual(result('describe'), [['ann', '{"d":1}', true, true, true]]);

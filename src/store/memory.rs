@@ -214,10 +214,11 @@ impl MemoryStore {
             Op::IndexAdd { id, renew } => {
                 let ids = users.entry(key.to_owned()).or_default();
                 ids.retain(|id| lives(sessions, id));
-                match renew {
-                    true => Reply::Int(ids.contains(&id).into()),
-                    false => Reply::Int(ids.insert(id).into()),
+                if renew {
+                    return Ok(Reply::Int(ids.contains(&id).into()));
                 }
+                ids.insert(id);
+                Reply::Int(1)
             }
             Op::IndexList => {
                 let ids = users.get_mut(key).map(|ids| {
