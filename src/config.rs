@@ -60,10 +60,8 @@ pub struct SentinelOptions {
 
 impl SentinelOptions {
     fn parse(value: Option<&Value>) -> Result<Option<SentinelOptions>> {
-        let o = match value {
-            None | Some(Value::Null) => return Ok(None),
-            Some(Value::Object(o)) => o,
-            Some(_) => return Err(SessionError::config("redis.sentinel must be an object")),
+        let Some(o) = opt_object(value, "redis.sentinel")? else {
+            return Ok(None);
         };
         let name = opt_string(o, "name", "redis.sentinel.name")?
             .filter(|n| !n.is_empty())
@@ -73,12 +71,7 @@ impl SentinelOptions {
                 )
             })?;
         let nodes = nodes(o.get("nodes"), "redis.sentinel.nodes", 26379)?;
-        let tls = TlsOptions::parse(o.get("tls"), "redis.sentinel.tls")?;
-        if tls.as_ref().is_some_and(|tls| !tls.reject_unauthorized) {
-            return Err(SessionError::config(
-                "redis.sentinel.tls.rejectUnauthorized: false is not supported: the sentinels' certificates are always verified",
-            ));
-        }
+        let tls = TlsOptions::parse_verified(o.get("tls"), "redis.sentinel.tls", "the sentinels'")?;
         Ok(Some(SentinelOptions {
             name,
             nodes,
@@ -102,17 +95,10 @@ pub struct ClusterOptions {
 
 impl ClusterOptions {
     fn parse(value: Option<&Value>) -> Result<Option<ClusterOptions>> {
-        let o = match value {
-            None | Some(Value::Null) => return Ok(None),
-            Some(Value::Object(o)) => o,
-            Some(_) => return Err(SessionError::config("redis.cluster must be an object")),
+        let Some(o) = opt_object(value, "redis.cluster")? else {
+            return Ok(None);
         };
-        let tls = TlsOptions::parse(o.get("tls"), "redis.cluster.tls")?;
-        if tls.as_ref().is_some_and(|tls| !tls.reject_unauthorized) {
-            return Err(SessionError::config(
-                "redis.cluster.tls.rejectUnauthorized: false is not supported: the nodes' certificates are always verified",
-            ));
-        }
+        let tls = TlsOptions::parse_verified(o.get("tls"), "redis.cluster.tls", "the nodes'")?;
         Ok(Some(ClusterOptions {
             tls,
             nodes: nodes(o.get("nodes"), "redis.cluster.nodes", 6379)?,
@@ -265,6 +251,23 @@ impl TlsOptions {
     /// `true`, `false`, or `{ ca, cert, key, servername, rejectUnauthorized }`
     /// (PEM strings; JavaScript turns Buffers into strings first), at the
     /// option `what` (`redis.tls`, `redis.sentinel.tls`).
+    /// [`TlsOptions::parse`] for connections redis-rs makes (to sentinels,
+    /// to cluster nodes), which always verify `whose` certificates:
+    /// `rejectUnauthorized: false` is refused.
+    fn parse_verified(
+        value: Option<&Value>,
+        what: &str,
+        whose: &str,
+    ) -> Result<Option<TlsOptions>> {
+        let tls = TlsOptions::parse(value, what)?;
+        if tls.as_ref().is_some_and(|tls| !tls.reject_unauthorized) {
+            return Err(SessionError::config(format!(
+                "{what}.rejectUnauthorized: false is not supported: {whose} certificates are always verified"
+            )));
+        }
+        Ok(tls)
+    }
+
     fn parse(value: Option<&Value>, what: &str) -> Result<Option<TlsOptions>> {
         let o = match value {
             None | Some(Value::Null) | Some(Value::Bool(false)) => return Ok(None),
@@ -448,6 +451,15 @@ fn is_token_byte(b: u8) -> bool {
 /// Characters allowed in a cookie attribute value.
 fn is_attribute_byte(b: u8) -> bool {
     (0x20..0x7f).contains(&b) && b != b';'
+}
+
+/// The object at the option `what`; `None` when absent or null.
+fn opt_object<'a>(value: Option<&'a Value>, what: &str) -> Result<Option<&'a Map<String, Value>>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(o)) => Ok(Some(o)),
+        Some(_) => Err(SessionError::config(format!("{what} must be an object"))),
+    }
 }
 
 fn object_or_empty(value: &Value, what: &str) -> Result<Map<String, Value>> {

@@ -269,7 +269,8 @@ fn check_user_id(user: &str) -> Result<()> {
     Ok(())
 }
 
-fn closed() -> SessionError {
+/// What every call gets once the store is closed.
+pub fn closed() -> SessionError {
     SessionError::new(ErrorCode::Closed, "the session store is closed")
 }
 

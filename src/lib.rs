@@ -394,11 +394,7 @@ impl Engine {
         Ok(Either::A(match &mut self.backend {
             Backend::Cluster(store) => {
                 let Some(store) = store else {
-                    return Err(SessionError::new(
-                        ErrorCode::Closed,
-                        "the session store is closed",
-                    )
-                    .into());
+                    return Err(engine::closed().into());
                 };
                 let results = store.submit(items);
                 return Ok(Either::B(env.spawn_future(async move {

@@ -141,7 +141,7 @@ async fn dispatch(
                     }
                 }
                 let Some(conn) = connection.clone() else { continue };
-                let barrier = job.items.iter().any(|item| matches!(item, Item::Run(_, Op::Rename { .. })));
+                let barrier = holds_rename(&job.items);
                 let run = run_batch(conn, limits, timeouts.command, Arc::clone(&in_flight), job);
                 if barrier {
                     // Calls made after a regenerate() go to the new id: they
@@ -234,10 +234,7 @@ async fn run_batch(
         timeout,
         in_flight,
     };
-    if items
-        .iter()
-        .any(|item| matches!(item, Item::Run(_, Op::Rename { .. })))
-    {
+    if holds_rename(&items) {
         for item in items {
             results.push(Some(match item {
                 Item::Ready(result) => result,
@@ -281,6 +278,14 @@ async fn run_batch(
         })
         .collect();
     let _ = done.send(results);
+}
+
+/// Whether a batch holds a regenerate(): its calls then run one after
+/// another, and later batches wait for it.
+fn holds_rename(items: &[Item]) -> bool {
+    items
+        .iter()
+        .any(|item| matches!(item, Item::Run(_, Op::Rename { .. })))
 }
 
 /// An operation of a batch, at `index`, waiting to be run.
@@ -377,7 +382,10 @@ impl Call {
         for (at, pending) in ops.iter().enumerate() {
             let reply = &outcomes[at];
             match reply {
-                _ if !sent[at] => answered.push((pending.index, Ok(Reply::Values(Vec::new())))),
+                _ if !sent[at] => answered.push((
+                    pending.index,
+                    decode(&pending.key, &pending.op, None, self.limits),
+                )),
                 Some(Value::ServerError(err)) if redirected(Some(err.code())) => again.push(at),
                 None => again.push(at),
                 Some(value) if is_noscript(value) => {
@@ -429,7 +437,7 @@ async fn run_op(
     op: &Op,
 ) -> Result<Reply> {
     let Some(cmd) = command(key, op, limits, false) else {
-        return Ok(Reply::Values(Vec::new())); // an mget of no keys
+        return decode(key, op, None, limits); // nothing to ask
     };
     let reply = conn.req_packed_command(&cmd).await;
     if !lost_script(&reply) {
@@ -469,10 +477,8 @@ fn failure(err: &RedisError, key: Option<&str>) -> SessionError {
     if err.is_timeout() {
         return SessionError::new(ErrorCode::Timeout, "redis cluster: no answer in time");
     }
-    if let Some(code) = err.code() {
-        if !matches!(code, "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN") {
-            return reply_error(code, err.detail(), key);
-        }
+    if let Some(code) = err.code().filter(|&code| !redirected(Some(code))) {
+        return reply_error(code, err.detail(), key);
     }
     let mut text = err.to_string();
     if let Some(key) = key {

@@ -127,18 +127,22 @@ local function lifetime_ttl(key, ttl, life)
   end
   return math.min(ttl * 1000, left)
 end
--- lifetime_ttl, capped, for a signed-in session (`leased`: its id says it
--- may be one), by its lease (see Op::Bind): the session never outlives its
--- entry in the user's index. Other sessions pay nothing for it.
-local function session_ttl(key, ttl, life, leased)
-  local left = lifetime_ttl(key, ttl, life)
-  if not left or not leased then return left end
-  local lease = tonumber(redis.call('HGET', key, '\0until'))
+-- `left` capped by a signed-in session's lease (unix ms, see Op::Bind): the
+-- session never outlives its entry in the user's index. `false`, and the
+-- session deleted, once the lease is over.
+local function within_lease(key, left, lease, now)
   if not lease then return left end
-  left = math.min(left, lease - now_ms())
+  left = math.min(left, lease - now)
   if left > 0 then return left end
   redis.call('DEL', key)
   return false
+end
+-- lifetime_ttl, within its lease for a session that may be signed in
+-- (`leased`: its id says so). Other sessions pay nothing for it.
+local function session_ttl(key, ttl, life, leased)
+  local left = lifetime_ttl(key, ttl, life)
+  if not left or not leased then return left end
+  return within_lease(key, left, tonumber(redis.call('HGET', key, '\0until')), now_ms())
 end
 "#,
             $($body),+
@@ -301,13 +305,8 @@ if not user and redis.call('EXISTS', key) == 0 then return false end
 local left = lifetime_ttl(key, ttl, life)
 if not left then return false end
 local now = now_ms()
-if lease then
-  left = math.min(left, lease - now)
-  if left <= 0 then
-    redis.call('DEL', key)
-    return false
-  end
-end
+left = within_lease(key, left, lease, now)
+if not left then return false end
 if user then redis.call('HSET', key, '\0seen', now) end
 redis.call('PEXPIRE', key, left)
 local renew = 0
@@ -500,16 +499,17 @@ pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Optio
     let eval = |lua: Lua, keys: &[&str]| script_cmd(lua, keys, script_bodies);
     let ttl = limits.ttl_secs;
     let life = limits.max_lifetime_secs.unwrap_or(0);
-    let leased = u8::from(may_be_leased(key));
+    // Only for the commands that refresh a TTL: the check costs a scan of the key.
+    let leased = || u8::from(may_be_leased(key));
     Some(match op {
         Op::Get(field) => with(hash_cmd("HGET", key), field),
         Op::MGet(fields) if fields.is_empty() => return None,
         Op::MGet(fields) => with(hash_cmd("HMGET", key), fields),
         Op::GetAll => hash_cmd("HGETALL", key),
         Op::Start => with(eval(Lua::Start, &[key]), (ttl, life)),
-        Op::Touch => match (limits.max_lifetime_secs, leased) {
+        Op::Touch => match (limits.max_lifetime_secs, leased()) {
             (None, 0) => with(hash_cmd("EXPIRE", key), ttl),
-            (life, _) => with(eval(Lua::Touch, &[key]), (ttl, life.unwrap_or(0), leased)),
+            (life, leased) => with(eval(Lua::Touch, &[key]), (ttl, life.unwrap_or(0), leased)),
         },
         Op::Destroy => hash_cmd("DEL", key),
         Op::Write {
@@ -518,7 +518,7 @@ pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Optio
             create,
         } => {
             let flat: Vec<&String> = set.iter().flat_map(|(f, v)| [f, v]).collect();
-            let head = (u8::from(*create), ttl, limits.max_fields, life, leased);
+            let head = (u8::from(*create), ttl, limits.max_fields, life, leased());
             let head = (head, flat.len());
             with(eval(Lua::Write, &[key]), (head, flat, delete))
         }
@@ -531,7 +531,7 @@ pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Optio
                 life,
                 field,
                 by,
-                leased,
+                leased(),
             ),
         ),
         Op::Rename { to } => {
@@ -610,17 +610,14 @@ pub fn decode(key: &str, op: &Op, reply: Option<Value>, limits: Limits) -> Resul
                 Reply::Values(vec![user, (renew == 1).then(|| "renew".to_owned())])
             }),
         },
-        Op::Bind { .. } | Op::Extend => {
-            from_redis_value::<i64>(reply)
-                .map(|done| if done == 0 { Reply::Gone } else { Reply::Done })
-        }
+        Op::Bind { .. } | Op::Extend => from_redis_value(reply).map(done_or_gone),
         Op::Write { .. } => match from_redis_value::<i64>(reply) {
             Ok(-1) => return Err(too_many_fields(limits.max_fields)),
-            done => done.map(|done| if done == 0 { Reply::Gone } else { Reply::Done }),
+            done => done.map(done_or_gone),
         },
         Op::Rename { .. } => match from_redis_value::<i64>(reply) {
             Ok(-2) => return Err(super::regenerated_elsewhere()),
-            done => done.map(|done| if done == 0 { Reply::Gone } else { Reply::Done }),
+            done => done.map(done_or_gone),
         },
         Op::Incr { .. } => match reply {
             Value::Nil => Ok(Reply::Gone),
@@ -635,6 +632,15 @@ pub fn decode(key: &str, op: &Op, reply: Option<Value>, limits: Limits) -> Resul
             "redis answered with a reply of another type than asked for",
         )
     })
+}
+
+/// A script's 1 (done) or 0 (the session does not exist).
+fn done_or_gone(done: i64) -> Reply {
+    if done == 0 {
+        Reply::Gone
+    } else {
+        Reply::Done
+    }
 }
 
 /// The error reply to one operation: `HINCRBY` on a field that is not an
