@@ -309,7 +309,7 @@ class Session {
   #renameToFresh(bound, what, done) {
     this.#ensureCookieCanBeSent(what);
     const before = { id: this.id, mayCreate: this.#mayCreate, setCookie: this.#res.getHeader('Set-Cookie') };
-    const fresh = this.#engine.openFresh(bound, this.#req.secret, isSecure(this.#req));
+    const fresh = this.#open(bound);
     this.#engine.rename(this.id, fresh.id, (err, moved) => {
       if (err) this.#restore(before);
       done(err, moved);
@@ -380,9 +380,9 @@ class Session {
     });
   }
 
-  /** A fresh id and its Set-Cookie, signed as the middleware would sign it. */
-  #open() {
-    return this.#engine.openFresh(false, this.#req.secret, isSecure(this.#req));
+  /** A fresh id and its Set-Cookie, signed as the middleware would sign it; `bound` for one that signs in. */
+  #open(bound = false) {
+    return this.#engine.openFresh(bound, this.#req.secret, isSecure(this.#req));
   }
 
   #adopt(fresh) {

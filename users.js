@@ -17,24 +17,21 @@
 function listSessions(engine, user, decode, done) {
   engine.indexList(user, (err, ids) => {
     if (err) return done(err);
-    if (ids.length === 0) return done(null, []);
-    const sessions = [];
-    const ended = [];
-    let waiting = ids.length;
-    let failed = null;
-    ids.forEach((id) => {
-      engine.describe(id, (describeErr, fields) => {
-        if (describeErr) failed = failed || describeErr;
-        else if (fields[0] === user) sessions.push(entry(id, fields, decode));
+    eachAtOnce(ids, (id, then) => engine.describe(id, then), (failed, described) => {
+      const sessions = [];
+      const ended = [];
+      ids.forEach((id, i) => {
+        const fields = described[i];
+        if (fields === undefined) return; // its describe failed
+        if (fields[0] === user) sessions.push(entry(id, fields, decode));
         // Ended, or signed in as someone else since. (A session that exists
         // but is not bound yet is signing in: its entry stays.)
         else if (fields[0] !== null || fields[4] === null) ended.push(id);
-        if (--waiting > 0) return;
-        if (ended.length > 0) engine.indexRemove(user, ended, noop);
-        if (failed) return done(failed);
-        sessions.sort((a, b) => b.lastSeenAt - a.lastSeenAt);
-        done(null, sessions);
       });
+      if (ended.length > 0) engine.indexRemove(user, ended, noop);
+      if (failed) return done(failed);
+      sessions.sort((a, b) => b.lastSeenAt - a.lastSeenAt);
+      done(null, sessions);
     });
   });
 }
@@ -54,17 +51,29 @@ function revokeSessions(engine, user, except, done) {
     if (err) return done(err);
     const doomed = ids.filter((id) => id !== except);
     if (doomed.length === 0) return done(null, 0);
-    let ended = 0;
-    let waiting = doomed.length;
-    let failed = null;
-    doomed.forEach((id) => {
-      engine.destroy(id, (destroyErr, existed) => {
-        if (destroyErr) failed = failed || destroyErr;
-        else ended += existed;
-        if (--waiting > 0) return;
-        if (failed) return done(failed); // the index keeps them: a retry finds them
-        engine.indexRemove(user, doomed, (removeErr) => done(removeErr, ended));
-      });
+    eachAtOnce(doomed, (id, then) => engine.destroy(id, then), (failed, existed) => {
+      if (failed) return done(failed); // the index keeps them: a retry finds them
+      const ended = existed.reduce((sum, one) => sum + one, 0);
+      engine.indexRemove(user, doomed, (removeErr) => done(removeErr, ended));
+    });
+  });
+}
+
+/**
+ * Runs `call(item, then)` for every item at once (they share a batch);
+ * `done(err, results)` once all have answered: `err` the first failure,
+ * `results[i]` the result of item i (undefined where it failed).
+ */
+function eachAtOnce(items, call, done) {
+  const results = new Array(items.length);
+  let waiting = items.length;
+  let failed = null;
+  if (waiting === 0) return done(null, results);
+  items.forEach((item, i) => {
+    call(item, (err, result) => {
+      if (err) failed = failed || err;
+      else results[i] = result;
+      if (--waiting === 0) done(failed, results);
     });
   });
 }
