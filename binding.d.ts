@@ -24,6 +24,8 @@ export declare class Engine {
   get socketOptions(): SocketOptions | null
   /** Whether `next()` waits for the per-request idle refresh. */
   get awaitTouch(): boolean
+  /** `session.maxSessionsPerUser`: how many ids a user's index lists at most. */
+  get maxSessionsPerUser(): number
   /** The cookie's name, for reading `req.signedCookies[name]`. */
   get cookieName(): string
   /**
@@ -71,6 +73,16 @@ export declare class Engine {
    * `ERR_SESSION_CONNECTION` for anything else).
    */
   lost(reason: string, code: string): Outcome
+  /** Fails what is overdue (after `overdueIn()` said so): see `Link::expire`. */
+  expire(): Outcome
+  /**
+   * Under Sentinel: follows the sentinels' announcements from now on (see
+   * `store::sentinel`). `wake` is called, on Node's thread, whenever
+   * `sentinelNews()` has something; it never keeps the process alive.
+   */
+  watchSentinels(wake: () => void): void
+  /** Acts on what the sentinels said since the last call. */
+  sentinelNews(): Outcome
   /**
    * Under Sentinel: a Promise of the primary's address, as the sentinels
    * name it (asked on napi's tokio runtime), or of an error with a code,

@@ -34,6 +34,7 @@ const DESCRIBE = 13;
 const INDEX_ADD = 14;
 const INDEX_LIST = 15;
 const INDEX_REMOVE = 16;
+const INDEX_OVERFLOW = 17;
 
 const ERROR_CODE = /^(ERR_SESSION_[A-Z_]+): /;
 
@@ -55,6 +56,7 @@ class Engine {
     this.verifiesCookies = this.native.hasSecret;
     this.secureFollowsRequest = this.native.secureFollowsRequest;
     this.awaitTouch = this.native.awaitTouch;
+    this.maxSessionsPerUser = this.native.maxSessionsPerUser;
     this.batchId = 0;
     this.inFlight = new Map(); // batch id -> the waiters of its operations
     this.startBatch();
@@ -65,6 +67,11 @@ class Engine {
     this.handle = this.handle.bind(this);
     const socketOptions = this.native.socketOptions; // null in memory
     this.socket = socketOptions && new RedisSocket(this.native, socketOptions, this.handle);
+    // Under Sentinel the engine follows the sentinels' announcements: writes
+    // wait while a failover is under way, and the connection moves with the primary.
+    if (socketOptions && socketOptions.sentinel) {
+      this.native.watchSentinels(() => this.handle(this.native.sentinelNews()));
+    }
     this.whenIdle = null; // close() waiting for the calls in flight
     this.closed = null; // the promise close() returns, every time
   }
@@ -206,6 +213,12 @@ class Engine {
   indexRemove(user, ids, done) {
     this.strings.push(user, ...ids);
     return this.enqueue(INDEX_REMOVE, 1 + ids.length, 0, done);
+  }
+
+  /** The ids in `user`'s index beyond `maxSessionsPerUser`, least recently active first. */
+  indexOverflow(user, done) {
+    this.strings.push(user);
+    return this.enqueue(INDEX_OVERFLOW, 1, 0, done);
   }
 
   /** Refuses new work; resolves once the calls in flight have finished and the socket is closed. */

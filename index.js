@@ -10,7 +10,7 @@
  */
 
 const { Engine } = require('./engine');
-const { listSessions, revokeSessions, renewLease } = require('./users');
+const { listSessions, revokeSessions, renewLease, endOverflow } = require('./users');
 
 /**
  * Creates the session middleware on Redis.
@@ -347,7 +347,8 @@ class Session {
         if (!bound) return done(codedError('ERR_SESSION_CONFLICT', `${what}: the session was revoked while it signed in`));
         this.userId = user;
         if (previous.user !== null) this.#engine.indexRemove(previous.user, [previous.id], noop);
-        done(null);
+        // Beyond maxSessionsPerUser, the user's least recently active sessions end.
+        endOverflow(this.#engine, user, id, () => done(null));
       });
     });
   }

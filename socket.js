@@ -228,10 +228,9 @@ class RedisSocket {
     const ms = this.native.overdueIn();
     if (ms < 0) return;
     if (ms > 0) return this.armDeadline();
-    // Its reply may still come, but after the ones that follow it: nothing on
-    // this connection can be paired with its call any more.
-    this.drop();
-    this.onOutcome(this.native.lost(`redis did not answer within ${this.options.commandTimeout} ms`, 'ERR_SESSION_TIMEOUT'));
+    // The engine fails what is overdue: calls held back alone, calls on the
+    // wire with the connection (RESET), whose replies can no longer be paired.
+    this.onOutcome(this.native.expire());
   }
 }
 

@@ -44,18 +44,45 @@ function entry(id, [, meta, signedInAt, lastSeenAt], decode) {
  * Ends every session of `user` but `except`; results in how many ended.
  * A session ends by deletion, so a request in flight for it can write
  * nothing back (writes go only to sessions that exist) and its next request
- * starts fresh.
+ * starts fresh. The index lists `maxSessionsPerUser` ids at a time: an
+ * index that grew larger (before the cap, or while ending sessions failed)
+ * is gone through in rounds.
  */
-function revokeSessions(engine, user, except, done) {
+function revokeSessions(engine, user, except, done, endedBefore = 0) {
   engine.indexList(user, (err, ids) => {
     if (err) return done(err);
     const doomed = ids.filter((id) => id !== except);
-    if (doomed.length === 0) return done(null, 0);
-    eachAtOnce(doomed, (id, then) => engine.destroy(id, then), (failed, existed) => {
+    endSessions(engine, user, doomed, (failed, ended) => {
       if (failed) return done(failed); // the index keeps them: a retry finds them
-      const ended = existed.reduce((sum, one) => sum + one, 0);
-      engine.indexRemove(user, doomed, (removeErr) => done(removeErr, ended));
+      const total = endedBefore + ended;
+      if (ids.length < engine.maxSessionsPerUser || doomed.length === 0) return done(null, total);
+      revokeSessions(engine, user, except, done, total);
     });
+  });
+}
+
+/**
+ * Ends the sessions `ids` of `user`, then takes them out of its index;
+ * results in how many of them still lived.
+ */
+function endSessions(engine, user, ids, done) {
+  if (ids.length === 0) return done(null, 0);
+  eachAtOnce(ids, (id, then) => engine.destroy(id, then), (failed, existed) => {
+    if (failed) return done(failed);
+    const ended = existed.reduce((sum, one) => sum + one, 0);
+    engine.indexRemove(user, ids, (removeErr) => done(removeErr, ended));
+  });
+}
+
+/**
+ * After `id` signed in as `user`: the user's sessions beyond
+ * `maxSessionsPerUser` end, least recently active first. A failure leaves
+ * them for the next sign-in to end; the sign-in itself stands.
+ */
+function endOverflow(engine, user, id, done) {
+  engine.indexOverflow(user, (err, ids) => {
+    if (err) return done();
+    endSessions(engine, user, ids.filter((other) => other !== id), () => done());
   });
 }
 
@@ -92,4 +119,4 @@ function renewLease(engine, user, id) {
 
 function noop() {}
 
-module.exports = { listSessions, revokeSessions, renewLease };
+module.exports = { listSessions, revokeSessions, renewLease, endOverflow };

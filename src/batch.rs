@@ -41,6 +41,8 @@ pub const INDEX_ADD: u32 = 14;
 pub const INDEX_LIST: u32 = 15;
 /// Strings: user id, the session ids to take out.
 pub const INDEX_REMOVE: u32 = 16;
+/// Strings: user id (see [`Op::IndexOverflow`]).
+pub const INDEX_OVERFLOW: u32 = 17;
 
 /// Splits a batch into `(session id, operation)` pairs. Either is a bug in
 /// the JavaScript adapter, never user input, but of different reach: a batch
@@ -156,6 +158,7 @@ fn operation(kind: u32, aux: usize, mut args: Vec<String>) -> Result<Op> {
             renew: aux == 1,
         },
         INDEX_LIST => Op::IndexList,
+        INDEX_OVERFLOW => Op::IndexOverflow,
         INDEX_REMOVE => Op::IndexRemove(args),
         _ => return Err(malformed("operation")),
     })
@@ -331,9 +334,12 @@ mod tests {
             INDEX_REMOVE,
             3,
             0,
+            INDEX_OVERFLOW,
+            1,
+            0,
         ];
         let flat = [
-            "a", "ann", "b", "ann", "{}", "c", "d", "e", "ann", "f", "ann", "ann", "g", "h",
+            "a", "ann", "b", "ann", "{}", "c", "d", "e", "ann", "f", "ann", "ann", "g", "h", "ann",
         ];
         let ops: Vec<(String, Op)> = parsed(&header, &flat)
             .unwrap()
@@ -361,6 +367,7 @@ mod tests {
                 ),
                 ("ann".into(), Op::IndexList),
                 ("ann".into(), Op::IndexRemove(strings(&["g", "h"]))),
+                ("ann".into(), Op::IndexOverflow),
             ]
         );
         assert!(parsed(&[BIND, 2, 1], &["a", "ann"]).unwrap()[0].1.is_err());

@@ -13,6 +13,9 @@ pub const DEFAULT_PREFIX: &str = "session";
 pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_FIELDS: usize = 1000;
+/// The most sessions one user may hold at once (`session.maxSessionsPerUser`).
+pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
+const MAX_MAX_SESSIONS_PER_USER: u64 = 100_000;
 /// A write's fields cross into a Lua script as arguments; Lua's `unpack`
 /// tops out near 8000, so the cap stays well below that.
 pub const MAX_MAX_FIELDS: usize = 2000;
@@ -42,6 +45,52 @@ pub struct RedisOptions {
     pub cluster: Option<ClusterOptions>,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
+    /// `redis.waitReplicas` (and `redis.waitTimeout`); `None` when 0 (off).
+    pub durability: Option<Durability>,
+}
+
+/// `redis.waitReplicas` and `redis.waitTimeout`: a write is acknowledged
+/// once `replicas` replicas confirm it (`WAIT` behind it), and fails with
+/// `ERR_SESSION_NOT_REPLICATED` when they do not within `timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durability {
+    pub replicas: u32,
+    pub timeout: Duration,
+}
+
+impl Durability {
+    /// The most replicas a write may wait for: more than any deployment has.
+    const MAX_REPLICAS: u64 = 100;
+
+    fn parse(o: &Map<String, Value>, command_timeout: Duration) -> Result<Option<Durability>> {
+        let replicas = match o.get("waitReplicas") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| *n <= Self::MAX_REPLICAS)
+                .ok_or_else(|| {
+                    SessionError::config(format!(
+                        "redis.waitReplicas must be a whole number from 0 to {}",
+                        Self::MAX_REPLICAS
+                    ))
+                })?,
+        };
+        let timeout = match o.get("waitTimeout") {
+            None | Some(Value::Null) => command_timeout / 2,
+            Some(_) => millis(o, "waitTimeout")?,
+        };
+        if timeout >= command_timeout {
+            return Err(SessionError::config(format!(
+                "redis.waitTimeout ({} ms) must be shorter than redis.commandTimeout ({} ms): a write waits for both",
+                timeout.as_millis(),
+                command_timeout.as_millis()
+            )));
+        }
+        Ok((replicas > 0).then_some(Durability {
+            replicas: replicas as u32,
+            timeout,
+        }))
+    }
 }
 
 /// `redis.sentinel`: `{ name, nodes: [{ host, port }], username, password }`.
@@ -168,6 +217,9 @@ pub struct SessionOptions {
     pub max_fields: usize,
     /// Absolute session lifetime in seconds, from creation; off by default.
     pub max_lifetime_secs: Option<u64>,
+    /// The most sessions one user may be signed in with; signing in beyond
+    /// it ends the least recently active ones.
+    pub max_sessions_per_user: usize,
     /// Whether the per-request idle refresh completes before `next()`.
     pub await_touch: bool,
 }
@@ -227,6 +279,7 @@ impl RedisOptions {
         }
         let tls = TlsOptions::parse(o.get("tls"), "redis.tls")?;
         let sentinel = SentinelOptions::parse(o.get("sentinel"))?;
+        let command_timeout = millis(o, "commandTimeout")?;
         if sentinel.is_some() && tls.as_ref().is_some_and(|tls| !tls.reject_unauthorized) {
             return Err(SessionError::config(
                 "redis.tls.rejectUnauthorized: false is not supported under Sentinel: the primary's certificate is always verified",
@@ -242,7 +295,8 @@ impl RedisOptions {
             cluster: ClusterOptions::parse(o.get("cluster"))?,
             sentinel,
             connect_timeout: millis(o, "connectTimeout")?,
-            command_timeout: millis(o, "commandTimeout")?,
+            command_timeout,
+            durability: Durability::parse(o, command_timeout)?,
         })
     }
 }
@@ -356,6 +410,17 @@ impl SessionOptions {
                     ))
                 })? as usize,
         };
+        let max_sessions_per_user = match o.get("maxSessionsPerUser") {
+            None | Some(Value::Null) => DEFAULT_MAX_SESSIONS_PER_USER,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| (1..=MAX_MAX_SESSIONS_PER_USER).contains(n))
+                .ok_or_else(|| {
+                    SessionError::config(format!(
+                        "session.maxSessionsPerUser must be a whole number from 1 to {MAX_MAX_SESSIONS_PER_USER}"
+                    ))
+                })? as usize,
+        };
         let max_lifetime_secs = match o.get("maxLifetime") {
             None | Some(Value::Null) | Some(Value::Bool(false)) => None,
             Some(v) => Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
@@ -366,6 +431,7 @@ impl SessionOptions {
             db_index,
             max_fields,
             max_lifetime_secs,
+            max_sessions_per_user,
             tti_secs,
             prefix,
             secrets: secrets(o.get("secret"))?,

@@ -42,6 +42,7 @@ impl Core {
             ttl_secs: session.tti_secs,
             max_fields: session.max_fields,
             max_lifetime_secs: session.max_lifetime_secs,
+            max_sessions_per_user: session.max_sessions_per_user,
         };
         Core {
             session,

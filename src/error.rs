@@ -35,6 +35,10 @@ pub enum ErrorCode {
     /// The sentinels could not name the primary: none knows that name, or
     /// none answered in time.
     Sentinel,
+    /// A write was applied on the primary, but fewer replicas than
+    /// `redis.waitReplicas` confirmed it in time: it may or may not survive
+    /// a failover.
+    NotReplicated,
 }
 
 impl ErrorCode {
@@ -53,6 +57,7 @@ impl ErrorCode {
             ErrorCode::Full => "ERR_SESSION_STORE_FULL",
             ErrorCode::Tls => "ERR_SESSION_TLS",
             ErrorCode::Sentinel => "ERR_SESSION_SENTINEL",
+            ErrorCode::NotReplicated => "ERR_SESSION_NOT_REPLICATED",
         }
     }
 
@@ -60,8 +65,20 @@ impl ErrorCode {
     pub fn from_code(code: &str) -> Option<ErrorCode> {
         use ErrorCode::*;
         [
-            Config, Argument, TooLarge, Secret, Connection, Timeout, Store, Closed, Conflict, Auth,
-            Full, Tls, Sentinel,
+            Config,
+            Argument,
+            TooLarge,
+            Secret,
+            Connection,
+            Timeout,
+            Store,
+            Closed,
+            Conflict,
+            Auth,
+            Full,
+            Tls,
+            Sentinel,
+            NotReplicated,
         ]
         .into_iter()
         .find(|c| c.as_str() == code)

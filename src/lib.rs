@@ -23,8 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::{
-    BufferSlice, Either, PromiseRaw, ToNapiValue, Uint32ArraySlice, Unknown, Utf16String,
+    BufferSlice, Either, Function, PromiseRaw, ToNapiValue, Uint32ArraySlice, Unknown, Utf16String,
 };
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{sys, Env, JsError};
 use napi_derive::napi;
 
@@ -37,11 +38,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use config::Config;
 use engine::Core;
 use error::{ErrorCode, Result, SessionError};
-use store::cluster::ClusterStore;
-use store::link::Link;
+use store::cluster::{ClusterSettings, ClusterStore};
+use store::link::{Link, LinkOptions};
 use store::memory::MemoryStore;
 use store::redis::Address;
-use store::sentinel::{Primary, Sentinels};
+use store::sentinel::{News, Primary, Sentinels};
 use store::Reply;
 use store::{Finished, Item};
 
@@ -233,15 +234,15 @@ impl Engine {
         let config = parse_config(&options_json)?;
         if let Some(cluster) = &config.redis.cluster {
             let core = Core::new(config.session);
-            let store = ClusterStore::new(
-                cluster,
-                core.limits,
-                config.redis.connect_timeout,
-                config.redis.command_timeout,
-                |dispatcher| {
-                    napi::bindgen_prelude::spawn(dispatcher);
-                },
-            )?;
+            let settings = ClusterSettings {
+                limits: core.limits,
+                connect_timeout: config.redis.connect_timeout,
+                command_timeout: config.redis.command_timeout,
+                durability: config.redis.durability,
+            };
+            let store = ClusterStore::new(cluster, settings, |dispatcher| {
+                napi::bindgen_prelude::spawn(dispatcher);
+            })?;
             return Ok(Engine {
                 core,
                 backend: Backend::Cluster(Some(store)),
@@ -261,7 +262,15 @@ impl Engine {
             None => None,
         };
         let core = Core::new(config.session);
-        let link = Link::new(&target.handshake, core.limits, config.redis.command_timeout);
+        let link = Link::new(
+            &target.handshake,
+            LinkOptions {
+                limits: core.limits,
+                command_timeout: config.redis.command_timeout,
+                check_role: sentinels.is_some(),
+                durability: config.redis.durability,
+            },
+        );
         let socket = SocketOptions {
             host: target.address.host,
             port: target.address.port,
@@ -304,6 +313,12 @@ impl Engine {
     #[napi(getter)]
     pub fn await_touch(&self) -> bool {
         self.core.session.await_touch
+    }
+
+    /// `session.maxSessionsPerUser`: how many ids a user's index lists at most.
+    #[napi(getter)]
+    pub fn max_sessions_per_user(&self) -> u32 {
+        self.core.limits.max_sessions_per_user as u32
     }
 
     /// The cookie's name, for reading `req.signedCookies[name]`.
@@ -451,7 +466,61 @@ impl Engine {
     #[napi(catch_unwind)]
     pub fn lost(&mut self, reason: String, code: String) -> Outcome {
         let code = ErrorCode::from_code(&code).unwrap_or(ErrorCode::Connection);
+        // Under Sentinel the next connection asks where the primary is: this one may have moved.
+        if let Backend::Redis {
+            sentinels: Some(sentinels),
+            ..
+        } = &self.backend
+        {
+            sentinels.forget_primary();
+        }
         self.on_link(|link| link.lost(&reason, code))
+    }
+
+    /// Fails what is overdue (after `overdueIn()` said so): see `Link::expire`.
+    #[napi(catch_unwind)]
+    pub fn expire(&mut self) -> Outcome {
+        self.on_link(|link| link.expire(Instant::now()))
+    }
+
+    /// Under Sentinel: follows the sentinels' announcements from now on (see
+    /// `store::sentinel`). `wake` is called, on Node's thread, whenever
+    /// `sentinelNews()` has something; it never keeps the process alive.
+    #[napi(catch_unwind)]
+    pub fn watch_sentinels(&self, wake: Function<(), ()>) -> napi::Result<()> {
+        let Backend::Redis {
+            sentinels: Some(sentinels),
+            ..
+        } = &self.backend
+        else {
+            return Ok(());
+        };
+        let wake = wake.build_threadsafe_function().weak::<true>().build()?;
+        sentinels.watch(Box::new(move || {
+            wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }));
+        Ok(())
+    }
+
+    /// Acts on what the sentinels said since the last call.
+    #[napi(catch_unwind)]
+    pub fn sentinel_news(&mut self) -> Outcome {
+        let news = match &self.backend {
+            Backend::Redis {
+                sentinels: Some(sentinels),
+                ..
+            } => sentinels.take_news(),
+            _ => Vec::new(),
+        };
+        self.on_link(|link| {
+            for news in news {
+                match news {
+                    News::FailoverStarted => link.hold_writes(),
+                    News::FailoverOver => link.release_writes(),
+                    News::Switched => link.primary_moved(),
+                }
+            }
+        })
     }
 
     /// Under Sentinel: a Promise of the primary's address, as the sentinels
@@ -525,7 +594,11 @@ impl Engine {
             Backend::Memory(store) => store.close(),
             // The dispatcher finishes the batches it has, then ends with its connections.
             Backend::Cluster(store) => drop(store.take()),
-            Backend::Redis { .. } => {}
+            Backend::Redis { sentinels, .. } => {
+                if let Some(sentinels) = sentinels {
+                    sentinels.stop();
+                }
+            }
         }
     }
 }
@@ -534,8 +607,15 @@ impl Engine {
     /// Hands a socket event to the link; nothing happens in memory.
     fn on_link(&mut self, event: impl FnOnce(&mut Link)) -> Outcome {
         match &mut self.backend {
-            Backend::Redis { link, .. } => {
+            Backend::Redis {
+                link, sentinels, ..
+            } => {
                 event(link);
+                if link.take_wrong_primary() {
+                    if let Some(sentinels) = sentinels {
+                        sentinels.forget_primary();
+                    }
+                }
                 outcome(link)
             }
             Backend::Memory(_) | Backend::Cluster(_) => Outcome {

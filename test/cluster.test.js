@@ -10,23 +10,13 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const express = require('express');
 const { setTimeout: delay } = require('node:timers/promises');
-const { startCluster } = require('./helpers/cluster');
+const { startCluster, slotOf } = require('./helpers/cluster');
 const { until } = require('./helpers/sentinel');
 const { withSessionApp } = require('./helpers/session-server');
 const { CookieJar, signedSidCookie } = require('./helpers/http');
 const { makeCertificates } = require('./helpers/certificates');
 
 const SECRET = 'cluster test';
-
-/** The hash slot of a key (CRC16 of the key, as Redis Cluster computes it, no hash tags here). */
-function slotOf(key) {
-  let crc = 0;
-  for (const byte of Buffer.from(key)) {
-    crc ^= byte << 8;
-    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  return crc % 16384;
-}
 
 describe('Redis Cluster', () => {
   let cluster;

@@ -40,10 +40,12 @@ describe('Redis out of memory (maxmemory, noeviction)', () => {
   });
   after(() => app.close());
 
-  test('writes fail with ERR_SESSION_STORE_FULL and write nothing; removals and reads still work', async (t) => {
+  test('writes fail with ERR_SESSION_STORE_FULL and write nothing; removals, reads and signed-in read-only routes still work', async (t) => {
     const jar = new CookieJar();
     const { session } = await app.run((s) => s.mset({ a: 1, b: 2 }), { jar });
     const key = `session:${session.id}`;
+    const signedIn = new CookieJar();
+    await app.run(async (s) => (await s.set('cart', [1]), await s.login('ann')), { jar: signedIn });
     await redis.db.command('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
     await redis.db.command('CONFIG', 'SET', 'maxmemory', '1mb');
     try {
@@ -70,6 +72,12 @@ describe('Redis out of memory (maxmemory, noeviction)', () => {
       t.diagnostic(`used_memory grew by ${grown} bytes over 30 refused writes of 500 KB`);
       assert.ok(grown < 1024 * 1024, `Redis grew by ${grown} bytes`);
       assert.deepEqual(await redis.db.sessionData(key), { b: '2' });
+
+      // A signed-in visitor's read-only route: its per-request refresh
+      // cannot record the time, and still says who is signed in.
+      const reader = await app.run(async (s) => ({ user: s.userId, all: await s.getAll() }), { jar: signedIn });
+      assert.equal(reader.status, 200, reader.middlewareError && reader.middlewareError.message);
+      assert.deepEqual(reader.value, { user: 'ann', all: { cart: [1] } });
 
       // A new visitor's session cannot be recorded either: the middleware says so.
       const visitor = await app.run(() => {});

@@ -192,6 +192,41 @@ for (const storeName of ['Redis', 'memory']) {
       const r = await app.run((s) => s.getAll(), { jar });
       assert.deepEqual(r.value, { cart: [1] });
     });
+
+    test('2,000 logins of one user: at most maxSessionsPerUser (100) stay; the least recently active end; sessions() stays fast', async (t) => {
+      const user = `many-${storeName}`;
+      const clients = [];
+      const started = Date.now();
+      for (let round = 0; round < 100; round++) {
+        // 20 clients at a time, one after another round by round.
+        const batch = await Promise.all(Array.from({ length: 20 }, async () => {
+          const jar = new CookieJar();
+          const r = await app.run((s) => s.login(user), { jar });
+          assert.equal(r.error, undefined, r.error && r.error.message);
+          return { jar, id: r.session.id };
+        }));
+        clients.push(...batch);
+      }
+      const loggedIn = Date.now() - started;
+      const listStart = process.hrtime.bigint();
+      const listed = await app.mw.sessions(user);
+      const listMs = Number(process.hrtime.bigint() - listStart) / 1e6;
+      t.diagnostic(`2,000 logins in ${loggedIn} ms; sessions() listed ${listed.length} in ${listMs.toFixed(1)} ms`);
+      assert.equal(listed.length, 100);
+      const recent = new Set(clients.slice(-120).map((c) => c.id));
+      assert.deepEqual(listed.filter((s) => !recent.has(s.id)), [], 'only sessions of the latest logins are left');
+      for (const client of [clients[0], clients[999]]) {
+        assert.equal((await app.run((s) => s.userId, { jar: client.jar })).value, null, 'an early session ended');
+        assert.equal(await stored(client.id), false);
+      }
+      assert.equal((await app.run((s) => s.userId, { jar: clients.at(-1).jar })).value, user);
+      if (storeName === 'Redis') {
+        const entries = await redis.db.command('ZCARD', `session:user:${user}`);
+        assert.ok(entries <= 100, `${entries} entries in the index`);
+      }
+      assert.equal(await app.mw.revoke(user), 100);
+      assert.deepEqual(await app.mw.sessions(user), []);
+    });
   });
 }
 
@@ -213,10 +248,12 @@ describe('Redis: the index of a user stays bounded', () => {
     }
     const jar = new CookieJar();
     const r = await app.run((s) => s.login(user), { jar });
-    assert.equal(await redis.db.command('ZCARD', index), 5000 - 100 + 1);
+    // The login's two calls on the index prune 100 each, and the 100 ranked
+    // beyond maxSessionsPerUser (100) behind the new entry are ended.
+    assert.equal(await redis.db.command('ZCARD', index), 5000 - 300 + 1);
     const listed = await app.mw.sessions(user);
     assert.deepEqual(listed.map((s) => s.id), [r.session.id]);
-    assert.equal(await redis.db.command('ZCARD', index), 5000 - 200 + 1);
+    assert.equal(await redis.db.command('ZCARD', index), 5000 - 400 + 1);
     const pttl = await redis.db.command('PTTL', index);
     const leaseEnd = Number(await redis.db.command('ZSCORE', index, r.session.id));
     assert.ok(pttl > 0 && Math.abs(Date.now() + pttl - leaseEnd) < 5000, `index PTTL ${pttl}`);

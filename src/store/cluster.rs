@@ -8,12 +8,18 @@
 //! Batches cross from Node's thread over a channel to one dispatcher task,
 //! which issues them in the order they came (a later batch's command never
 //! reaches a node before an earlier batch's), and answers each through a
-//! oneshot that the N-API side turns into a Promise.
+//! oneshot that the N-API side turns into a Promise. No call waits past
+//! `commandTimeout` from when JavaScript issued it, whatever it waits behind.
+//!
+//! `regenerate()` moves a session to a key in another slot, which takes
+//! several steps on two nodes (see [`Call::rename`]). Only calls on the keys
+//! of a move wait for it; every other session's go on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::{BoxFuture, FutureExt, Shared};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
@@ -23,20 +29,22 @@ use redis::cluster_routing::{
 };
 use redis::{Cmd, RedisError, Value};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::redis::{
-    claim_move, command, decode, is_noscript, move_out, preload_scripts, release_move_claim,
-    reply_error, restore,
+    claim_move, command, decode, finish_move, is_noscript, mark_move, place_move, preload_scripts,
+    release_move_claim, reply_error, unconfirmed, unmark_move, wait_for,
 };
 use super::tls::certificates;
-use super::{regenerated_elsewhere, Item, Limits, Op, Reply};
-use crate::config::ClusterOptions;
+use super::{not_replicated, regenerated_elsewhere, Item, Limits, Op, Reply};
+use crate::config::{ClusterOptions, Durability};
 use crate::error::{ErrorCode, Result, SessionError};
 use redis::aio::ConnectionLike;
 
-/// One batch: its items, and where its results go.
+/// One batch: its items, when JavaScript issued it, and where its results go.
 struct Job {
     items: Vec<Item>,
+    issued: Instant,
     done: oneshot::Sender<Vec<Result<Reply>>>,
 }
 
@@ -45,48 +53,54 @@ pub struct ClusterStore {
     jobs: mpsc::UnboundedSender<Job>,
 }
 
+/// How the store works.
+#[derive(Clone, Copy)]
+pub struct ClusterSettings {
+    pub limits: Limits,
+    pub connect_timeout: Duration,
+    /// No call waits past it from when it was issued, whatever redis-rs
+    /// retries inside it and whatever it waits behind.
+    pub command_timeout: Duration,
+    pub durability: Option<Durability>,
+}
+
 impl ClusterStore {
     /// Checks the options and starts the dispatcher; nothing connects until
     /// the first batch. `spawn` starts a task on the shared tokio runtime.
     pub fn new(
         options: &ClusterOptions,
-        limits: Limits,
-        connect_timeout: Duration,
-        command_timeout: Duration,
+        settings: ClusterSettings,
         spawn: impl FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),
     ) -> Result<ClusterStore> {
-        let client = client(options, connect_timeout, command_timeout)?;
+        let client = client(options, settings)?;
         let (jobs, queue) = mpsc::unbounded_channel();
-        let timeouts = Timeouts {
-            connect: connect_timeout,
-            command: command_timeout,
-        };
-        spawn(Box::pin(dispatch(client, limits, timeouts, queue)));
+        spawn(Box::pin(dispatch(client, settings, queue)));
         Ok(ClusterStore { jobs })
     }
 
     /// Queues a batch; its results arrive on the receiver, in its order.
     pub fn submit(&self, items: Vec<Item>) -> oneshot::Receiver<Vec<Result<Reply>>> {
         let (done, results) = oneshot::channel();
+        let issued = Instant::now();
         // A closed queue (the dispatcher gone) drops `done`: the receiver reports it.
-        let _ = self.jobs.send(Job { items, done });
+        let _ = self.jobs.send(Job {
+            items,
+            issued,
+            done,
+        });
         results
     }
 }
 
-fn client(
-    options: &ClusterOptions,
-    connect_timeout: Duration,
-    command_timeout: Duration,
-) -> Result<ClusterClient> {
+fn client(options: &ClusterOptions, settings: ClusterSettings) -> Result<ClusterClient> {
     let nodes = options
         .nodes
         .iter()
         .map(|(host, port)| redis::ConnectionAddr::Tcp(host.clone(), *port));
     let mut builder = ClusterClientBuilder::new(nodes)
-        .connection_timeout(connect_timeout)
-        .response_timeout(command_timeout)
-        .overall_response_timeout(Some(command_timeout))
+        .connection_timeout(settings.connect_timeout)
+        .response_timeout(settings.command_timeout)
+        .overall_response_timeout(Some(settings.command_timeout))
         .retries(3)
         .min_retry_wait(10)
         .max_retry_wait(200);
@@ -104,23 +118,23 @@ fn client(
         .map_err(|err| SessionError::caused_by(ErrorCode::Config, "redis.cluster", &err))
 }
 
-#[derive(Clone, Copy)]
-struct Timeouts {
-    connect: Duration,
-    /// No call waits past it, whatever redis-rs retries inside it.
-    command: Duration,
-}
+/// The completion of the last call on a key that later calls on that key
+/// must wait for: a move, or a call queued behind one.
+type Barrier = Shared<BoxFuture<'static, ()>>;
+
+/// Where a call chained behind a [`Barrier`] leaves its result.
+type Answer = Arc<Mutex<Option<Result<Reply>>>>;
 
 /// The dispatcher: connects on the first batch (and again after a failed
-/// attempt), then issues every batch in the order it came.
+/// attempt), then starts every batch in the order it came.
 async fn dispatch(
     client: ClusterClient,
-    limits: Limits,
-    timeouts: Timeouts,
+    settings: ClusterSettings,
     mut queue: mpsc::UnboundedReceiver<Job>,
 ) {
     let mut connection: Option<ClusterConnection> = None;
     let in_flight = Arc::new(InFlight::default());
+    let mut barriers: HashMap<String, Barrier> = HashMap::new();
     let mut running = FuturesUnordered::new();
     loop {
         tokio::select! {
@@ -128,7 +142,7 @@ async fn dispatch(
             job = queue.recv() => {
                 let Some(job) = job else { break };
                 if connection.is_none() {
-                    match connect(&client, timeouts.connect).await {
+                    match connect(&client, settings.connect_timeout).await {
                         Ok(opened) => connection = Some(opened),
                         Err(err) => {
                             let failed = job.items.into_iter().map(|item| match item {
@@ -141,16 +155,13 @@ async fn dispatch(
                     }
                 }
                 let Some(conn) = connection.clone() else { continue };
-                let barrier = holds_rename(&job.items);
-                let run = run_batch(conn, limits, timeouts.command, Arc::clone(&in_flight), job);
-                if barrier {
-                    // Calls made after a regenerate() go to the new id: they
-                    // wait until its data is there (see `rename`).
-                    running.push(run);
-                    while running.next().await.is_some() {}
-                } else {
-                    running.push(run);
-                }
+                let call = Arc::new(Call {
+                    conn,
+                    settings,
+                    deadline: job.issued + settings.command_timeout,
+                    in_flight: Arc::clone(&in_flight),
+                });
+                running.push(start_batch(call, &mut barriers, job));
             }
             Some(()) = running.next(), if !running.is_empty() => {}
         }
@@ -213,81 +224,6 @@ impl InFlight {
     }
 }
 
-/// Runs one batch. Its operations are grouped by hash slot, each group
-/// in the order it was issued: a group of one is one command, a larger one is
-/// one pipeline to the slot's primary (the engine benchmark's 64 calls on one
-/// session are one round trip). Every group is issued at once (the first
-/// poll of `join_all` sends them, in order). A batch holding a regenerate()
-/// runs its calls one after another instead.
-async fn run_batch(
-    conn: ClusterConnection,
-    limits: Limits,
-    timeout: Duration,
-    in_flight: Arc<InFlight>,
-    job: Job,
-) {
-    let Job { items, done } = job;
-    let mut results: Vec<Option<Result<Reply>>> = Vec::with_capacity(items.len());
-    let call = Call {
-        conn,
-        limits,
-        timeout,
-        in_flight,
-    };
-    if holds_rename(&items) {
-        for item in items {
-            results.push(Some(match item {
-                Item::Ready(result) => result,
-                Item::Run(key, op) => call.one(&key, &op).await,
-            }));
-        }
-    } else {
-        let mut groups: Vec<(Slot, Vec<Pending>)> = Vec::new();
-        let mut group_of: HashMap<Slot, usize> = HashMap::new();
-        for (index, item) in items.into_iter().enumerate() {
-            results.push(None);
-            match item {
-                Item::Ready(result) => results[index] = Some(result),
-                Item::Run(key, op) => {
-                    let slot = Slot::for_key(key.as_bytes());
-                    let at = *group_of.entry(slot).or_insert_with(|| {
-                        groups.push((slot, Vec::new()));
-                        groups.len() - 1
-                    });
-                    groups[at].1.push(Pending { index, key, op });
-                }
-            }
-        }
-        let answered = futures_util::future::join_all(
-            groups.into_iter().map(|(slot, ops)| call.group(slot, ops)),
-        )
-        .await;
-        for (index, result) in answered.into_iter().flatten() {
-            results[index] = Some(result);
-        }
-    }
-    let results = results
-        .into_iter()
-        .map(|result| {
-            result.unwrap_or_else(|| {
-                Err(SessionError::new(
-                    ErrorCode::Store,
-                    "redis cluster: a call got no answer",
-                ))
-            })
-        })
-        .collect();
-    let _ = done.send(results);
-}
-
-/// Whether a batch holds a regenerate(): its calls then run one after
-/// another, and later batches wait for it.
-fn holds_rename(items: &[Item]) -> bool {
-    items
-        .iter()
-        .any(|item| matches!(item, Item::Run(_, Op::Rename { .. })))
-}
-
 /// An operation of a batch, at `index`, waiting to be run.
 struct Pending {
     index: usize,
@@ -295,27 +231,148 @@ struct Pending {
     op: Op,
 }
 
+/// Starts one batch (its first commands go out at the first poll) and
+/// returns what finishes it. Calls on keys that a move (`regenerate()`)
+/// holds, in this batch or an earlier one, are chained behind it, key by key,
+/// and become what later calls on those keys wait for; every other call is
+/// grouped by hash slot and issued at once, each group in the order it came:
+/// a group of one is one command, a larger one is one pipeline to the slot's
+/// primary (the engine benchmark's 64 calls on one session are one round trip).
+fn start_batch(
+    call: Arc<Call>,
+    barriers: &mut HashMap<String, Barrier>,
+    job: Job,
+) -> BoxFuture<'static, ()> {
+    barriers.retain(|_, barrier| barrier.peek().is_none());
+    let Job { items, done, .. } = job;
+    let moving: HashSet<String> = items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Run(key, Op::Rename { to }) => Some([key.clone(), to.clone()]),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let mut results: Vec<Option<Result<Reply>>> = Vec::with_capacity(items.len());
+    let mut groups: Vec<(Slot, Vec<Pending>)> = Vec::new();
+    let mut group_of: HashMap<Slot, usize> = HashMap::new();
+    let mut chained: Vec<(usize, Barrier, Answer)> = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        results.push(None);
+        let (key, op) = match item {
+            Item::Ready(result) => {
+                results[index] = Some(result);
+                continue;
+            }
+            Item::Run(key, op) => (key, op),
+        };
+        let keys: Vec<String> = keys_of(&key, &op).map(str::to_owned).collect();
+        let behind: Vec<Barrier> = keys
+            .iter()
+            .filter_map(|key| barriers.get(key).cloned())
+            .collect();
+        if behind.is_empty() && !keys.iter().any(|key| moving.contains(key)) {
+            let slot = Slot::for_key(key.as_bytes());
+            let at = *group_of.entry(slot).or_insert_with(|| {
+                groups.push((slot, Vec::new()));
+                groups.len() - 1
+            });
+            groups[at].1.push(Pending { index, key, op });
+            continue;
+        }
+        let result: Answer = Arc::default();
+        let run = {
+            let (call, result) = (Arc::clone(&call), Arc::clone(&result));
+            async move {
+                let answer = call.after(behind, &key, &op).await;
+                *result.lock().unwrap_or_else(|e| e.into_inner()) = Some(answer);
+            }
+            .boxed()
+            .shared()
+        };
+        for key in keys {
+            barriers.insert(key, run.clone());
+        }
+        chained.push((index, run, result));
+    }
+    async move {
+        let grouped = groups.into_iter().map(|(slot, ops)| call.group(slot, ops));
+        let waits = chained.iter().map(|(_, run, _)| run.clone());
+        let (answered, _) = futures_util::future::join(
+            futures_util::future::join_all(grouped),
+            futures_util::future::join_all(waits),
+        )
+        .await;
+        for (index, result) in answered.into_iter().flatten() {
+            results[index] = Some(result);
+        }
+        for (index, _, result) in chained {
+            results[index] = result.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+        let results = results
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| {
+                    Err(SessionError::new(
+                        ErrorCode::Store,
+                        "redis cluster: a call got no answer",
+                    ))
+                })
+            })
+            .collect();
+        let _ = done.send(results);
+    }
+    .boxed()
+}
+
+/// The session keys a call touches (a move touches two).
+fn keys_of<'a>(key: &'a str, op: &'a Op) -> impl Iterator<Item = &'a str> {
+    let to = match op {
+        Op::Rename { to } => Some(to.as_str()),
+        _ => None,
+    };
+    std::iter::once(key).chain(to)
+}
+
 /// What running a batch's calls needs.
 struct Call {
     conn: ClusterConnection,
-    limits: Limits,
-    timeout: Duration,
+    settings: ClusterSettings,
+    /// When the batch was issued, plus `commandTimeout`.
+    deadline: Instant,
     in_flight: Arc<InFlight>,
 }
 
 impl Call {
-    /// One operation alone, within the timeout.
+    /// A call that must wait for others on its keys (a move, or calls
+    /// queued behind one): it waits, then runs, both within its deadline.
+    async fn after(&self, behind: Vec<Barrier>, key: &str, op: &Op) -> Result<Reply> {
+        let waited = futures_util::future::join_all(behind);
+        if tokio::time::timeout_at(self.deadline, waited)
+            .await
+            .is_err()
+        {
+            return Err(SessionError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "redis cluster: this call waited behind a regenerate() of its session for longer than commandTimeout ({} ms); it was not sent, and nothing was written",
+                    self.settings.command_timeout.as_millis()
+                ),
+            ));
+        }
+        self.one(key, op).await
+    }
+
+    /// One operation alone, within the deadline.
     async fn one(&self, key: &str, op: &Op) -> Result<Reply> {
         self.in_flight.enter(key);
-        let run = async {
-            match op {
-                Op::Rename { to } => rename(self.conn.clone(), self.limits, key, to).await,
-                op => run_op(self.conn.clone(), self.limits, &self.in_flight, key, op).await,
-            }
+        let result = match op {
+            // A move keeps to the deadline step by step: it must not be cut off between steps.
+            Op::Rename { to } => self.rename(key, to).await,
+            op => tokio::time::timeout_at(self.deadline, self.run_op(key, op))
+                .await
+                .unwrap_or_else(|_| Err(self.timed_out())),
         };
-        let result = tokio::time::timeout(self.timeout, run)
-            .await
-            .unwrap_or_else(|_| Err(self.timed_out()));
         self.in_flight.leave(key);
         result
     }
@@ -325,24 +382,84 @@ impl Call {
             ErrorCode::Timeout,
             format!(
                 "redis cluster: no answer within {} ms",
-                self.timeout.as_millis()
+                self.settings.command_timeout.as_millis()
             ),
         )
     }
 
+    /// One operation's command on its key's node, its reply decoded, and
+    /// confirmed by replicas under `redis.waitReplicas`.
+    async fn run_op(&self, key: &str, op: &Op) -> Result<Reply> {
+        let limits = self.settings.limits;
+        let Some(cmd) = command(key, op, limits, false) else {
+            return decode(key, op, None, limits); // nothing to ask
+        };
+        let mut conn = self.conn.clone();
+        let mut reply = conn.req_packed_command(&cmd).await;
+        if lost_script(&reply) {
+            // Nothing ran. Sent again with its body only when no other call
+            // of its session is under way, which could have run before it.
+            if !self.in_flight.alone(key) {
+                return Err(SessionError::new(
+                    ErrorCode::Store,
+                    "a redis node had lost the scripts, and other calls on this session were under way: this one was not applied",
+                ));
+            }
+            let with_body = command(key, op, limits, true).unwrap_or(cmd);
+            reply = conn.req_packed_command(&with_body).await;
+        }
+        let result = answer(key, op, limits, reply)?;
+        match self.settings.durability {
+            Some(durability) if confirms(op, &result) => {
+                match self.confirm(key, durability).await {
+                    Some(err) => Err(err),
+                    None => Ok(result),
+                }
+            }
+            _ => Ok(result),
+        }
+    }
+
+    /// `WAIT` on the node of `key`'s slot, behind what was written there:
+    /// the error the writes fail with when too few replicas confirmed them.
+    async fn confirm(&self, key: &str, durability: Durability) -> Option<SessionError> {
+        let slot = Slot::for_key(key.as_bytes());
+        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_slot(
+            slot,
+            SlotAddr::Master,
+        )));
+        match self
+            .conn
+            .clone()
+            .route_command(wait_for(durability), route)
+            .await
+        {
+            Ok(value) => unconfirmed(&value, durability),
+            Err(err) => Some(not_replicated(
+                &format!(
+                    "the wait for replicas failed ({})",
+                    failure(&err, Some(key)).message
+                ),
+                durability.timeout,
+            )),
+        }
+    }
+
     /// A slot's operations: one command, or one pipeline to the slot's
-    /// primary. Calls the pipeline could not settle (a redirect: the slot is
-    /// moving; a script the node lost) are run again alone, in their order,
-    /// where redis-rs follows redirects for them.
+    /// primary (with a `WAIT` at its end under `redis.waitReplicas`). Calls
+    /// the pipeline could not settle (a redirect: the slot is moving; a
+    /// script the node lost) are run again alone, in their order, where
+    /// redis-rs follows redirects for them.
     async fn group(&self, slot: Slot, mut ops: Vec<Pending>) -> Vec<(usize, Result<Reply>)> {
         if ops.len() == 1 {
             let Pending { index, key, op } = ops.remove(0);
             return vec![(index, self.one(&key, &op).await)];
         }
+        let limits = self.settings.limits;
         let mut pipe = redis::pipe();
         let sent: Vec<bool> = ops
             .iter()
-            .map(|p| match command(&p.key, &p.op, self.limits, false) {
+            .map(|p| match command(&p.key, &p.op, limits, false) {
                 Some(cmd) => {
                     pipe.add_command(cmd);
                     true
@@ -350,41 +467,50 @@ impl Call {
                 None => false,
             })
             .collect();
-        let count = sent.iter().filter(|s| **s).count();
+        let durability = self
+            .settings
+            .durability
+            .filter(|_| ops.iter().any(|p| p.op.confirmed_by_replicas()));
+        if let Some(durability) = durability {
+            pipe.add_command(wait_for(durability));
+        }
+        let count = sent.iter().filter(|s| **s).count() + usize::from(durability.is_some());
         let route = SingleNodeRoutingInfo::SpecificNode(Route::with_slot(slot, SlotAddr::Master));
         let mut conn = self.conn.clone();
-        let replies =
-            match tokio::time::timeout(self.timeout, conn.route_pipeline(pipe, 0, count, route))
-                .await
-            {
-                Err(_) => {
-                    return ops
-                        .iter()
-                        .map(|p| (p.index, Err(self.timed_out())))
-                        .collect()
-                }
-                Ok(Err(err)) if !redirected(err.code()) => {
-                    return ops
-                        .iter()
-                        .map(|p| (p.index, Err(failure(&err, Some(&p.key)))))
-                        .collect()
-                }
-                Ok(Err(_)) => Vec::new(), // every call again, alone
-                Ok(Ok(replies)) => replies,
-            };
+        let piped = conn.route_pipeline(pipe, 0, count, route);
+        let replies = match tokio::time::timeout_at(self.deadline, piped).await {
+            Err(_) => {
+                return ops
+                    .iter()
+                    .map(|p| (p.index, Err(self.timed_out())))
+                    .collect()
+            }
+            Ok(Err(err)) if !redirected(err.code()) => {
+                return ops
+                    .iter()
+                    .map(|p| (p.index, Err(failure(&err, Some(&p.key)))))
+                    .collect()
+            }
+            Ok(Err(_)) => Vec::new(), // every call again, alone
+            Ok(Ok(replies)) => replies,
+        };
         let mut replies = replies.into_iter();
-        let mut answered = Vec::with_capacity(ops.len());
-        let mut again = Vec::new();
         let outcomes: Vec<Option<Value>> = sent
             .iter()
             .map(|&s| if s { replies.next() } else { Some(Value::Nil) })
             .collect();
+        let unconfirmed_by = match (durability, replies.next()) {
+            (Some(durability), Some(waited)) => unconfirmed(&waited, durability),
+            _ => None,
+        };
+        let mut answered = Vec::with_capacity(ops.len());
+        let mut again = Vec::new();
         for (at, pending) in ops.iter().enumerate() {
             let reply = &outcomes[at];
             match reply {
                 _ if !sent[at] => answered.push((
                     pending.index,
-                    decode(&pending.key, &pending.op, None, self.limits),
+                    decode(&pending.key, &pending.op, None, limits),
                 )),
                 Some(Value::ServerError(err)) if redirected(Some(err.code())) => again.push(at),
                 None => again.push(at),
@@ -408,10 +534,14 @@ impl Call {
                         again.push(at);
                     }
                 }
-                Some(value) => answered.push((
-                    pending.index,
-                    decode(&pending.key, &pending.op, Some(value.clone()), self.limits),
-                )),
+                Some(value) => {
+                    let result = decode(&pending.key, &pending.op, Some(value.clone()), limits);
+                    let result = match (&unconfirmed_by, result) {
+                        (Some(err), Ok(done)) if confirms(&pending.op, &done) => Err(err.clone()),
+                        (_, result) => result,
+                    };
+                    answered.push((pending.index, result));
+                }
             }
         }
         for at in again {
@@ -420,39 +550,174 @@ impl Call {
         }
         answered
     }
+
+    /// `regenerate()` across slots, where `RENAME` is refused. The steps are
+    /// ordered so that a failure at any of them, or the process dying between
+    /// them, leaves the data under an id a cookie holds (at worst also a copy
+    /// under an id none holds, which expires within the claim):
+    /// 1. mark the move beside the session (`prefix:id:moved`, `SET NX`): a
+    ///    second `regenerate()` of the session (a double-submitted log-in
+    ///    form) fails with `ERR_SESSION_CONFLICT`;
+    /// 2. on the old key's node, claim the move in the session's hash and copy
+    ///    it out (`DUMP`), atomically; from now on, writes to the old key fail
+    ///    (`ERR_SESSION_CONFLICT`) instead of being lost with it;
+    /// 3. on the new key's node, `RESTORE` the copy with a TTL that ends with
+    ///    the claim, then give it the session's TTL (and have replicas confirm
+    ///    it under `redis.waitReplicas`);
+    /// 4. on the old key's node, delete the old key, if the claim is still
+    ///    this move's.
+    ///
+    /// A failure before step 4 gives the claim and the marker up and deletes
+    /// the copy (or it expires with the claim, where the delete cannot reach
+    /// its node): the request keeps its old id, with its data. With nothing
+    /// to move (the session ended), the new key starts a session of its own.
+    async fn rename(&self, key: &str, to: &str) -> Result<Reply> {
+        let claim_ms = super::MOVED_MARKER
+            .max(self.settings.command_timeout * 2)
+            .as_millis() as u64;
+        match self.step(&mark_move(key, to, claim_ms), key).await {
+            Ok(Value::Nil) => return Err(regenerated_elsewhere()),
+            Ok(_) => {}
+            Err(err) => {
+                self.give_up(key, to, false); // the marker may have been set
+                return Err(err);
+            }
+        }
+        let (dump, claim) = match self.step(&claim_move(key, to, claim_ms), key).await {
+            Ok(Value::Int(0)) => {
+                self.give_up(key, to, false);
+                return self.start_fresh(to).await;
+            }
+            Ok(Value::Array(parts)) => match parts.as_slice() {
+                [Value::BulkString(dump), Value::BulkString(claim)] => {
+                    (dump.clone(), String::from_utf8_lossy(claim).into_owned())
+                }
+                _ => {
+                    self.give_up(key, to, false);
+                    return Err(odd_reply());
+                }
+            },
+            failed => {
+                self.give_up(key, to, false); // the claim may have been taken
+                return Err(failed.err().unwrap_or_else(odd_reply));
+            }
+        };
+        let limits = self.settings.limits;
+        let touch = command(to, &Op::Touch, limits, true).expect("a touch is a command");
+        let placed = match self.step(&place_move(to, &dump, claim_ms), to).await {
+            Ok(_) => self.step(&touch, to).await.map(drop),
+            Err(err) => Err(err),
+        };
+        let confirmed = match (placed, self.settings.durability) {
+            (Ok(()), Some(durability)) => self.confirm(to, durability).await.map_or(Ok(()), Err),
+            (placed, _) => placed,
+        };
+        if let Err(err) = confirmed {
+            self.give_up(key, to, true);
+            return Err(err);
+        }
+        match self.step(&finish_move(key, &claim), key).await {
+            Ok(Value::Int(1)) => Ok(Reply::Done),
+            // An invalidate() raced the move and deleted the old key: the
+            // session ended, and the new id starts empty, as on one server.
+            Ok(Value::Int(0)) => {
+                self.step(&with_key("DEL", to), to).await?;
+                self.start_fresh(to).await
+            }
+            // The claim lapsed: the old key may have been written since the copy.
+            Ok(_) => {
+                self.give_up(key, to, true);
+                Err(regenerated_elsewhere())
+            }
+            // Unknown whether the old key went. The copy is whole and no
+            // write reached the old key since (the claim): the request takes
+            // the new id, and the old key is deleted in the background.
+            Err(_) => {
+                self.finish_later(key, &claim);
+                Ok(Reply::Done)
+            }
+        }
+    }
+
+    /// One command of a move, within the deadline; not sent at all past it.
+    async fn step(&self, cmd: &Cmd, key: &str) -> Result<Value> {
+        if Instant::now() >= self.deadline {
+            return Err(self.timed_out());
+        }
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout_at(self.deadline, conn.req_packed_command(cmd)).await {
+            Err(_) => Err(self.timed_out()),
+            Ok(Err(err)) => Err(failure(&err, Some(key))),
+            Ok(Ok(Value::ServerError(err))) => {
+                Err(reply_error(err.code(), err.details(), Some(key)))
+            }
+            Ok(Ok(value)) => Ok(value),
+        }
+    }
+
+    /// The new key starts a session of its own (there was nothing to move).
+    async fn start_fresh(&self, to: &str) -> Result<Reply> {
+        let start =
+            command(to, &Op::Start, self.settings.limits, true).expect("a start is a command");
+        self.step(&start, to).await?;
+        Ok(Reply::Gone)
+    }
+
+    /// A failed move, undone in the background (not bound by the call's
+    /// deadline): the copy goes (`placed`: it may have been), then the claim
+    /// and the marker, so that the old key is the session's again.
+    fn give_up(&self, key: &str, to: &str, placed: bool) {
+        let mut conn = self.conn.clone();
+        let undo = [
+            placed.then(|| with_key("DEL", to)),
+            Some(release_move_claim(key, to)),
+            Some(unmark_move(key, to)),
+        ];
+        tokio::spawn(async move {
+            for cmd in undo.iter().flatten() {
+                let _ = conn.req_packed_command(cmd).await;
+            }
+        });
+    }
+
+    /// Step 4 again, in the background, until it gets an answer.
+    fn finish_later(&self, key: &str, claim: &str) {
+        let mut conn = self.conn.clone();
+        let finish = finish_move(key, claim);
+        tokio::spawn(async move {
+            for pause in [100, 500, 2000, 5000] {
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                if conn.req_packed_command(&finish).await.is_ok() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Whether `result`, of `op`, waits for replicas under `redis.waitReplicas`:
+/// a write that wrote something.
+fn confirms(op: &Op, result: &Reply) -> bool {
+    op.confirmed_by_replicas() && *result != Reply::Gone
+}
+
+fn with_key(name: &str, key: &str) -> Cmd {
+    let mut cmd = redis::cmd(name);
+    cmd.arg(key);
+    cmd
+}
+
+fn odd_reply() -> SessionError {
+    SessionError::new(
+        ErrorCode::Store,
+        "redis cluster: a moved session came back in an unexpected shape",
+    )
 }
 
 /// A reply that sends the call elsewhere (the slot moved or is moving), or
 /// asks to try again: redis-rs follows these for a call sent alone.
 fn redirected(code: Option<&str>) -> bool {
     matches!(code, Some("MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN"))
-}
-
-/// One operation's command on its key's node, its reply decoded.
-async fn run_op(
-    mut conn: ClusterConnection,
-    limits: Limits,
-    in_flight: &InFlight,
-    key: &str,
-    op: &Op,
-) -> Result<Reply> {
-    let Some(cmd) = command(key, op, limits, false) else {
-        return decode(key, op, None, limits); // nothing to ask
-    };
-    let reply = conn.req_packed_command(&cmd).await;
-    if !lost_script(&reply) {
-        return answer(key, op, limits, reply);
-    }
-    // Nothing ran. Sent again with its body only when no other call of its
-    // session is under way, which could have run before it.
-    if !in_flight.alone(key) {
-        return Err(SessionError::new(
-            ErrorCode::Store,
-            "a redis node had lost the scripts, and other calls on this session were under way: this one was not applied",
-        ));
-    }
-    let with_body = command(key, op, limits, true).unwrap_or(cmd);
-    answer(key, op, limits, conn.req_packed_command(&with_body).await)
 }
 
 /// A script's `NOSCRIPT`, as an error or as a reply.
@@ -485,48 +750,4 @@ fn failure(err: &RedisError, key: Option<&str>) -> SessionError {
         text = text.replace(key, "<session key>");
     }
     SessionError::new(ErrorCode::Connection, format!("redis cluster: {text}"))
-}
-
-/// regenerate() across slots, where `RENAME` is refused. In turn: claim the
-/// move (a marker beside the old key, set only if none is there, so that a
-/// second regenerate() of the same session sees it and fails), take the
-/// session out of the old key (`DUMP` then `DEL`, in one script: from then
-/// on the old id is dead, and a racing write to it moves to a fresh
-/// session), put it under the new key (`RESTORE`), and refresh its TTL.
-/// With nothing to move (the session ended), the new key starts a session
-/// of its own and the claim is released.
-async fn rename(mut conn: ClusterConnection, limits: Limits, key: &str, to: &str) -> Result<Reply> {
-    let fail = |err: RedisError| failure(&err, Some(key));
-    let claimed: Value = conn
-        .req_packed_command(&claim_move(key, to))
-        .await
-        .map_err(fail)?;
-    if claimed == Value::Nil {
-        return Err(regenerated_elsewhere());
-    }
-    let taken = conn
-        .req_packed_command(&move_out(key))
-        .await
-        .map_err(fail)?;
-    let Value::Array(parts) = taken else {
-        // Nothing to move: a fresh session under the new id.
-        let started = command(to, &Op::Start, limits, true).expect("a start is a command");
-        conn.req_packed_command(&started).await.map_err(fail)?;
-        let release: Cmd = release_move_claim(key, to);
-        let _ = conn.req_packed_command(&release).await;
-        return Ok(Reply::Gone);
-    };
-    let (Some(Value::BulkString(dump)), Some(Value::Int(pttl))) = (parts.first(), parts.get(1))
-    else {
-        return Err(SessionError::new(
-            ErrorCode::Store,
-            "redis cluster: a moved session came back in an unexpected shape",
-        ));
-    };
-    conn.req_packed_command(&restore(to, dump, (*pttl).max(0)))
-        .await
-        .map_err(fail)?;
-    let touch = command(to, &Op::Touch, limits, true).expect("a touch is a command");
-    conn.req_packed_command(&touch).await.map_err(fail)?;
-    Ok(Reply::Done)
 }

@@ -1,7 +1,8 @@
 //! One connection to Redis, without I/O of its own ("sans I/O"). JavaScript
-//! owns the socket, on Node's event loop (`engine.js`), and reports each event
-//! here: a batch to send, bytes read, the socket connected or lost. The link
-//! decides what to write and what every reply means.
+//! owns the socket, on Node's event loop (`socket.js`), and reports each event
+//! here: a batch to send, bytes read, the socket connected or lost, a
+//! deadline passed, news from the sentinels. The link decides what to write
+//! and what every reply means.
 //!
 //! Why the socket lives on Node's thread: a session call then costs what a JS
 //! client's call costs (one write, one read, no thread in between), whereas an
@@ -13,15 +14,24 @@
 //! front one. When that pairing can no longer be trusted (a command timed out,
 //! the server sent garbage, the handshake failed), every call waiting on the
 //! connection fails and the connection is dropped; the next batch opens a new one.
+//!
+//! Two things may keep a call from going out at once. During a Sentinel
+//! failover, writes are held back (see [`Link::hold_writes`]) until the
+//! failover is over, so that none lands on a primary that is stepping down.
+//! With `redis.waitReplicas`, a write is acknowledged only once a `WAIT`
+//! behind it says enough replicas have it (see [`Durability`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use redis::{Cmd, Value};
 
-use super::redis::{decode, encode, is_noscript, preload_scripts, server_error};
+use super::redis::{
+    decode, encode, is_noscript, preload_scripts, server_error, unconfirmed, wait_for,
+};
 use super::resp;
-use super::{Finished, Item, Limits, Op, Reply};
+use super::{not_replicated, Finished, Item, Limits, Op, Reply};
+use crate::config::Durability;
 use crate::error::{ErrorCode, Result, SessionError};
 
 /// What JavaScript must do after a call into the link (bits of [`Link::take_flags`]).
@@ -30,8 +40,21 @@ pub mod flags {
     pub const OUTPUT: u32 = 1;
     /// Work is waiting and there is no connection: open one.
     pub const CONNECT: u32 = 2;
-    /// The connection is unusable: destroy the socket (its calls have failed already).
+    /// The connection is unusable, or to be left: destroy the socket (its
+    /// calls have failed or answered already).
     pub const RESET: u32 = 4;
+}
+
+/// How a link works, besides what each connection says first.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkOptions {
+    pub limits: Limits,
+    pub command_timeout: Duration,
+    /// Under Sentinel: each connection checks with `ROLE` that it reached
+    /// the primary, and not a server the sentinels named a moment before it
+    /// stepped down.
+    pub check_role: bool,
+    pub durability: Option<Durability>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,12 +64,26 @@ enum State {
     Up,
 }
 
+/// What is kept from the wire for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    Nothing,
+    /// A failover is under way: writes wait, and so does every later call
+    /// on a session that has one waiting (its calls stay in order).
+    Writes,
+    /// The primary moved: nothing more goes to this connection. Once its
+    /// calls have answered it is left, and what waits goes to a new one.
+    Everything,
+}
+
 /// Who a reply on the wire belongs to.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Expected {
     /// `AUTH` / `SELECT`, sent first on every connection: refused, the
     /// connection is unusable.
     Handshake,
+    /// `ROLE`, under Sentinel: anything but a primary, the connection is unusable.
+    Role,
     /// `SCRIPT LOAD`, after them: refused (an ACL without `SCRIPT`, say),
     /// scripts still work, through `NOSCRIPT` and `EVAL`.
     Preload,
@@ -56,16 +93,22 @@ enum Expected {
         /// Sent as `EVAL` with the script's body, after a `NOSCRIPT`.
         with_body: bool,
     },
+    /// `WAIT`, behind these writes (batch, index): their results stand only
+    /// if enough replicas confirm them.
+    Confirm(Vec<(u32, usize)>),
 }
 
 enum Slot {
     Sent(String, Op),
+    /// Not sent yet: a failover is under way (see [`Hold`]).
+    Held(String, Op),
     Done(Result<Reply>),
 }
 
 struct Waiting {
     slots: Vec<Slot>,
-    /// Slots still `Sent`.
+    /// Answers still to come: one per slot `Sent` or `Held`, and one per
+    /// write whose `WAIT` has not answered.
     left: usize,
 }
 
@@ -75,6 +118,7 @@ pub struct Link {
     handshake_replies: Vec<Expected>,
     limits: Limits,
     command_timeout: Duration,
+    durability: Option<Durability>,
     state: State,
     flags: u32,
     /// Bytes for the socket; while connecting, they wait here for the handshake.
@@ -83,7 +127,7 @@ pub struct Link {
     input: Vec<u8>,
     expected: VecDeque<Expected>,
     waiting: HashMap<u32, Waiting>,
-    /// Batches in the order they were sent, with the time they must be answered by.
+    /// Batches in the order they were submitted, with the time they must be answered by.
     deadlines: VecDeque<(u32, Instant)>,
     finished: Vec<Finished>,
     /// `SCRIPT LOAD`s sent after a `NOSCRIPT`, not answered yet.
@@ -91,6 +135,12 @@ pub struct Link {
     /// Calls that got `NOSCRIPT`, oldest first, waiting for the calls sent
     /// behind them to answer.
     deferred: Vec<Deferred>,
+    hold: Hold,
+    /// The calls held back, in the order they came, and the session keys they are on.
+    held: VecDeque<(u32, usize)>,
+    held_keys: HashSet<String>,
+    /// The server reached is not (or no longer) the primary; see [`Link::take_wrong_primary`].
+    wrong_primary: bool,
 }
 
 /// A call that got `NOSCRIPT` (so did not run), to be sent again or failed
@@ -106,13 +156,17 @@ struct Deferred {
 
 impl Link {
     /// `handshake`: the commands every new connection starts with (`AUTH`,
-    /// `SELECT`); the scripts are loaded after them.
-    pub fn new(handshake: &[Cmd], limits: Limits, command_timeout: Duration) -> Link {
+    /// `SELECT`); then `ROLE` under Sentinel, then the scripts are loaded.
+    pub fn new(handshake: &[Cmd], options: LinkOptions) -> Link {
         let mut bytes = Vec::new();
         let mut replies = Vec::new();
         for cmd in handshake {
             cmd.write_packed_command(&mut bytes);
             replies.push(Expected::Handshake);
+        }
+        if options.check_role {
+            redis::cmd("ROLE").write_packed_command(&mut bytes);
+            replies.push(Expected::Role);
         }
         for cmd in preload_scripts() {
             cmd.write_packed_command(&mut bytes);
@@ -121,8 +175,9 @@ impl Link {
         Link {
             handshake: bytes,
             handshake_replies: replies,
-            limits,
-            command_timeout,
+            limits: options.limits,
+            command_timeout: options.command_timeout,
+            durability: options.durability,
             state: State::Down,
             flags: 0,
             output: Vec::new(),
@@ -133,28 +188,38 @@ impl Link {
             finished: Vec::new(),
             reloading_scripts: false,
             deferred: Vec::new(),
+            hold: Hold::Nothing,
+            held: VecDeque::new(),
+            held_keys: HashSet::new(),
+            wrong_primary: false,
         }
     }
 
-    /// Queues a batch: one command per operation, written as one pipeline.
+    /// Queues a batch: one command per operation, written as one pipeline
+    /// (but for calls held back during a failover).
     pub fn submit(&mut self, batch_id: u32, items: Vec<Item>, now: Instant) {
         let mut slots = Vec::with_capacity(items.len());
         let mut left = 0;
+        let mut writes = Vec::new();
         for (index, item) in items.into_iter().enumerate() {
             let slot = match item {
                 Item::Ready(result) => Slot::Done(result),
+                Item::Run(key, op) if self.holds(&key, &op) => {
+                    self.held_keys.extend(keys_of(&key, &op).map(str::to_owned));
+                    self.held.push_back((batch_id, index));
+                    left += 1;
+                    Slot::Held(key, op)
+                }
                 Item::Run(key, op) => {
-                    if encode(&mut self.output, &key, &op, self.limits, false) {
-                        self.expected.push_back(Expected::Operation {
-                            batch_id,
-                            index,
-                            with_body: false,
-                        });
-                        left += 1;
-                        Slot::Sent(key, op)
-                    } else {
+                    if !self.send(batch_id, index, &key, &op, false) {
                         // An `mget` of no keys: nothing to ask Redis.
-                        Slot::Done(Ok(Reply::Values(Vec::new())))
+                        Slot::Done(decode(&key, &op, None, self.limits))
+                    } else {
+                        left += 1;
+                        if self.confirms(&op) {
+                            writes.push((batch_id, index));
+                        }
+                        Slot::Sent(key, op)
                     }
                 }
             };
@@ -168,12 +233,150 @@ impl Link {
         self.waiting.insert(batch_id, waiting);
         self.deadlines
             .push_back((batch_id, now + self.command_timeout));
+        self.confirm(writes);
+        self.want_output();
+    }
+
+    /// Writes one operation's command to the output; `false` when there
+    /// is nothing to ask.
+    fn send(&mut self, batch_id: u32, index: usize, key: &str, op: &Op, with_body: bool) -> bool {
+        if !encode(&mut self.output, key, op, self.limits, with_body) {
+            return false;
+        }
+        self.expected.push_back(Expected::Operation {
+            batch_id,
+            index,
+            with_body,
+        });
+        true
+    }
+
+    /// Whether a call is acknowledged only once replicas confirm it.
+    fn confirms(&self, op: &Op) -> bool {
+        self.durability.is_some() && op.confirmed_by_replicas()
+    }
+
+    /// `WAIT` behind `writes`, which were just sent: each waits for its answer.
+    fn confirm(&mut self, writes: Vec<(u32, usize)>) {
+        let Some(durability) = self.durability else {
+            return;
+        };
+        if writes.is_empty() {
+            return;
+        }
+        wait_for(durability).write_packed_command(&mut self.output);
+        for (batch_id, _) in &writes {
+            if let Some(waiting) = self.waiting.get_mut(batch_id) {
+                waiting.left += 1;
+            }
+        }
+        self.expected.push_back(Expected::Confirm(writes));
+    }
+
+    /// Asks JavaScript to write what the output holds, or to connect first.
+    fn want_output(&mut self) {
+        if self.output.is_empty() {
+            return;
+        }
         match self.state {
             State::Up => self.flags |= flags::OUTPUT,
             State::Connecting => {}
             State::Down => {
                 self.state = State::Connecting;
                 self.flags |= flags::CONNECT;
+            }
+        }
+    }
+
+    /// Whether a call waits instead of going out now.
+    fn holds(&self, key: &str, op: &Op) -> bool {
+        match self.hold {
+            Hold::Nothing => false,
+            Hold::Everything => true,
+            Hold::Writes => op.writes() || keys_of(key, op).any(|key| self.held_keys.contains(key)),
+        }
+    }
+
+    /// A Sentinel failover started: from now on, writes wait (within
+    /// `commandTimeout`) until it is over, so that none lands on the primary
+    /// that is stepping down. Reads and idle refreshes go on.
+    pub fn hold_writes(&mut self) {
+        if self.hold == Hold::Nothing {
+            self.hold = Hold::Writes;
+        }
+    }
+
+    /// The failover ended with the primary where it was: what waited goes out.
+    pub fn release_writes(&mut self) {
+        if self.hold == Hold::Writes {
+            self.hold = Hold::Nothing;
+            self.release();
+        }
+    }
+
+    /// The primary moved: the connection is left once the calls on it have
+    /// answered (at once when there are none), and every call from now on,
+    /// with those that waited, goes to a new connection, to the new primary.
+    pub fn primary_moved(&mut self) {
+        self.hold = Hold::Everything;
+        self.move_when_idle();
+    }
+
+    fn move_when_idle(&mut self) {
+        if self.hold != Hold::Everything {
+            return;
+        }
+        match self.state {
+            State::Up if !self.expected.is_empty() => return,
+            State::Up => {
+                self.state = State::Down;
+                self.input.clear();
+                self.output.clear();
+                self.flags |= flags::RESET;
+            }
+            // Nothing went out yet: start again, toward the new primary.
+            State::Connecting => {
+                self.state = State::Down;
+                self.flags |= flags::RESET;
+            }
+            State::Down => {}
+        }
+        self.hold = Hold::Nothing;
+        self.release();
+    }
+
+    /// Sends every call that was held back, in the order they came.
+    fn release(&mut self) {
+        self.held_keys.clear();
+        let mut writes = Vec::new();
+        for (batch_id, index) in std::mem::take(&mut self.held) {
+            let Some((key, op)) = self.take_held(batch_id, index) else {
+                continue;
+            };
+            if !self.send(batch_id, index, &key, &op, false) {
+                let result = decode(&key, &op, None, self.limits);
+                self.complete(batch_id, index, result);
+                continue;
+            }
+            if self.confirms(&op) {
+                writes.push((batch_id, index));
+            }
+            if let Some(slot) = self.slot_mut(batch_id, index) {
+                *slot = Slot::Sent(key, op);
+            }
+        }
+        self.confirm(writes);
+        self.want_output();
+    }
+
+    /// A held call's key and operation, its slot left to be filled.
+    fn take_held(&mut self, batch_id: u32, index: usize) -> Option<(String, Op)> {
+        let slot = self.slot_mut(batch_id, index)?;
+        match std::mem::replace(slot, Slot::Done(Ok(Reply::Done))) {
+            Slot::Held(key, op) => Some((key, op)),
+            other => {
+                *slot = other;
+                None
             }
         }
     }
@@ -185,8 +388,8 @@ impl Link {
         }
         self.state = State::Up;
         self.output.splice(0..0, self.handshake.iter().copied());
-        for &reply in self.handshake_replies.iter().rev() {
-            self.expected.push_front(reply);
+        for reply in self.handshake_replies.iter().rev() {
+            self.expected.push_front(reply.clone());
         }
         if !self.output.is_empty() {
             self.flags |= flags::OUTPUT;
@@ -242,12 +445,69 @@ impl Link {
         self.drop_connection(err);
     }
 
-    /// How long until the oldest unanswered batch is overdue (zero: it is);
-    /// `None` when nothing is waiting.
+    /// How long until the oldest unanswered batch is overdue (zero: it is;
+    /// then [`Link::expire`]); `None` when nothing is waiting.
     pub fn overdue_in(&mut self, now: Instant) -> Option<Duration> {
         self.forget_answered_deadlines();
         let &(_, deadline) = self.deadlines.front()?;
         Some(deadline.saturating_duration_since(now))
+    }
+
+    /// Fails what is overdue at `now`. A call held back fails alone (it
+    /// never went out); a call on the wire that has not answered means the
+    /// connection cannot be trusted: it is dropped, with every call on it.
+    pub fn expire(&mut self, now: Instant) {
+        loop {
+            self.forget_answered_deadlines();
+            let Some(&(batch_id, deadline)) = self.deadlines.front() else {
+                return;
+            };
+            if deadline > now {
+                return;
+            }
+            if self.awaits_redis(batch_id) {
+                // Its reply may still come, but after the ones that follow
+                // it: nothing on this connection can be paired with its call.
+                let ms = self.command_timeout.as_millis();
+                self.fail(SessionError::new(
+                    ErrorCode::Timeout,
+                    format!("redis did not answer within {ms} ms"),
+                ));
+            } else {
+                self.expire_held(batch_id);
+            }
+        }
+    }
+
+    /// Whether some answer of the batch is to come from Redis (not only held calls).
+    fn awaits_redis(&self, batch_id: u32) -> bool {
+        self.waiting.get(&batch_id).is_some_and(|waiting| {
+            let held = waiting
+                .slots
+                .iter()
+                .filter(|slot| matches!(slot, Slot::Held(..)))
+                .count();
+            waiting.left > held
+        })
+    }
+
+    /// The held calls of an overdue batch fail: not sent, nothing written.
+    fn expire_held(&mut self, batch_id: u32) {
+        let ms = self.command_timeout.as_millis();
+        let err = SessionError::new(
+            ErrorCode::Timeout,
+            format!("a failover of the redis primary was under way for longer than commandTimeout ({ms} ms): this call was not sent, and nothing was written"),
+        );
+        let mine: Vec<usize> = self
+            .held
+            .iter()
+            .filter(|(batch, _)| *batch == batch_id)
+            .map(|&(_, index)| index)
+            .collect();
+        self.held.retain(|(batch, _)| *batch != batch_id);
+        for index in mine {
+            self.complete(batch_id, index, Err(err.clone()));
+        }
     }
 
     /// Drops the deadlines of answered batches from the front. Replies come
@@ -261,9 +521,16 @@ impl Link {
         }
     }
 
-    /// Batches waiting for replies (or for a connection).
+    /// Batches waiting for replies (or for a connection, or for a failover to end).
     pub fn busy(&self) -> bool {
         !self.waiting.is_empty()
+    }
+
+    /// Whether the server reached turned out not to be the primary (`ROLE`,
+    /// or a `READONLY` reply) since the last call: the next connection must
+    /// ask the sentinels anew.
+    pub fn take_wrong_primary(&mut self) -> bool {
+        std::mem::take(&mut self.wrong_primary)
     }
 
     /// The bytes to write; [`Link::clear_output`] once they are handed over
@@ -320,13 +587,24 @@ impl Link {
                     self.fail(refused);
                 }
             }
+            Some(Expected::Role) => {
+                if !is_primary(&value) {
+                    self.wrong_primary = true;
+                    self.fail(SessionError::new(
+                        ErrorCode::Sentinel,
+                        "the server the sentinels named is not the primary (a failover under way?): the next call asks them again",
+                    ));
+                }
+            }
             Some(Expected::Operation {
                 batch_id,
                 index,
                 with_body,
             }) => self.on_operation_reply(batch_id, index, with_body, value),
+            Some(Expected::Confirm(writes)) => self.on_confirm(writes, value),
         }
         self.settle_deferred();
+        self.move_when_idle();
     }
 
     fn on_operation_reply(&mut self, batch_id: u32, index: usize, with_body: bool, value: Value) {
@@ -350,6 +628,7 @@ impl Link {
         // A replica answered: the primary moved (a failover) while this
         // connection stayed up. Nothing here can be written any more.
         if matches!(&value, Value::ServerError(err) if err.code() == "READONLY") {
+            self.wrong_primary = true;
             return self.fail(SessionError::new(
                 ErrorCode::Connection,
                 "redis answered as a read-only replica: the primary has moved; the next call reconnects",
@@ -369,13 +648,39 @@ impl Link {
         self.complete(batch_id, index, result);
     }
 
+    /// The answer to a `WAIT`: the writes before it stand if enough replicas
+    /// have them; otherwise they fail, as applied on the primary only.
+    fn on_confirm(&mut self, writes: Vec<(u32, usize)>, value: Value) {
+        let unconfirmed = self.durability.and_then(|d| unconfirmed(&value, d));
+        for (batch_id, index) in writes {
+            if let Some(err) = &unconfirmed {
+                self.unconfirm(batch_id, index, err.clone());
+            }
+            self.answered(batch_id);
+        }
+    }
+
+    /// A write that was applied but not confirmed fails with `err`.
+    fn unconfirm(&mut self, batch_id: u32, index: usize, err: SessionError) {
+        if let Some(slot) = self.slot_mut(batch_id, index) {
+            // A call sent again after `NOSCRIPT` (still `Sent`) has a `WAIT` of its own.
+            if matches!(slot, Slot::Done(Ok(reply)) if *reply != Reply::Gone) {
+                *slot = Slot::Done(Err(err));
+            }
+        }
+    }
+
     fn slot(&self, batch_id: u32, index: usize) -> Option<&Slot> {
         self.waiting.get(&batch_id)?.slots.get(index)
     }
 
+    fn slot_mut(&mut self, batch_id: u32, index: usize) -> Option<&mut Slot> {
+        self.waiting.get_mut(&batch_id)?.slots.get_mut(index)
+    }
+
     fn complete(&mut self, batch_id: u32, index: usize, result: Result<Reply>) {
-        if let Some(waiting) = self.waiting.get_mut(&batch_id) {
-            waiting.slots[index] = Slot::Done(result);
+        if let Some(slot) = self.slot_mut(batch_id, index) {
+            *slot = Slot::Done(result);
         }
         self.answered(batch_id);
     }
@@ -406,19 +711,16 @@ impl Link {
                 self.complete(batch_id, index, Err(err));
                 continue;
             }
-            let mut again = Vec::new();
-            encode(&mut again, key, op, self.limits, true);
-            self.output.extend_from_slice(&again);
-            self.expected.push_back(Expected::Operation {
-                batch_id,
-                index,
-                with_body: true,
-            });
+            let (key, op) = (key.clone(), op.clone());
+            self.send(batch_id, index, &key, &op, true);
+            if self.confirms(&op) {
+                self.confirm(vec![(batch_id, index)]);
+            }
             self.flags |= flags::OUTPUT;
         }
     }
 
-    /// One more call of the batch has its result; the batch finishes with its last.
+    /// One more answer of the batch has come; the batch finishes with its last.
     fn answered(&mut self, batch_id: u32) {
         let Some(waiting) = self.waiting.get_mut(&batch_id) else {
             return;
@@ -446,31 +748,59 @@ impl Link {
         self.flags |= flags::OUTPUT;
     }
 
-    /// Fails everything and asks JavaScript to destroy the socket.
+    /// Fails everything on the connection and asks JavaScript to destroy the socket.
     fn fail(&mut self, err: SessionError) {
         self.drop_connection(err);
         self.flags |= flags::RESET;
     }
 
-    /// Every call still waiting fails with `err`, in the order they were sent.
+    /// Every call on the connection fails with `err`, in the order they were
+    /// sent (a write whose `WAIT` had not answered: as not confirmed). Calls
+    /// held back stay held, for the next connection.
     fn drop_connection(&mut self, err: SessionError) {
         self.state = State::Down;
         self.output.clear();
         self.input.clear();
-        self.expected.clear();
         self.reloading_scripts = false;
-        self.deferred.clear();
         self.flags &= !(flags::OUTPUT | flags::CONNECT);
-        for (batch_id, _) in std::mem::take(&mut self.deadlines) {
-            if let Some(mut waiting) = self.waiting.remove(&batch_id) {
-                for slot in &mut waiting.slots {
-                    if matches!(slot, Slot::Sent(..)) {
-                        *slot = Slot::Done(Err(err.clone()));
-                    }
-                }
-                self.finish(batch_id, waiting);
+        self.deferred.clear();
+        let expected = std::mem::take(&mut self.expected);
+        // Every call sent (or told `NOSCRIPT`, to be sent again), batch by batch.
+        let batches: Vec<u32> = self
+            .deadlines
+            .iter()
+            .map(|&(batch_id, _)| batch_id)
+            .collect();
+        for batch_id in batches {
+            let sent: Vec<usize> = self
+                .waiting
+                .get(&batch_id)
+                .map_or_else(Vec::new, |waiting| {
+                    let slots = waiting.slots.iter().enumerate();
+                    slots
+                        .filter(|(_, slot)| matches!(slot, Slot::Sent(..)))
+                        .map(|(index, _)| index)
+                        .collect()
+                });
+            for index in sent {
+                self.complete(batch_id, index, Err(err.clone()));
             }
         }
+        for expected in expected {
+            if let Expected::Confirm(writes) = expected {
+                let what = format!(
+                    "the connection was lost ({}) before replicas confirmed it",
+                    err.message
+                );
+                let timeout = self.durability.map_or(Duration::ZERO, |d| d.timeout);
+                let lost = not_replicated(&what, timeout);
+                for (batch_id, index) in writes {
+                    self.unconfirm(batch_id, index, lost.clone());
+                    self.answered(batch_id);
+                }
+            }
+        }
+        self.move_when_idle();
     }
 
     fn finish(&mut self, batch_id: u32, waiting: Waiting) {
@@ -479,23 +809,38 @@ impl Link {
             .into_iter()
             .map(|slot| match slot {
                 Slot::Done(result) => result,
-                Slot::Sent(..) => Err(lost_track()),
+                Slot::Sent(..) | Slot::Held(..) => Err(lost_track()),
             })
             .collect();
         self.finished.push(Finished { batch_id, results });
     }
 }
 
-/// Whether two calls touch a common session key (a rename touches two).
+/// The session keys a call touches (a rename touches two).
+fn keys_of<'a>(key: &'a str, op: &'a Op) -> impl Iterator<Item = &'a str> {
+    let to = match op {
+        Op::Rename { to } => Some(to.as_str()),
+        _ => None,
+    };
+    std::iter::once(key).chain(to)
+}
+
+/// Whether two calls touch a common session key.
 fn same_session((a_key, a): (&str, &Op), (b_key, b): (&str, &Op)) -> bool {
-    fn keys<'a>(key: &'a str, op: &'a Op) -> [Option<&'a str>; 2] {
-        match op {
-            Op::Rename { to } => [Some(key), Some(to)],
-            _ => [Some(key), None],
+    keys_of(a_key, a).any(|key| keys_of(b_key, b).any(|other| other == key))
+}
+
+/// Whether a `ROLE` reply is a primary's.
+fn is_primary(role: &Value) -> bool {
+    match role {
+        Value::Array(parts) => {
+            matches!(
+                parts.first(),
+                Some(Value::BulkString(role)) if role == b"master"
+            ) || matches!(parts.first(), Some(Value::SimpleString(role)) if role == "master")
         }
+        _ => false,
     }
-    let (a_keys, b_keys) = (keys(a_key, a), keys(b_key, b));
-    a_keys.iter().flatten().any(|k| b_keys.contains(&Some(*k)))
 }
 
 /// Redis wants a password that was not given.
@@ -525,6 +870,7 @@ mod tests {
         ttl_secs: 60,
         max_fields: 10,
         max_lifetime_secs: None,
+        max_sessions_per_user: 100,
     };
 
     fn take_output(link: &mut Link) -> String {
@@ -533,8 +879,15 @@ mod tests {
         sent
     }
 
+    const OPTIONS: LinkOptions = LinkOptions {
+        limits: LIMITS,
+        command_timeout: Duration::from_millis(100),
+        check_role: false,
+        durability: None,
+    };
+
     fn link(handshake: &[Cmd]) -> Link {
-        Link::new(handshake, LIMITS, Duration::from_millis(100))
+        Link::new(handshake, OPTIONS)
     }
 
     /// What Redis answers to the five `SCRIPT LOAD`s of a new connection.
@@ -550,7 +903,11 @@ mod tests {
 
     /// A connected link, its handshake sent and answered.
     fn connected(handshake: &[Cmd]) -> Link {
-        let mut link = link(handshake);
+        connected_with(link(handshake))
+    }
+
+    /// `link`, connected, its handshake sent and answered.
+    fn connected_with(mut link: Link) -> Link {
         link.submit(
             0,
             vec![Item::Run("s:warm".into(), Op::Touch)],
@@ -669,24 +1026,33 @@ mod tests {
         link.submit(
             1,
             vec![
-                Item::Run("s:a".into(), incr(1)),
-                Item::Run("s:a".into(), incr(10)),
+                Item::Run("s:a".into(), incr(7)),
+                Item::Run("s:a".into(), incr(300)),
             ],
             Instant::now(),
         );
         take_output(&mut link);
         link.received(b"-NOSCRIPT No matching script.\r\n-NOSCRIPT No matching script.\r\n");
         let again = take_output(&mut link);
-        let first = again.find("\r\n$1\r\n1\r\n").expect("the first incr again");
-        let second = again
-            .find("\r\n$2\r\n10\r\n")
-            .expect("the second incr again");
-        assert!(first < second, "in their order: {again}");
+        assert!(
+            again.contains("\r\n$1\r\n7\r\n"),
+            "the first incr again: {again}"
+        );
+        assert!(
+            !again.contains("\r\n$3\r\n300\r\n"),
+            "not the second yet: {again}"
+        );
+        // The second waits for what was on the wire behind it (the script loads), then goes.
         link.received(&loaded());
-        link.received(b":1\r\n:11\r\n");
+        let second = take_output(&mut link);
+        assert!(
+            second.contains("\r\n$3\r\n300\r\n"),
+            "the second incr again: {second}"
+        );
+        link.received(b":7\r\n:307\r\n");
         assert_eq!(
             link.take_finished()[0].results,
-            [Ok(Reply::Int(1)), Ok(Reply::Int(11))]
+            [Ok(Reply::Int(7)), Ok(Reply::Int(307))]
         );
     }
 
@@ -843,5 +1209,206 @@ mod tests {
         assert_eq!(link.take_flags(), 0);
         let finished = link.take_finished();
         assert_eq!(finished[0].results[1], Ok(Reply::Values(vec![])));
+    }
+
+    fn write_on(key: &str, field: &str) -> Item {
+        Item::Run(
+            key.into(),
+            Op::Write {
+                set: vec![(field.into(), "1".into())],
+                delete: vec![],
+                create: false,
+            },
+        )
+    }
+
+    fn read_on(key: &str) -> Item {
+        Item::Run(key.into(), Op::Get("k".into()))
+    }
+
+    fn codes(finished: &Finished) -> Vec<Option<ErrorCode>> {
+        let code = |r: &Result<Reply>| r.as_ref().err().map(|e| e.code);
+        finished.results.iter().map(code).collect()
+    }
+
+    #[test]
+    fn a_failover_holds_writes_and_later_calls_of_their_session_but_not_reads() {
+        let mut link = connected(&[]);
+        link.hold_writes();
+        let items = vec![write_on("s:a", "k"), read_on("s:b"), read_on("s:a")];
+        link.submit(1, items, Instant::now());
+        assert_eq!(link.take_flags(), flags::OUTPUT);
+        let sent = take_output(&mut link);
+        assert_eq!(
+            sent.matches("HGET").count(),
+            1,
+            "only the read of s:b: {sent}"
+        );
+        assert!(sent.contains("s:b") && !sent.contains("EVALSHA"), "{sent}");
+        link.received(b"$-1\r\n");
+        assert!(
+            link.take_finished().is_empty(),
+            "the held calls have not answered"
+        );
+
+        link.release_writes();
+        assert_eq!(link.take_flags(), flags::OUTPUT);
+        let released = take_output(&mut link);
+        let write = released.find("EVALSHA").expect("the write goes out");
+        assert!(write < released.find("HGET").expect("then the read of s:a"));
+        link.received(b":1\r\n$1\r\nx\r\n");
+        let finished = link.take_finished();
+        assert_eq!(
+            finished[0].results,
+            [
+                Ok(Reply::Done),
+                Ok(Reply::Value(None)),
+                Ok(Reply::Value(Some("x".into())))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_moved_primary_is_left_once_its_calls_answered_and_what_waited_goes_to_a_new_connection() {
+        let mut link = connected(&[]);
+        link.submit(1, vec![read_on("s:a")], Instant::now());
+        take_output(&mut link);
+        link.take_flags();
+        link.primary_moved();
+        link.submit(2, vec![read_on("s:b")], Instant::now());
+        assert_eq!(link.take_flags(), 0, "nothing more goes to the old primary");
+        assert!(link.output().is_empty());
+        link.received(b"$1\r\nx\r\n");
+        assert_eq!(link.take_flags(), flags::RESET | flags::CONNECT);
+        assert_eq!(link.take_finished()[0].batch_id, 1);
+        link.connected();
+        let sent = take_output(&mut link);
+        assert!(
+            sent.find("SCRIPT").unwrap() < sent.find("s:b").unwrap(),
+            "{sent}"
+        );
+        link.received(&loaded());
+        link.received(b"$1\r\ny\r\n");
+        assert_eq!(
+            link.take_finished()[0].results,
+            [Ok(Reply::Value(Some("y".into())))]
+        );
+    }
+
+    #[test]
+    fn held_calls_fail_alone_at_their_deadline_and_the_connection_stays() {
+        let mut link = connected(&[]);
+        let start = Instant::now();
+        link.hold_writes();
+        link.submit(1, vec![write_on("s:a", "k")], start);
+        link.submit(2, vec![read_on("s:b")], start + Duration::from_millis(50));
+        link.take_flags();
+        take_output(&mut link);
+        link.expire(start + Duration::from_millis(120));
+        assert_eq!(link.take_flags(), 0, "the connection stays");
+        let finished = link.take_finished();
+        assert_eq!(codes(&finished[0]), [Some(ErrorCode::Timeout)]);
+        let err = finished[0].results[0].as_ref().unwrap_err();
+        assert!(err.message.contains("not sent"), "{}", err.message);
+        link.received(b"$-1\r\n");
+        assert_eq!(link.take_finished()[0].batch_id, 2);
+        // A failover that ends sends nothing more: the held write failed already.
+        link.release_writes();
+        assert!(link.output().is_empty());
+    }
+
+    #[test]
+    fn a_call_on_the_wire_past_its_deadline_drops_the_connection_and_keeps_held_ones() {
+        let mut link = connected(&[]);
+        let start = Instant::now();
+        link.submit(1, vec![read_on("s:a")], start);
+        link.hold_writes();
+        link.submit(
+            2,
+            vec![write_on("s:b", "k")],
+            start + Duration::from_millis(60),
+        );
+        link.take_flags();
+        link.expire(start + Duration::from_millis(120));
+        assert_eq!(link.take_flags(), flags::RESET);
+        let finished = link.take_finished();
+        assert_eq!(finished.len(), 1);
+        assert_eq!(codes(&finished[0]), [Some(ErrorCode::Timeout)]);
+        // The held write waits for the failover to end, then a new connection.
+        link.release_writes();
+        assert_eq!(link.take_flags(), flags::CONNECT);
+    }
+
+    #[test]
+    fn wait_confirms_writes_and_fails_them_when_replicas_fall_short() {
+        let durable = LinkOptions {
+            durability: Some(Durability {
+                replicas: 1,
+                timeout: Duration::from_millis(50),
+            }),
+            ..OPTIONS
+        };
+        let mut link = connected_with(Link::new(&[], durable));
+        for (batch_id, confirmed) in [(1, b":1\r\n"), (2, b":0\r\n")] {
+            link.submit(
+                batch_id,
+                vec![write_on("s:a", "k"), read_on("s:a")],
+                Instant::now(),
+            );
+            let sent = take_output(&mut link);
+            assert!(
+                sent.ends_with("*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$2\r\n50\r\n"),
+                "{sent}"
+            );
+            link.received(b":1\r\n$-1\r\n");
+            assert!(
+                link.take_finished().is_empty(),
+                "the write waits for its WAIT"
+            );
+            link.received(confirmed);
+            let finished = link.take_finished();
+            match batch_id {
+                1 => assert_eq!(finished[0].results[0], Ok(Reply::Done)),
+                _ => {
+                    assert_eq!(codes(&finished[0]), [Some(ErrorCode::NotReplicated), None]);
+                    let err = finished[0].results[0].as_ref().unwrap_err();
+                    assert!(err.message.contains("only 0 of 1"), "{}", err.message);
+                }
+            }
+        }
+        // Reads and idle refreshes are not confirmed: no WAIT.
+        link.submit(
+            3,
+            vec![read_on("s:a"), Item::Run("s:a".into(), Op::Touch)],
+            Instant::now(),
+        );
+        assert!(!take_output(&mut link).contains("WAIT"));
+    }
+
+    #[test]
+    fn under_sentinel_a_connection_to_a_replica_fails_and_says_so() {
+        let sentinel = LinkOptions {
+            check_role: true,
+            ..OPTIONS
+        };
+        let mut link = Link::new(&[], sentinel);
+        link.submit(1, vec![read_on("s:a")], Instant::now());
+        link.connected();
+        assert!(take_output(&mut link).starts_with("*1\r\n$4\r\nROLE\r\n"));
+        link.take_flags();
+        link.received(
+            b"*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:1\r\n",
+        );
+        assert_eq!(link.take_flags(), flags::RESET);
+        assert!(link.take_wrong_primary());
+        assert_eq!(codes(&link.take_finished()[0]), [Some(ErrorCode::Sentinel)]);
+        // A primary's ROLE lets the calls through.
+        link.submit(2, vec![read_on("s:a")], Instant::now());
+        link.connected();
+        link.received(b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n");
+        link.received(&loaded());
+        link.received(b"$-1\r\n");
+        assert_eq!(link.take_finished()[0].results, [Ok(Reply::Value(None))]);
+        assert!(!link.take_wrong_primary());
     }
 }

@@ -220,12 +220,30 @@ impl MemoryStore {
                 ids.insert(id);
                 Reply::Int(1)
             }
-            Op::IndexList => {
-                let ids = users.get_mut(key).map(|ids| {
-                    ids.retain(|id| lives(sessions, id));
-                    ids.iter().cloned().map(Some).collect()
-                });
-                Reply::Values(ids.unwrap_or_default())
+            Op::IndexList | Op::IndexOverflow => {
+                let mut ids: Vec<String> = match users.get_mut(key) {
+                    Some(ids) => {
+                        ids.retain(|id| lives(sessions, id));
+                        ids.iter().cloned().collect()
+                    }
+                    None => Vec::new(),
+                };
+                // Least recently active first; one signing in now (not seen yet) last.
+                let seen = |id: &String| {
+                    let session = sessions.get(&self.session_key(id));
+                    let at = session.and_then(|s| s.fields.get(SEEN_FIELD));
+                    at.and_then(|at| at.parse::<u64>().ok()).unwrap_or(u64::MAX)
+                };
+                ids.sort_by_key(seen);
+                let cap = limits.max_sessions_per_user;
+                let listed: Vec<String> = match op {
+                    Op::IndexList => ids.into_iter().rev().take(cap).collect(),
+                    _ => {
+                        let over = ids.len().saturating_sub(cap).min(super::PRUNE_BATCH);
+                        ids.into_iter().take(over).collect()
+                    }
+                };
+                Reply::Values(listed.into_iter().map(Some).collect())
             }
             Op::IndexRemove(gone) => {
                 if let Some(ids) = users.get_mut(key) {
@@ -344,6 +362,7 @@ mod tests {
             ttl_secs,
             max_fields: 3,
             max_lifetime_secs: None,
+            max_sessions_per_user: 100,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Session storage. One operation type: every session method is an [`Op`] on
-//! the hash of one session. Two backends run them: Redis, through a
-//! [`link::Link`] whose socket lives on Node's event loop, and the embedded
-//! [`memory::MemoryStore`], synchronously.
+//! the hash of one session. Three backends run them: one Redis server
+//! (found directly or through [`sentinel`]), through a [`link::Link`] whose
+//! socket lives on Node's event loop; a Redis Cluster ([`cluster`], on
+//! redis-rs and tokio); and the embedded [`memory::MemoryStore`], synchronously.
 
 pub mod cluster;
 pub mod link;
@@ -73,18 +74,51 @@ pub enum Op {
     /// entry that is still there (a revoked session stays out).
     /// [`Reply::Int`] 1 when the entry holds the new lease.
     IndexAdd { id: String, renew: bool },
-    /// The ids in a user's index whose lease is not over, after a bounded prune.
+    /// The ids in a user's index whose lease is not over, most recently
+    /// renewed first, at most `maxSessionsPerUser` of them, after a bounded
+    /// prune: O(cap), however large the index grew before.
     IndexList,
+    /// The ids in a user's index ranked beyond `maxSessionsPerUser` by how
+    /// recently they were active (at most [`PRUNE_BATCH`]): the sessions that
+    /// signing in once more ends. Their entries stay until they are ended
+    /// (see users.js).
+    IndexOverflow,
     /// Takes ids out of a user's index.
     IndexRemove(Vec<String>),
 }
 
 impl Op {
+    /// Whether the operation changes what the store holds, beyond an idle
+    /// refresh: what a failover holds back, and what `redis.waitReplicas`
+    /// confirms.
+    pub fn writes(&self) -> bool {
+        !matches!(
+            self,
+            Op::Get(_)
+                | Op::MGet(_)
+                | Op::GetAll
+                | Op::Touch
+                | Op::Seen
+                | Op::Describe
+                | Op::IndexList
+                | Op::IndexOverflow
+        )
+    }
+
+    /// Whether, under `redis.waitReplicas`, the operation is acknowledged
+    /// only once replicas confirm it: every write but a new visitor's record
+    /// ([`Op::Start`]), which holds no data (confirming it would delay every
+    /// first visit; lost in a crash, the visitor's next write moves to a
+    /// fresh id, with nothing lost).
+    pub fn confirmed_by_replicas(&self) -> bool {
+        self.writes() && !matches!(self, Op::Start)
+    }
+
     /// Whether the operation is on a user's index rather than on a session.
     pub fn is_on_user_index(&self) -> bool {
         matches!(
             self,
-            Op::IndexAdd { .. } | Op::IndexList | Op::IndexRemove(_)
+            Op::IndexAdd { .. } | Op::IndexList | Op::IndexOverflow | Op::IndexRemove(_)
         )
     }
 }
@@ -123,6 +157,8 @@ pub struct Limits {
     /// Absolute lifetime of a session from its creation (`maxLifetime`):
     /// no idle refresh extends it past that.
     pub max_lifetime_secs: Option<u64>,
+    /// The most sessions a user's index lists (`maxSessionsPerUser`).
+    pub max_sessions_per_user: usize,
 }
 
 impl Limits {
@@ -160,6 +196,9 @@ pub const META_FIELD: &str = "\0meta";
 pub const LOGIN_FIELD: &str = "\0login";
 pub const SEEN_FIELD: &str = "\0seen";
 pub const UNTIL_FIELD: &str = "\0until";
+/// The claim of a move under way on a cluster (`regenerate()`, see
+/// `cluster::Call::rename`), in the hash being moved.
+pub const MOVING_FIELD: &str = "\0moving";
 
 /// Whether a hash field is the store's own (never handed to the application).
 pub fn is_reserved(field: &str) -> bool {
@@ -185,6 +224,28 @@ pub fn regenerated_elsewhere() -> crate::error::SessionError {
     crate::error::SessionError::new(
         crate::error::ErrorCode::Conflict,
         "regenerate(): another request regenerated this session a moment ago; nothing was renamed",
+    )
+}
+
+/// A write to a session that a `regenerate()` in another request is moving
+/// to a new id (on a cluster, where the move takes several steps).
+pub fn being_moved() -> crate::error::SessionError {
+    crate::error::SessionError::new(
+        crate::error::ErrorCode::Conflict,
+        "another request is moving this session to a new id (regenerate()) at this moment; nothing was written",
+    )
+}
+
+/// A write applied on the primary that fewer replicas than
+/// `redis.waitReplicas` confirmed (`what` says how many, or what happened)
+/// within `timeout`.
+pub fn not_replicated(what: &str, timeout: std::time::Duration) -> crate::error::SessionError {
+    crate::error::SessionError::new(
+        crate::error::ErrorCode::NotReplicated,
+        format!(
+            "the write was applied on the primary, but {what} within waitTimeout ({} ms): it may be lost if the primary fails now",
+            timeout.as_millis()
+        ),
     )
 }
 

@@ -11,7 +11,7 @@ use super::{is_reserved, lease_until, too_many_fields, Limits, Op, Reply};
 use super::{
     CREATED_FIELD, INDEX_MARGIN_MS, LOGIN_FIELD, META_FIELD, PRUNE_BATCH, SEEN_FIELD, USER_FIELD,
 };
-use crate::config::{RedisOptions, TlsOptions};
+use crate::config::{Durability, RedisOptions, TlsOptions};
 use crate::error::{ErrorCode, Result, SessionError};
 
 /// Where the socket connects to (Node resolves the host name).
@@ -118,7 +118,9 @@ local function lifetime_ttl(key, ttl, life)
   local created = tonumber(redis.call('HGET', key, '\0created'))
   if not created then
     created = now
-    redis.call('HSET', key, '\0created', now)
+    -- A pcall: out of memory, a refresh goes on (and a write's own HSET is
+    -- refused after it, as it would be anyway).
+    redis.pcall('HSET', key, '\0created', now)
   end
   local left = created + life * 1000 - now
   if left <= 0 then
@@ -136,6 +138,13 @@ local function within_lease(key, left, lease, now)
   if left > 0 then return left end
   redis.call('DEL', key)
   return false
+end
+-- Whether a regenerate() on a cluster is copying this session to another
+-- node (its claim, `until:new key`, is in the hash, see claim_move): a
+-- write now would be lost with the old key.
+local function being_moved(key)
+  local claim = redis.call('HGET', key, '\0moving')
+  return claim and tonumber(string.match(claim, '^%d+')) > now_ms()
 end
 -- lifetime_ttl, within its lease for a session that may be signed in
 -- (`leased`: its id says so). Other sessions pay nothing for it.
@@ -166,7 +175,8 @@ return 1
 /// Unless it may create the session (an id issued in this request), it writes
 /// only to a session that exists: a dead id is never revived, even by a write
 /// racing the `invalidate` that killed it (returns 0). A write that would take
-/// the session over `maxFields` fields writes nothing (returns -1).
+/// the session over `maxFields` fields writes nothing (returns -1); so does a
+/// write to a session a `regenerate()` is moving (-2, see `being_moved`).
 /// It reads before it writes: Redis checks a script against `maxmemory` at
 /// its first write command and lets it write on after that, so that first
 /// write must be the `HSET`, which Redis refuses when out of memory (an
@@ -187,6 +197,7 @@ local function in_chunks(command, first, last)
   end
 end
 local exists = redis.call('EXISTS', key) == 1
+if exists and being_moved(key) then return -2 end
 if not exists and ARGV[1] == '0' then return 0 end
 local left = exists and session_ttl(key, ttl, life, ARGV[5] == '1')
 if exists and not left then return 0 end
@@ -216,12 +227,14 @@ return 1
 );
 
 /// `HINCRBY` and `EXPIRE`, atomically; as `WRITE` for dead ids (returns
-/// false) and the field cap (returns a table `{-1}`).
-/// ARGV: create (0/1), ttl, maxFields, maxLifetime, field, increment, leased.
+/// false), the field cap (returns a table `{-1}`) and a session being moved
+/// (`{-2}`). ARGV: create (0/1), ttl, maxFields, maxLifetime, field,
+/// increment, leased.
 const INCR: &str = lua_with_lifetime!(
     r#"
 local key, ttl, life = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4])
 local exists = redis.call('EXISTS', key) == 1
+if exists and being_moved(key) then return {-2} end
 if not exists and ARGV[1] == '0' then return false end
 local left = exists and session_ttl(key, ttl, life, ARGV[7] == '1')
 if exists and not left then return false end
@@ -275,13 +288,14 @@ return 0
 "#
 );
 
-/// Binds a live session to a user (see [`Op::Bind`]); 0 when it ended.
-/// ARGV: ttl, maxLifetime, lease end (unix ms), user id, meta (optional:
+/// Binds a live session to a user (see [`Op::Bind`]); 0 when it ended, -2
+/// while a `regenerate()` moves it. ARGV: ttl, maxLifetime, lease end (unix ms), user id, meta (optional:
 /// without it the meta already bound stays).
 const BIND: &str = lua_with_lifetime!(
     r#"
 local key, ttl, life = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
 if redis.call('EXISTS', key) == 0 then return 0 end
+if being_moved(key) then return -2 end
 local left = lifetime_ttl(key, ttl, life)
 if not left then return 0 end
 local now = now_ms()
@@ -307,7 +321,9 @@ if not left then return false end
 local now = now_ms()
 left = within_lease(key, left, lease, now)
 if not left then return false end
-if user then redis.call('HSET', key, '\0seen', now) end
+-- A pcall: with Redis out of memory (maxmemory), the time goes unrecorded,
+-- and the request still learns who is signed in.
+if user then redis.pcall('HSET', key, '\0seen', now) end
 redis.call('PEXPIRE', key, left)
 local renew = 0
 if lease and lease - now < tonumber(ARGV[3]) / 2 then renew = 1 end
@@ -315,12 +331,14 @@ return {user, renew}
 "#
 );
 
-/// Moves a signed-in session's lease on (see [`Op::Extend`]); 0 when it ended.
-/// ARGV: ttl, maxLifetime, lease end (unix ms).
+/// Moves a signed-in session's lease on (see [`Op::Extend`]); 0 when it
+/// ended, -2 while a `regenerate()` moves it. ARGV: ttl, maxLifetime, lease
+/// end (unix ms).
 const EXTEND: &str = lua_with_lifetime!(
     r#"
 local key, ttl, life = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
 if redis.call('EXISTS', key) == 0 then return 0 end
+if being_moved(key) then return -2 end
 redis.call('HSET', key, '\0until', ARGV[3])
 local left = session_ttl(key, ttl, life, true)
 if not left then return 0 end
@@ -366,10 +384,22 @@ return 1
 "#
 );
 
-/// The ids in a user's index whose lease is not over. ARGV: prune batch.
+/// The ids in a user's index whose lease is not over, most recently renewed
+/// first, at most `ARGV[2]` (`maxSessionsPerUser`). ARGV: prune batch, cap.
 const INDEX_LIST: &str = lua_on_index!(
     r#"
-return redis.call('ZRANGEBYSCORE', index, prune(), '+inf')
+return redis.call('ZRANGE', index, '+inf', prune(), 'BYSCORE', 'REV', 'LIMIT', 0, tonumber(ARGV[2]))
+"#
+);
+
+/// The ids in a user's index ranked beyond the cap by lease (a session in
+/// use renews its lease every hour or so: the least recently active ones),
+/// at most a prune batch of them. ARGV: prune batch, cap.
+const INDEX_OVERFLOW: &str = lua_on_index!(
+    r#"
+prune()
+local cap = tonumber(ARGV[2])
+return redis.call('ZRANGE', index, cap, cap + tonumber(ARGV[1]) - 1, 'REV')
 "#
 );
 
@@ -386,15 +416,26 @@ enum Lua {
     Extend,
     IndexAdd,
     IndexList,
+    IndexOverflow,
 }
 
 /// Every script's body, indexed by [`Lua`].
-const BODIES: [&str; 10] = [
-    START, WRITE, INCR, TOUCH, RENAME, BIND, SEEN, EXTEND, INDEX_ADD, INDEX_LIST,
+const BODIES: [&str; 11] = [
+    START,
+    WRITE,
+    INCR,
+    TOUCH,
+    RENAME,
+    BIND,
+    SEEN,
+    EXTEND,
+    INDEX_ADD,
+    INDEX_LIST,
+    INDEX_OVERFLOW,
 ];
 
 /// Each script with its digest, computed once, indexed by [`Lua`].
-static SCRIPTS: LazyLock<[Script; 10]> = LazyLock::new(|| BODIES.map(Script::new));
+static SCRIPTS: LazyLock<[Script; 11]> = LazyLock::new(|| BODIES.map(Script::new));
 
 /// `SCRIPT LOAD` of every script: sent as each connection opens, so that
 /// `EVALSHA` finds them. Otherwise a `NOSCRIPT` write would be sent again
@@ -422,42 +463,83 @@ fn script_cmd(lua: Lua, keys: &[&str], with_body: bool) -> Cmd {
     cmd
 }
 
-/// Cluster regenerate(), step 1: claims the move of `key` to `to` with the
-/// marker beside it (`SET NX`): `nil` when another regenerate() holds it.
-pub fn claim_move(key: &str, to: &str) -> Cmd {
-    let marker_ms = super::MOVED_MARKER.as_millis() as u64;
-    with(
-        redis::cmd("SET"),
-        (moved_marker(key), to, "NX", "PX", marker_ms),
-    )
+/// Cluster regenerate(), step 1, on the old key's node: marks the move
+/// beside the session (`SET NX`, as the one-server rename leaves its
+/// marker), so that a second `regenerate()` of the same session sees it and
+/// fails; `nil` when another one marked it first. The marker is a key of its
+/// own (`prefix:id:moved`, under the session prefix an ACL user is given),
+/// so it lives in another slot than the session.
+pub fn mark_move(key: &str, to: &str, ms: u64) -> Cmd {
+    with(redis::cmd("SET"), (moved_marker(key), to, "NX", "PX", ms))
 }
 
-/// Cluster regenerate(), step 2: the session out of its key, atomically:
-/// `{DUMP, PTTL}` and the key deleted, or `nil` when there is none.
-pub fn move_out(key: &str) -> Cmd {
-    const MOVE_OUT: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local dump = redis.call('DUMP', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-redis.call('DEL', KEYS[1])
-return {dump, ttl}
+/// Step 2, on the old key's node: copies the session out (`DUMP`), leaving
+/// it in place, and claims the move in the hash itself for `claim_ms`
+/// (`\0moving` = `<until, Redis's unix ms>:<new key>`), so that every write
+/// script on the session sees the claim atomically and refuses to write
+/// what the copy would miss. `{DUMP, claim}`; 0 when there is nothing to
+/// move (the session ended).
+pub fn claim_move(key: &str, to: &str, claim_ms: u64) -> Cmd {
+    const CLAIM: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local copy = redis.call('DUMP', KEYS[1])
+local claim = (now + tonumber(ARGV[1])) .. ':' .. ARGV[2]
+redis.call('HSET', KEYS[1], '\0moving', claim)
+return {copy, claim}
 "#;
-    with(redis::cmd("EVAL"), (MOVE_OUT, 1, key))
+    with(redis::cmd("EVAL"), (CLAIM, 1, key, claim_ms, to))
 }
 
-/// Cluster regenerate(), step 3: the session under its new key.
-pub fn restore(to: &str, dump: &[u8], pttl: i64) -> Cmd {
-    with(redis::cmd("RESTORE"), (to, pttl, dump))
+/// Step 3, on the new key's node: the copy, under the new key, for no
+/// longer than the claim (`ttl_ms`), so that a copy whose move does not
+/// complete (the process dies, the node stalls and the command lands late)
+/// goes by itself; the move gives it the session's TTL once it is in place.
+pub fn place_move(to: &str, dump: &[u8], ttl_ms: u64) -> Cmd {
+    with(redis::cmd("RESTORE"), (to, ttl_ms, dump, "REPLACE"))
 }
 
-/// Cluster regenerate() of a session that had ended: the claim on `key`
-/// goes, if it is still this one's.
+/// Step 4, on the old key's node, once the copy is in place: the old key
+/// goes. 1 when done; 0 when the session ended meanwhile (an `invalidate()`
+/// raced the move); -1 when the claim is no longer this move's, or lapsed
+/// (a write may have gone to the old key since the copy).
+pub fn finish_move(key: &str, claim: &str) -> Cmd {
+    const FINISH: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local until_ms = tonumber(string.match(ARGV[1], '^%d+'))
+if redis.call('HGET', KEYS[1], '\0moving') ~= ARGV[1] or until_ms <= now then
+  return -1
+end
+return redis.call('DEL', KEYS[1])
+"#;
+    with(redis::cmd("EVAL"), (FINISH, 1, key, claim))
+}
+
+/// A move to `to` that failed gives up its claim, if it is still its own:
+/// the old key, left in place, is the session's again.
 pub fn release_move_claim(key: &str, to: &str) -> Cmd {
     const RELEASE: &str = r#"
+local held = redis.call('HGET', KEYS[1], '\0moving')
+local mine = ':' .. ARGV[1]
+if held and string.sub(held, -#mine) == mine then
+  return redis.call('HDEL', KEYS[1], '\0moving')
+end
+return 0
+"#;
+    with(redis::cmd("EVAL"), (RELEASE, 1, key, to))
+}
+
+/// A move to `to` that failed, or found nothing to move, takes its marker
+/// back, if it is still its own: a later `regenerate()` may go ahead.
+pub fn unmark_move(key: &str, to: &str) -> Cmd {
+    const UNMARK: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 "#;
-    with(redis::cmd("EVAL"), (RELEASE, 1, moved_marker(key), to))
+    with(redis::cmd("EVAL"), (UNMARK, 1, moved_marker(key), to))
 }
 
 /// The key of the marker a `regenerate()` leaves for a few seconds where a
@@ -535,10 +617,9 @@ pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Optio
             ),
         ),
         Op::Rename { to } => {
-            let marker = moved_marker(key);
             let marker_ms = super::MOVED_MARKER.as_millis() as u64;
             with(
-                eval(Lua::Rename, &[key, to, &marker]),
+                eval(Lua::Rename, &[key, to, &moved_marker(key)]),
                 (ttl, life, marker_ms),
             )
         }
@@ -567,7 +648,14 @@ pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Optio
                 u8::from(*renew),
             ),
         ),
-        Op::IndexList => with(eval(Lua::IndexList, &[key]), PRUNE_BATCH),
+        Op::IndexList => with(
+            eval(Lua::IndexList, &[key]),
+            (PRUNE_BATCH, limits.max_sessions_per_user),
+        ),
+        Op::IndexOverflow => with(
+            eval(Lua::IndexOverflow, &[key]),
+            (PRUNE_BATCH, limits.max_sessions_per_user),
+        ),
         Op::IndexRemove(ids) if ids.is_empty() => return None,
         Op::IndexRemove(ids) => with(hash_cmd("ZREM", key), ids),
     })
@@ -603,16 +691,22 @@ pub fn decode(key: &str, op: &Op, reply: Option<Value>, limits: Limits) -> Resul
         }),
         Op::Start | Op::Touch | Op::IndexRemove(_) => Ok(Reply::Done),
         Op::Destroy | Op::IndexAdd { .. } => from_redis_value(reply).map(Reply::Int),
-        Op::Describe | Op::IndexList => from_redis_value(reply).map(Reply::Values),
+        Op::Describe | Op::IndexList | Op::IndexOverflow => {
+            from_redis_value(reply).map(Reply::Values)
+        }
         Op::Seen => match reply {
             Value::Nil => Ok(Reply::Gone),
             value => from_redis_value::<(Option<String>, i64)>(value).map(|(user, renew)| {
                 Reply::Values(vec![user, (renew == 1).then(|| "renew".to_owned())])
             }),
         },
-        Op::Bind { .. } | Op::Extend => from_redis_value(reply).map(done_or_gone),
+        Op::Bind { .. } | Op::Extend => match from_redis_value::<i64>(reply) {
+            Ok(-2) => return Err(super::being_moved()),
+            done => done.map(done_or_gone),
+        },
         Op::Write { .. } => match from_redis_value::<i64>(reply) {
             Ok(-1) => return Err(too_many_fields(limits.max_fields)),
+            Ok(-2) => return Err(super::being_moved()),
             done => done.map(done_or_gone),
         },
         Op::Rename { .. } => match from_redis_value::<i64>(reply) {
@@ -621,6 +715,9 @@ pub fn decode(key: &str, op: &Op, reply: Option<Value>, limits: Limits) -> Resul
         },
         Op::Incr { .. } => match reply {
             Value::Nil => Ok(Reply::Gone),
+            Value::Array(code) if code.first() == Some(&Value::Int(-2)) => {
+                return Err(super::being_moved())
+            }
             Value::Array(_) => return Err(too_many_fields(limits.max_fields)),
             value => from_redis_value(value).map(Reply::Int),
         },
@@ -632,6 +729,31 @@ pub fn decode(key: &str, op: &Op, reply: Option<Value>, limits: Limits) -> Resul
             "redis answered with a reply of another type than asked for",
         )
     })
+}
+
+/// The `WAIT` that follows writes under `redis.waitReplicas`: the error
+/// those writes fail with when fewer replicas than asked confirmed them.
+pub fn wait_for(durability: Durability) -> Cmd {
+    with(
+        redis::cmd("WAIT"),
+        (durability.replicas, durability.timeout.as_millis() as u64),
+    )
+}
+
+/// What the reply to [`wait_for`] means for the writes before it: `None`
+/// when enough replicas confirmed them, else the error they fail with.
+pub fn unconfirmed(reply: &Value, durability: Durability) -> Option<SessionError> {
+    let wanted = durability.replicas;
+    let what = match reply {
+        Value::Int(count) if *count >= i64::from(wanted) => return None,
+        Value::Int(count) => format!("only {count} of {wanted} replicas confirmed it"),
+        Value::ServerError(err) => format!(
+            "the wait for {wanted} replicas failed ({})",
+            server_error(err, None).message
+        ),
+        _ => format!("the wait for {wanted} replicas got no count"),
+    };
+    Some(super::not_replicated(&what, durability.timeout))
 }
 
 /// A script's 1 (done) or 0 (the session does not exist).

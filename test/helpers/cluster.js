@@ -14,6 +14,16 @@ const run = promisify(execFile);
 /** How long a silent primary takes to be failed over (`cluster-node-timeout`). */
 const NODE_TIMEOUT_MS = 2000;
 
+/** The hash slot of a key (CRC16 of the key, as Redis Cluster computes it, no hash tags here). */
+function slotOf(key) {
+  let crc = 0;
+  for (const byte of Buffer.from(key)) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}
+
 /** `CLUSTER NODES` as objects: `{ id, port, primary, slots: [[from, to], ...], failed }`. */
 function parseNodes(text) {
   return text
@@ -93,4 +103,4 @@ async function startCluster({ certificates } = {}) {
   return cluster;
 }
 
-module.exports = { startCluster, parseNodes };
+module.exports = { startCluster, parseNodes, slotOf };
