@@ -5,10 +5,14 @@
 // Rust unit tests, the release workflow's lint, the TypeScript typings check,
 // binding tests (__test__/) and the Express end-to-end tests (test/), each
 // against real Redis servers the tests start themselves.
+// `npm run test:valkey` (`--valkey`): the binding and Express suites against
+// Valkey 9 servers instead (scripts/valkey.js fetches valkey-server).
 
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+
+const { valkeyServer } = require('./valkey');
 
 const root = path.join(__dirname, '..');
 
@@ -28,9 +32,15 @@ function testFiles(dir) {
 }
 
 run(process.execPath, ['scripts/build.js', '--if-needed']);
-run('cargo', ['test', '--locked']);
-run(process.execPath, ['scripts/lint-workflows.js']);
-// TypeScript's package exports hide bin/tsc from require.resolve; find it beside package.json.
-const typescript = path.dirname(require.resolve('typescript/package.json', { paths: [root] }));
-run(process.execPath, [path.join(typescript, 'bin', 'tsc'), '-p', 'test/types']);
+if (process.argv.includes('--valkey')) {
+  // `npm run test:valkey`: the binding and Express suites again, on Valkey 9.
+  process.env.REDIS_SERVER = valkeyServer();
+  run(process.env.REDIS_SERVER, ['--version']);
+} else {
+  run('cargo', ['test', '--locked']);
+  run(process.execPath, ['scripts/lint-workflows.js']);
+  // TypeScript's package exports hide bin/tsc from require.resolve; find it beside package.json.
+  const typescript = path.dirname(require.resolve('typescript/package.json', { paths: [root] }));
+  run(process.execPath, [path.join(typescript, 'bin', 'tsc'), '-p', 'test/types']);
+}
 run(process.execPath, ['--test', ...testFiles('__test__'), ...testFiles('test')]);

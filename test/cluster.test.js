@@ -11,6 +11,7 @@ const assert = require('node:assert/strict');
 const express = require('express');
 const { setTimeout: delay } = require('node:timers/promises');
 const { startCluster, slotOf } = require('./helpers/cluster');
+const { noTls } = require('./helpers/redis');
 const { until } = require('./helpers/sentinel');
 const { withSessionApp } = require('./helpers/session-server');
 const { CookieJar, signedSidCookie } = require('./helpers/http');
@@ -250,7 +251,7 @@ describe('Redis Cluster', () => {
   });
 });
 
-describe('Redis Cluster over TLS: every node serves TLS only', () => {
+describe('Redis Cluster over TLS: every node serves TLS only', { skip: noTls() }, () => {
   let certificates;
   let cluster;
   before(async () => {

