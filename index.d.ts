@@ -77,9 +77,20 @@ declare namespace altSession {
     connectTimeout?: number;
     /**
      * The longest a session call waits for Redis, in milliseconds (1 to 600000). Default `1000`.
-     * A call past it fails with `ERR_SESSION_TIMEOUT`.
+     * A call past it fails with `ERR_SESSION_TIMEOUT`. It counts from when the call was made,
+     * including any time it waited (behind a move, or during a Sentinel failover).
      */
     commandTimeout?: number;
+    /**
+     * Durable writes: a write (set, mset, remove, incr, invalidate, regenerate, login, logout,
+     * the per-user index) is acknowledged only once this many replicas have it (`WAIT` behind
+     * it; per node on a cluster). One not confirmed within `waitTimeout` fails with
+     * `ERR_SESSION_NOT_REPLICATED`: applied on the primary, it may or may not survive a
+     * failover. Default `0` (off).
+     */
+    waitReplicas?: number;
+    /** How long a write waits for `waitReplicas`, in milliseconds; shorter than `commandTimeout`. Default: half of it. */
+    waitTimeout?: number;
   }
 
   interface SentinelOptions {
@@ -169,6 +180,12 @@ declare namespace altSession {
      * `ERR_SESSION_TOO_LARGE` and writes nothing. Default `1000`.
      */
     maxFields?: number;
+    /**
+     * The most sessions one user may be signed in with (1 to 100000): signing in beyond it
+     * ends the user's least recently active sessions (to within the hour a session in use
+     * renews its lease). `sessions(userId)` lists at most this many. Default `100`.
+     */
+    maxSessionsPerUser?: number;
     /**
      * Whether the per-request idle refresh (`EXPIRE`) completes before `next()` is called
      * (an error there then goes to `next(err)`). `false`: `next()` is called at once and a
@@ -343,11 +360,20 @@ declare namespace altSession {
     | 'ERR_SESSION_TLS'
     /** The sentinels name no usable primary: a name they do not monitor, or a failover under way. */
     | 'ERR_SESSION_SENTINEL'
+    /**
+     * A write applied on the primary that fewer replicas than `redis.waitReplicas` confirmed
+     * within `redis.waitTimeout`: it may or may not survive a failover.
+     */
+    | 'ERR_SESSION_NOT_REPLICATED'
     /** The native engine could not be loaded, nor built from source (thrown by `require`). */
     | 'ERR_SESSION_NATIVE'
     /** Redis is out of memory (`maxmemory`): nothing was written. */
     | 'ERR_SESSION_STORE_FULL'
-    /** Another request regenerated the session a moment ago (nothing was renamed), or it was revoked while it signed in. */
+    /**
+     * Another request regenerated the session a moment ago (nothing was renamed), is moving it
+     * to a new id right now (a write on a cluster: nothing was written), or it was revoked
+     * while it signed in.
+     */
     | 'ERR_SESSION_CONFLICT'
     /** `regenerate()`, or a write that needed a fresh session, after the response was sent: no cookie could reach the browser. */
     | 'ERR_SESSION_HEADERS_SENT'

@@ -40,6 +40,8 @@ const CONFIGS = {
   'express-session-tls': expressSessionOnIoredisTls,
   // On a Redis Cluster: BENCH_CLUSTER_NODES is its nodes, as JSON [{ host, port }].
   'ours-cluster': () => ours(null, {}, { cluster: { nodes: JSON.parse(process.env.BENCH_CLUSTER_NODES) } }),
+  // Durable writes: every write waits until the one replica of <redisPort> confirms it.
+  'ours-durable': (redisPort) => ours(redisPort, {}, { waitReplicas: 1 }),
   'express-session-cluster': expressSessionOnIoredisCluster,
 };
 

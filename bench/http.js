@@ -42,11 +42,13 @@ const SETTINGS = {
 };
 const ALL_CONFIGS = [
   'bare', 'ours', 'ours-signed-in', 'ours-nonblocking', 'original', 'express-session',
-  'ours-tls', 'express-session-tls', 'ours-cluster', 'express-session-cluster',
+  'ours-tls', 'express-session-tls', 'ours-cluster', 'express-session-cluster', 'ours-durable',
 ];
 const TLS_CONFIGS = new Set(['ours-tls', 'express-session-tls']);
 // On a 3-primary Redis Cluster, measured on /write only.
 const CLUSTER_CONFIGS = new Set(['ours-cluster', 'express-session-cluster']);
+// Durable writes (redis.waitReplicas: 1) on a primary of their own with one replica, /write only.
+const DURABLE_CONFIGS = new Set(['ours-durable']);
 // `/new` is GET /none from new visitors: no cookie, so every request starts a session.
 const ALL_ROUTES = ['/none', '/read', '/write', '/new'];
 // A subset (for development) is measured the same way but never becomes http-latest.json.
@@ -72,6 +74,8 @@ function listArgument(name, all) {
 const children = new Set();
 let redis = null;
 let tlsRedis = null; // the same, serving TLS, for the *-tls configurations
+let durableRedis = null; // a primary and its replica, for ours-durable
+let replica = null;
 let certificates = null;
 let cluster = null; // 3 primaries and 3 replicas, for the *-cluster configurations
 
@@ -80,7 +84,7 @@ const SIGNED_IN_CONFIGS = new Set(['ours-signed-in']);
 
 /** The routes a configuration is measured on. */
 function routesOf(config) {
-  if (CLUSTER_CONFIGS.has(config)) return ROUTES.filter((route) => route === '/write');
+  if (CLUSTER_CONFIGS.has(config) || DURABLE_CONFIGS.has(config)) return ROUTES.filter((route) => route === '/write');
   if (SIGNED_IN_CONFIGS.has(config)) return ROUTES.filter((route) => route === '/read' || route === '/write');
   return ROUTES;
 }
@@ -133,7 +137,7 @@ function killEverything() {
 async function stopEverything() {
   agent.destroy();
   await Promise.all([...children].map((child) => stopApp({ child })));
-  for (const server of [redis, tlsRedis]) {
+  for (const server of [redis, tlsRedis, replica, durableRedis]) {
     if (!server || !isAlive(server.pid)) continue;
     // Bounded: the helper's stop() waits for an 'exit' that never comes if the
     // server died on its own already.
@@ -428,8 +432,13 @@ async function main() {
     tlsRedis = await startRedis({ tls: { cert: certificates.serverCert, key: certificates.serverKey, ca: certificates.ca } });
   }
   if (CONFIGS.some((config) => CLUSTER_CONFIGS.has(config))) cluster = await startCluster();
+  if (CONFIGS.some((config) => DURABLE_CONFIGS.has(config))) {
+    durableRedis = await startRedis();
+    replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(durableRedis.port)] });
+  }
+  const serverOf = (config) => (TLS_CONFIGS.has(config) ? tlsRedis : DURABLE_CONFIGS.has(config) ? durableRedis : redis);
   const apps = [];
-  for (const config of CONFIGS) apps.push(await startApp(config, (TLS_CONFIGS.has(config) ? tlsRedis : redis).port));
+  for (const config of CONFIGS) apps.push(await startApp(config, serverOf(config).port));
   for (const app of apps) {
     await createPool(app);
     await checkPool(app);

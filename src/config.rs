@@ -669,6 +669,40 @@ mod tests {
         assert!(config_error(json!({"session": {"maxFields": 0}})).contains("maxFields"));
         assert!(config_error(json!({"session": {"maxLifetime": -5}})).contains("maxLifetime"));
         assert!(config_error(json!({"session": {"maxFields": 5000}})).contains("maxFields"));
+        let sessions_per_user =
+            |n: Value| config_error(json!({"session": {"maxSessionsPerUser": n}}));
+        assert!(sessions_per_user(json!(0)).contains("maxSessionsPerUser"));
+        assert!(sessions_per_user(json!(1.5)).contains("maxSessionsPerUser"));
+        assert!(config_error(json!({"redis": {"waitReplicas": -1}})).contains("waitReplicas"));
+        assert!(
+            config_error(json!({"redis": {"waitReplicas": 1, "waitTimeout": 1000}}))
+                .contains("shorter than redis.commandTimeout")
+        );
+    }
+
+    #[test]
+    fn durable_writes_and_the_sessions_per_user_cap() {
+        let config = |options| Config::from_json(&options).unwrap();
+        let off = config(json!({}));
+        assert_eq!(off.redis.durability, None);
+        assert_eq!(off.session.max_sessions_per_user, 100);
+        let on = config(json!({"redis": {"waitReplicas": 2, "commandTimeout": 800}}));
+        assert_eq!(
+            on.redis.durability,
+            Some(Durability {
+                replicas: 2,
+                timeout: Duration::from_millis(400)
+            }),
+            "waitTimeout defaults to half of commandTimeout"
+        );
+        let given = config(
+            json!({"redis": {"waitReplicas": 1, "waitTimeout": 50}, "session": {"maxSessionsPerUser": 3}}),
+        );
+        assert_eq!(
+            given.redis.durability.map(|d| d.timeout),
+            Some(Duration::from_millis(50))
+        );
+        assert_eq!(given.session.max_sessions_per_user, 3);
     }
 
     #[test]

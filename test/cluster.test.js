@@ -144,6 +144,25 @@ describe('Redis Cluster', () => {
     });
   });
 
+  test('waitReplicas: writes are confirmed by each node\'s replica; asking for more replicas than a node has fails them with a code', async () => {
+    const durable = (replicas) => ({ ...options(), redis: { ...options().redis, waitReplicas: replicas, waitTimeout: 200 } });
+    await withSessionApp(express, durable(1), async (app) => {
+      const jar = new CookieJar();
+      const r = await app.run(async (s) => {
+        await s.mset({ a: 1, b: 2 });
+        await s.incr('n');
+        await s.regenerate();
+        return s.getAll();
+      }, { jar });
+      assert.equal(r.error, undefined, r.error && r.error.message);
+      assert.deepEqual(r.value, { a: 1, b: 2, n: 1 });
+    });
+    await withSessionApp(express, durable(2), async (app) => {
+      const r = await app.run(async (s) => ({ set: await s.set('a', 1).catch((err) => err.code), read: await s.get('a') }));
+      assert.deepEqual(r.value, { set: 'ERR_SESSION_NOT_REPLICATED', read: 1 }, 'applied on the primary, not confirmed');
+    });
+  });
+
   test('a live session whose slot moves to another primary keeps being read and written (MOVED / ASK)', async (t) => {
     await withSessionApp(express, options(), async (app) => {
       const jar = new CookieJar();

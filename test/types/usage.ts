@@ -29,6 +29,8 @@ const options: altSession.Options = {
     username: 'app',
     connectTimeout: 500,
     commandTimeout: 250,
+    waitReplicas: 1,
+    waitTimeout: 100,
     tls: false,
   },
   session: {
@@ -43,6 +45,7 @@ const options: altSession.Options = {
     sameSite: 'Strict',
     httpOnly: true,
     maxValueBytes: 64 * 1024,
+    maxSessionsPerUser: 20,
     awaitTouch: false,
   },
 };
@@ -155,6 +158,7 @@ function describe(err: altSession.SessionError): string {
     case 'ERR_SESSION_AUTH':
     case 'ERR_SESSION_TLS':
     case 'ERR_SESSION_SENTINEL':
+    case 'ERR_SESSION_NOT_REPLICATED':
     case 'ERR_SESSION_NATIVE':
     case 'ERR_SESSION_STORE_FULL':
     case 'ERR_SESSION_CONFLICT':
