@@ -30,6 +30,8 @@ const autocannon = require('autocannon');
 const { startRedis, freePort } = require('../test/helpers/redis');
 const { makeCertificates } = require('../test/helpers/certificates');
 const { startCluster } = require('../test/helpers/cluster');
+const { connectRedis } = require('../test/helpers/redis-client');
+const { until } = require('../test/helpers/sentinel');
 const { median, rotated } = require('./rounds');
 
 const QUICK = process.argv.includes('--quick');
@@ -433,8 +435,11 @@ async function main() {
   }
   if (CONFIGS.some((config) => CLUSTER_CONFIGS.has(config))) cluster = await startCluster();
   if (CONFIGS.some((config) => DURABLE_CONFIGS.has(config))) {
-    durableRedis = await startRedis();
+    durableRedis = await startRedis({ args: ['--repl-diskless-sync-delay', '0'] });
     replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(durableRedis.port)] });
+    const replicaDb = connectRedis(replica);
+    await until(async () => /master_link_status:up/.test(await replicaDb.command('INFO', 'replication')), 15000, 'the replica in sync');
+    await replicaDb.quit();
   }
   const serverOf = (config) => (TLS_CONFIGS.has(config) ? tlsRedis : DURABLE_CONFIGS.has(config) ? durableRedis : redis);
   const apps = [];
