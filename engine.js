@@ -215,7 +215,7 @@ class Engine {
     return this.enqueue(INDEX_REMOVE, 1 + ids.length, 0, done);
   }
 
-  /** The ids in `user`'s index beyond `maxSessionsPerUser`, least recently active first. */
+  /** The ids in `user`'s index ranked beyond `maxSessionsPerUser` by how recently they were active. */
   indexOverflow(user, done) {
     this.strings.push(user);
     return this.enqueue(INDEX_OVERFLOW, 1, 0, done);

@@ -48,17 +48,21 @@ function entry(id, [, meta, signedInAt, lastSeenAt], decode) {
  * index that grew larger (before the cap, or while ending sessions failed)
  * is gone through in rounds.
  */
-function revokeSessions(engine, user, except, done, endedBefore = 0) {
-  engine.indexList(user, (err, ids) => {
-    if (err) return done(err);
-    const doomed = ids.filter((id) => id !== except);
-    endSessions(engine, user, doomed, (failed, ended) => {
-      if (failed) return done(failed); // the index keeps them: a retry finds them
-      const total = endedBefore + ended;
-      if (ids.length < engine.maxSessionsPerUser || doomed.length === 0) return done(null, total);
-      revokeSessions(engine, user, except, done, total);
+function revokeSessions(engine, user, except, done) {
+  let total = 0;
+  const round = () =>
+    engine.indexList(user, (err, ids) => {
+      if (err) return done(err);
+      const doomed = ids.filter((id) => id !== except);
+      endSessions(engine, user, doomed, (failed, ended) => {
+        if (failed) return done(failed); // the index keeps them: a retry finds them
+        total += ended;
+        // A full list may have left entries out: another round.
+        if (ids.length < engine.maxSessionsPerUser || doomed.length === 0) return done(null, total);
+        round();
+      });
     });
-  });
+  round();
 }
 
 /**

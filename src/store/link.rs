@@ -19,7 +19,7 @@
 //! failover, writes are held back (see [`Link::hold_writes`]) until the
 //! failover is over, so that none lands on a primary that is stepping down.
 //! With `redis.waitReplicas`, a write is acknowledged only once a `WAIT`
-//! behind it says enough replicas have it (see [`Durability`]).
+//! behind it says enough replicas have it (see `config::Durability`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
