@@ -4,7 +4,7 @@
 //! Session operations cross the boundary in batches (see [`batch`]): one
 //! `submit` call carries every operation JavaScript issued in one turn of the
 //! event loop. On Redis they become one pipeline on a connection whose socket
-//! JavaScript owns ([`store::link`]): everything runs on Node's thread, with
+//! JavaScript owns ([`store::redis::link`]): everything runs on Node's thread, with
 //! no thread hand-off and no wake-up between a call and its reply. Every call
 //! answers with an [`Outcome`]: what the socket must do, and the batches that
 //! finished.
@@ -38,11 +38,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use config::Config;
 use engine::Core;
 use error::{ErrorCode, Result, SessionError};
-use store::cluster::{ClusterSettings, ClusterStore};
-use store::link::{Link, LinkOptions};
 use store::memory::MemoryStore;
-use store::redis::Address;
-use store::sentinel::{News, Primary, Sentinels};
+use store::redis::cluster::{ClusterSettings, ClusterStore};
+use store::redis::link::{Link, LinkOptions};
+use store::redis::sentinel::{News, Primary, Sentinels};
+use store::redis::target::Address;
 use store::Reply;
 use store::{Finished, Item};
 
@@ -133,7 +133,7 @@ impl From<config::TlsOptions> for TlsSocketOptions {
 
 /// What a call into the engine produced, delivered to JavaScript as one flat
 /// array: `[flags, batchId, count, result..., batchId, count, result...]`.
-/// `flags` are [`store::link::flags`]; a result is a string or `null` (get),
+/// `flags` are [`store::redis::link::flags`]; a result is a string or `null` (get),
 /// an array (mget, getAll as flat pairs), a number (incr), `true` (done) or
 /// `false` (the session does not exist), or an `Error` with `code`.
 pub struct Outcome {
@@ -248,7 +248,7 @@ impl Engine {
                 backend: Backend::Cluster(Some(store)),
             });
         }
-        let target = store::redis::target(&config.redis, config.session.db_index)?;
+        let target = store::redis::target::target(&config.redis, config.session.db_index)?;
         let sentinels = match &config.redis.sentinel {
             Some(sentinel) => Some(Sentinels::new(
                 sentinel,

@@ -1,16 +1,12 @@
 //! Session storage. One operation type: every session method is an [`Op`] on
 //! the hash of one session. Three backends run them: one Redis server
-//! (found directly or through [`sentinel`]), through a [`link::Link`] whose
-//! socket lives on Node's event loop; a Redis Cluster ([`cluster`], on
-//! redis-rs and tokio); and the embedded [`memory::MemoryStore`], synchronously.
+//! (found directly or through Sentinel), through a [`redis::link::Link`]
+//! whose socket lives on Node's event loop; a Redis Cluster
+//! ([`redis::cluster`], on redis-rs and tokio); and the embedded
+//! [`memory::MemoryStore`], synchronously.
 
-pub mod cluster;
-pub mod link;
 pub mod memory;
 pub mod redis;
-pub mod resp;
-pub mod sentinel;
-pub mod tls;
 
 /// One operation on the hash stored for a session. Fields and values are
 /// strings: JSON encoding and decoding stay in JavaScript.

@@ -18,16 +18,25 @@ process.once('exit', () => {
   for (const kill of killedOnExit) kill();
 });
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
+/** Ports handed out by this process: the kernel may offer a closed one again, to another caller. */
+const handedOut = new Set();
+
+/** A loopback port nothing listens on now, and that this process has not handed out before. */
+async function freePort() {
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const server = net.createServer();
+      server.unref();
+      server.on('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const { port: offered } = server.address();
+        server.close(() => resolve(offered));
+      });
     });
-  });
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 function redisServerBinary() {

@@ -33,7 +33,7 @@ use tokio::task::AbortHandle;
 
 use super::tls::certificates;
 
-use super::redis::Address;
+use super::target::Address;
 use crate::config::{SentinelOptions, TlsOptions};
 use crate::error::{ErrorCode, Result, SessionError};
 

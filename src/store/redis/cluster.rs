@@ -31,14 +31,15 @@ use redis::{Cmd, RedisError, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::redis::{
-    claim_move, command, decode, finish_move, is_noscript, mark_move, place_move, preload_scripts,
-    release_move_claim, reply_error, unconfirmed, unmark_move, wait_for,
+use super::commands::{command, decode, is_noscript, reply_error, unconfirmed, wait_for};
+use super::moves::{
+    claim_move, finish_move, mark_move, place_move, release_move_claim, unmark_move,
 };
+use super::scripts;
 use super::tls::certificates;
-use super::{not_replicated, regenerated_elsewhere, Item, Limits, Op, Reply};
 use crate::config::{ClusterOptions, Durability};
 use crate::error::{ErrorCode, Result, SessionError};
+use crate::store::{not_replicated, regenerated_elsewhere, Item, Limits, Op, Reply};
 use redis::aio::ConnectionLike;
 
 /// One batch: its items, when JavaScript issued it, and where its results go.
@@ -134,6 +135,7 @@ async fn dispatch(
 ) {
     let mut connection: Option<ClusterConnection> = None;
     let in_flight = Arc::new(InFlight::default());
+    let health = Arc::new(Health::default());
     let mut barriers: HashMap<String, Barrier> = HashMap::new();
     let mut running = FuturesUnordered::new();
     loop {
@@ -141,6 +143,9 @@ async fn dispatch(
             biased;
             job = queue.recv() => {
                 let Some(job) = job else { break };
+                if health.stalled(settings.command_timeout) {
+                    connection = None; // a new client connection, new node connections
+                }
                 if connection.is_none() {
                     match connect(&client, settings.connect_timeout).await {
                         Ok(opened) => connection = Some(opened),
@@ -160,6 +165,7 @@ async fn dispatch(
                     settings,
                     deadline: job.issued + settings.command_timeout,
                     in_flight: Arc::clone(&in_flight),
+                    health: Arc::clone(&health),
                 });
                 running.push(start_batch(call, &mut barriers, job));
             }
@@ -190,7 +196,7 @@ async fn connect(client: &ClusterClient, timeout: Duration) -> Result<ClusterCon
         MultipleNodeRoutingInfo::AllMasters,
         Some(ResponsePolicy::AllSucceeded),
     ));
-    for load in preload_scripts() {
+    for load in scripts::preload() {
         let _ = connection.route_command(load, everywhere.clone()).await;
     }
     Ok(connection)
@@ -309,7 +315,7 @@ fn start_batch(
         for (index, _, result) in chained {
             results[index] = result.lock().unwrap_or_else(|e| e.into_inner()).take();
         }
-        let results = results
+        let results: Vec<Result<Reply>> = results
             .into_iter()
             .map(|result| {
                 result.unwrap_or_else(|| {
@@ -320,6 +326,7 @@ fn start_batch(
                 })
             })
             .collect();
+        call.health.record(&results);
         let _ = done.send(results);
     }
     .boxed()
@@ -334,6 +341,57 @@ fn keys_of<'a>(key: &'a str, op: &'a Op) -> impl Iterator<Item = &'a str> {
     std::iter::once(key).chain(to)
 }
 
+/// Whether the cluster connection still answers. Seen here, rarely: after
+/// a node was killed while calls were under way, redis-rs's cluster client
+/// answered nothing more (every call timing out, the cluster itself healthy
+/// again). A connection on which calls have only timed out for a while is
+/// replaced by a new one.
+#[derive(Default)]
+struct Health(Mutex<HealthState>);
+
+#[derive(Default)]
+struct HealthState {
+    /// Calls that timed out since the last one that got any answer.
+    timeouts: u32,
+    /// When the first of them was answered with its timeout.
+    since: Option<Instant>,
+}
+
+/// How many calls in a row must time out before the connection is replaced
+/// (and for at least twice `commandTimeout`).
+const STALLED_AFTER: u32 = 10;
+
+impl Health {
+    /// Counts a batch's results: an answer (even an error Redis sent)
+    /// proves the connection alive; a timeout does not.
+    fn record(&self, results: &[Result<Reply>]) {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for result in results {
+            match result {
+                Err(err) if err.code == ErrorCode::Timeout => {
+                    state.timeouts += 1;
+                    state.since.get_or_insert_with(Instant::now);
+                }
+                Err(err) if err.code == ErrorCode::Closed => {}
+                _ => *state = HealthState::default(),
+            }
+        }
+    }
+
+    /// Whether the connection should be replaced now (which resets the count).
+    fn stalled(&self, command_timeout: Duration) -> bool {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let long = state
+            .since
+            .is_some_and(|since| since.elapsed() >= command_timeout * 2);
+        if state.timeouts < STALLED_AFTER || !long {
+            return false;
+        }
+        *state = HealthState::default();
+        true
+    }
+}
+
 /// What running a batch's calls needs.
 struct Call {
     conn: ClusterConnection,
@@ -341,6 +399,7 @@ struct Call {
     /// When the batch was issued, plus `commandTimeout`.
     deadline: Instant,
     in_flight: Arc<InFlight>,
+    health: Arc<Health>,
 }
 
 impl Call {
@@ -572,7 +631,7 @@ impl Call {
     /// its node): the request keeps its old id, with its data. With nothing
     /// to move (the session ended), the new key starts a session of its own.
     async fn rename(&self, key: &str, to: &str) -> Result<Reply> {
-        let claim_ms = super::MOVED_MARKER
+        let claim_ms = crate::store::MOVED_MARKER
             .max(self.settings.command_timeout * 2)
             .as_millis() as u64;
         match self.step(&mark_move(key, to, claim_ms), key).await {

@@ -26,13 +26,12 @@ use std::time::{Duration, Instant};
 
 use redis::{Cmd, Value};
 
-use super::redis::{
-    decode, encode, is_noscript, preload_scripts, server_error, unconfirmed, wait_for,
-};
+use super::commands::{decode, encode, is_noscript, server_error, unconfirmed, wait_for};
 use super::resp;
-use super::{not_replicated, Finished, Item, Limits, Op, Reply};
+use super::scripts;
 use crate::config::Durability;
 use crate::error::{ErrorCode, Result, SessionError};
+use crate::store::{not_replicated, Finished, Item, Limits, Op, Reply};
 
 /// What JavaScript must do after a call into the link (bits of [`Link::take_flags`]).
 pub mod flags {
@@ -168,7 +167,7 @@ impl Link {
             redis::cmd("ROLE").write_packed_command(&mut bytes);
             replies.push(Expected::Role);
         }
-        for cmd in preload_scripts() {
+        for cmd in scripts::preload() {
             cmd.write_packed_command(&mut bytes);
             replies.push(Expected::Preload);
         }
@@ -741,7 +740,7 @@ impl Link {
             return;
         }
         self.reloading_scripts = true;
-        for cmd in preload_scripts() {
+        for cmd in scripts::preload() {
             cmd.write_packed_command(&mut self.output);
             self.expected.push_back(Expected::Preload);
         }
@@ -893,7 +892,7 @@ mod tests {
     /// What Redis answers to the five `SCRIPT LOAD`s of a new connection.
     /// How many scripts each connection loads.
     fn scripts() -> usize {
-        crate::store::redis::preload_scripts().len()
+        crate::store::redis::scripts::preload().len()
     }
 
     /// The replies to the handshake's `SCRIPT LOAD`s.
