@@ -85,10 +85,10 @@ export declare class Engine {
   sentinelNews(): Outcome
   /**
    * Under Sentinel: a Promise of the primary's address, as the sentinels
-   * name it (asked on napi's tokio runtime), or of an error with a code,
-   * within `connectTimeout`.
+   * name it (asked on napi's tokio runtime), or of an `Error` with a code
+   * when they cannot, within `connectTimeout` (never rejected).
    */
-  discoverPrimary(): Promise<PrimaryAddress>
+  discoverPrimary(): Promise<PrimaryAddress | Error>
   /** The bytes to write now (after an outcome with the OUTPUT flag). */
   takeOutput(): Buffer
   /**
@@ -111,16 +111,62 @@ export declare class Engine {
   close(): void
 }
 
+/**
+ * What JavaScript must do after a call into the link: the bits of
+ * [`Link::take_flags`], the first number of every outcome. Exported to
+ * JavaScript (`LinkFlag` of binding.js), which acts on them (lib/link.js).
+ */
+export declare const enum LinkFlag {
+  /** There are bytes to write: `takeOutput()`. */
+  Output = 1,
+  /** Work is waiting and there is no connection: open one. */
+  Connect = 2,
+  /**
+   * The connection is unusable, or to be left: destroy the socket (its
+   * calls have failed or answered already).
+   */
+  Reset = 4,
+}
+
 /** How a request's session was resolved from its cookie. */
 export interface OpenedSession {
   id: string
   isNew: boolean
-  /** Whether writes may create the session's hash (see `engine::Opened`). */
+  /** Whether writes may create the session's hash (see `sessions::Opened`). */
   mayCreate: boolean
   /** A `Set-Cookie` value to send, when the visitor needs a (new or re-signed) cookie. */
   setCookie?: string
-  /** Whether the session is a signed-in one's (see `engine::Opened`). */
+  /** Whether the session is a signed-in one's (see `sessions::Opened`). */
   bound: boolean
+}
+
+/**
+ * The kind of each operation: the first number of its words. Exported to
+ * JavaScript (`OpKind` of binding.js), which writes them (lib/store.js);
+ * the strings each kind takes and what its `aux` number means are below,
+ * at [`operation`].
+ */
+export declare const enum OpKind {
+  Get = 0,
+  MGet = 1,
+  GetAll = 2,
+  /** A write to a session that must already exist (else `Gone`). */
+  Write = 3,
+  Touch = 4,
+  Destroy = 5,
+  /** A write that may create the session (its id was issued in this request). */
+  Create = 6,
+  Incr = 7,
+  Rename = 8,
+  Start = 9,
+  Bind = 10,
+  Seen = 11,
+  Extend = 12,
+  Describe = 13,
+  IndexAdd = 14,
+  IndexList = 15,
+  IndexRemove = 16,
+  IndexOverflow = 17,
 }
 
 /** An address the sentinels named. */

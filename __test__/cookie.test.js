@@ -9,7 +9,7 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const signature = require('cookie-signature');
 const { signCookie, unsignCookie } = require('../binding');
-const { Engine } = require('../engine');
+const { Store } = require('../lib/store');
 
 const samples = [
   'plain',
@@ -44,7 +44,7 @@ test('unsign accepts what cookie-signature signs, and rejects what it rejects', 
 });
 
 function engine(session) {
-  return new Engine('memory', JSON.stringify({ session }));
+  return new Store('memory', JSON.stringify({ session }));
 }
 
 test('a cookie signed by cookie-signature opens the session it names', () => {

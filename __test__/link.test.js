@@ -1,6 +1,6 @@
 'use strict';
 
-// The Redis connection on Node's event loop (socket.js + src/store/link.rs),
+// The Redis connection on Node's event loop (lib/link.js + src/store/redis/link.rs),
 // against real redis-servers: replies paired with their calls through big
 // pipelines and reads cut anywhere, scripts Redis forgot, connections the
 // server drops, and the handshake every new connection starts with.
@@ -8,7 +8,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
-const { Engine } = require('../engine');
+const { Store } = require('../lib/store');
 const { startRedis, testRedis } = require('../test/helpers/redis');
 const { connectRedis } = require('../test/helpers/redis-client');
 
@@ -27,7 +27,7 @@ test.after(async () => {
 
 function engineOn(server, session = {}, redisOptions = {}) {
   const options = { redis: { ...server.options, ...redisOptions }, session: { secret: 'k', ...session } };
-  return new Engine('redis', JSON.stringify(options));
+  return new Store('redis', JSON.stringify(options));
 }
 
 function newId(engine) {

@@ -6,7 +6,7 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { Engine } = require('../engine');
+const { Store } = require('../lib/store');
 const { testRedis } = require('../test/helpers/redis');
 
 let redis;
@@ -16,8 +16,8 @@ test.before(async () => {
   redis = await testRedis();
   const options = (prefix) =>
     JSON.stringify({ redis: { url: redis.url }, session: { tti: 1, prefix, secret: 'k' } });
-  engines.redis = new Engine('redis', options(`stores-${process.pid}`));
-  engines.memory = new Engine('memory', options('stores'));
+  engines.redis = new Store('redis', options(`stores-${process.pid}`));
+  engines.memory = new Store('memory', options('stores'));
 });
 
 test.after(async () => {
@@ -185,7 +185,7 @@ test('both stores expire idle sessions after tti and keep touched ones', async (
 
 test('values over maxValueBytes are refused with nothing written, on both stores', async () => {
   const options = JSON.stringify({ redis: { url: redis.url }, session: { maxValueBytes: 10, secret: 'k' } });
-  for (const engine of [new Engine('redis', options), new Engine('memory', options)]) {
+  for (const engine of [new Store('redis', options), new Store('memory', options)]) {
     const id = newId(engine);
     await assert.rejects(engine.write(id, ['ok', '1', 'big', 'x'.repeat(11)], [], true), { code: 'ERR_SESSION_TOO_LARGE' });
     assert.equal(await engine.get(id, 'ok'), null);
@@ -195,7 +195,7 @@ test('values over maxValueBytes are refused with nothing written, on both stores
 
 test('a write that would take a session over maxFields writes nothing, on both stores', async () => {
   const options = JSON.stringify({ redis: { url: redis.url }, session: { maxFields: 3, secret: 'k' } });
-  for (const engine of [new Engine('redis', options), new Engine('memory', options)]) {
+  for (const engine of [new Store('redis', options), new Store('memory', options)]) {
     const id = newId(engine);
     await engine.write(id, ['a', '1', 'b', '2'], [], true);
     await assert.rejects(engine.write(id, ['b', '9', 'c', '3', 'd', '4'], [], false), { code: 'ERR_SESSION_TOO_LARGE' });
@@ -212,7 +212,7 @@ test('maxLifetime ends a session at its deadline whatever the idle refreshes, on
     redis: { url: redis.url },
     session: { tti: 60, maxLifetime: 2, secret: 'k', prefix: `life-${process.pid}` },
   });
-  const engines = [new Engine('redis', options), new Engine('memory', options)];
+  const engines = [new Store('redis', options), new Store('memory', options)];
   const ids = engines.map(newId);
   await Promise.all(engines.map((engine, i) => engine.write(ids[i], ['k', '"v"'], [], true)));
   for (let i = 0; i < 3; i++) {
@@ -235,7 +235,7 @@ test('maxLifetime ends a session at its deadline whatever the idle refreshes, on
 test('with maxLifetime, a session written without a creation time (by 0.0.1) keeps working', async () => {
   const { createClient } = require('redis');
   const options = JSON.stringify({ redis: { url: redis.url }, session: { maxLifetime: 100, secret: 'k' } });
-  const engine = new Engine('redis', options);
+  const engine = new Store('redis', options);
   const id = newId(engine);
   const raw = createClient(redis.port, redis.host);
   await new Promise((resolve, reject) => raw.hset(`session:${id}`, 'user', '"ann"', (err) => (err ? reject(err) : resolve())));
@@ -254,7 +254,7 @@ test('scripts are sent by digest and resent whole to a Redis that forgot them', 
   const raw = createClient(redis.port, redis.host);
   const command = (...args) =>
     new Promise((resolve, reject) => raw.send_command(args[0], args.slice(1), (err, v) => (err ? reject(err) : resolve(v))));
-  const engine = new Engine('redis', JSON.stringify({ redis: { url: redis.url }, session: { secret: 'k' } }));
+  const engine = new Store('redis', JSON.stringify({ redis: { url: redis.url }, session: { secret: 'k' } }));
   const id = newId(engine);
   await engine.write(id, ['a', '1'], [], true);
   await command('SCRIPT', 'FLUSH');

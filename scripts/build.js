@@ -7,7 +7,7 @@
 // In a clone (the napi-rs CLI is a devDependency): `napi build --platform
 // --release`, which also writes the loader (binding.js) and the native
 // typings (binding.d.ts). Where the CLI is not installed (a user's machine
-// with no prebuilt package: install.js, or native.js at the first require):
+// with no prebuilt package: install.js, or lib/native.js at the first require):
 // `cargo build --release` and the same copy napi makes.
 //
 //   node scripts/build.js               (npm run build)
@@ -18,7 +18,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const { localBinary } = require('../platform');
+const { localBinary } = require('../lib/platform');
 
 const output = path.join(root, localBinary);
 const sources = ['Cargo.toml', 'Cargo.lock', 'build.rs', 'src'];
@@ -51,7 +51,7 @@ function napiCli() {
 
 function run(command, args, what) {
   console.error(`alt-session: ${what} (${[command, ...args].join(' ')})`);
-  // stdout to stderr: at a first require (native.js) the app's own stdout stays its own.
+  // stdout to stderr: at a first require (lib/native.js) the app's own stdout stays its own.
   const result = spawnSync(command, args, { cwd: root, stdio: ['ignore', 2, 2] });
   if (result.error) throw new Error(`could not run ${command}: ${result.error.message}`);
   if (result.status !== 0) throw new Error(`${command} failed (${result.signal || `exit code ${result.status}`})`);

@@ -12,7 +12,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const { build, output } = require('./build');
-const { platform, platformOfTarget } = require('../platform');
+const { platform, platformOfTarget } = require('../lib/platform');
 
 const root = path.join(__dirname, '..');
 const dist = path.join(root, 'dist');

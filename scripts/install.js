@@ -7,13 +7,13 @@
 // installed the alt-session-<platform> package, an optionalDependency).
 // Otherwise (another platform, or a clone of the repository) it builds the
 // engine from source when cargo is there, saying so, rather than leave it to
-// the first require (native.js). Without cargo it lets the install finish:
+// the first require (lib/native.js). Without cargo it lets the install finish:
 // require('alt-session') then explains what is missing.
 
 const fs = require('node:fs');
 const path = require('node:path');
 
-const { platform, bindingPackage, localBinary } = require('../platform');
+const { platform, bindingPackage, localBinary } = require('../lib/platform');
 const { build, canBuildFromSource } = require('./build');
 
 const root = path.join(__dirname, '..');

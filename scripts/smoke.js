@@ -8,7 +8,7 @@
 
 const http = require('node:http');
 const altSession = require('..');
-const { platform } = require('../platform');
+const { platform } = require('../lib/platform');
 
 function get(port, cookie) {
   return new Promise((resolve, reject) => {

@@ -6,43 +6,67 @@
 //! N-API calls, where a list of strings took two per string (callgrind: an
 //! engine `get` runs about a quarter fewer instructions).
 
+use napi_derive::napi;
+
 use crate::error::{Result, SessionError};
 use crate::store::Op;
 
-/// Operation kinds, as `index.js` / `engine.js` number them.
-pub const GET: u32 = 0;
-pub const MGET: u32 = 1;
-pub const GET_ALL: u32 = 2;
-/// A write to a session that must already exist (else `Gone`). `aux` = how
-/// many of the strings after the id are `field, value` pairs; the rest are deletions.
-pub const WRITE: u32 = 3;
-pub const TOUCH: u32 = 4;
-pub const DESTROY: u32 = 5;
-/// A write that may create the session (its id was issued in this request); as `WRITE`.
-pub const CREATE: u32 = 6;
-/// Strings: id, field, increment (decimal). `aux` = 1 when it may create the session.
-pub const INCR: u32 = 7;
-/// Strings: id, new id (`regenerate`).
-pub const RENAME: u32 = 8;
-/// Records a session whose id was just issued (see [`Op::Start`]).
-pub const START: u32 = 9;
-/// Strings: id, user id, then the meta JSON when `aux` = 1 (see [`Op::Bind`]).
-pub const BIND: u32 = 10;
-/// Strings: id (see [`Op::Seen`]).
-pub const SEEN: u32 = 11;
-/// Strings: id (see [`Op::Extend`]).
-pub const EXTEND: u32 = 12;
-/// Strings: id (see [`Op::Describe`]).
-pub const DESCRIBE: u32 = 13;
-/// The operations on a user's index take the user id in the place of a
-/// session id. Strings: user id, session id; `aux` = 1 to renew (see [`Op::IndexAdd`]).
-pub const INDEX_ADD: u32 = 14;
-/// Strings: user id.
-pub const INDEX_LIST: u32 = 15;
-/// Strings: user id, the session ids to take out.
-pub const INDEX_REMOVE: u32 = 16;
-/// Strings: user id (see [`Op::IndexOverflow`]).
-pub const INDEX_OVERFLOW: u32 = 17;
+/// The kind of each operation: the first number of its words. Exported to
+/// JavaScript (`OpKind` of binding.js), which writes them (lib/store.js);
+/// the strings each kind takes and what its `aux` number means are below,
+/// at [`operation`].
+#[napi]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Get = 0,
+    MGet = 1,
+    GetAll = 2,
+    /// A write to a session that must already exist (else `Gone`).
+    Write = 3,
+    Touch = 4,
+    Destroy = 5,
+    /// A write that may create the session (its id was issued in this request).
+    Create = 6,
+    Incr = 7,
+    Rename = 8,
+    Start = 9,
+    Bind = 10,
+    Seen = 11,
+    Extend = 12,
+    Describe = 13,
+    IndexAdd = 14,
+    IndexList = 15,
+    IndexRemove = 16,
+    IndexOverflow = 17,
+}
+
+impl OpKind {
+    /// Every kind, at the index of its number.
+    const ALL: [OpKind; 18] = [
+        OpKind::Get,
+        OpKind::MGet,
+        OpKind::GetAll,
+        OpKind::Write,
+        OpKind::Touch,
+        OpKind::Destroy,
+        OpKind::Create,
+        OpKind::Incr,
+        OpKind::Rename,
+        OpKind::Start,
+        OpKind::Bind,
+        OpKind::Seen,
+        OpKind::Extend,
+        OpKind::Describe,
+        OpKind::IndexAdd,
+        OpKind::IndexList,
+        OpKind::IndexRemove,
+        OpKind::IndexOverflow,
+    ];
+
+    fn from_word(word: u32) -> Option<OpKind> {
+        OpKind::ALL.get(word as usize).copied()
+    }
+}
 
 /// Splits a batch into `(session id, operation)` pairs. Either is a bug in
 /// the JavaScript adapter, never user input, but of different reach: a batch
@@ -113,21 +137,31 @@ fn not_well_formed() -> SessionError {
     )
 }
 
-/// One operation from its kind, `aux` number and strings (after the id).
+/// One operation from its kind, `aux` number and strings (after the id; the
+/// operations on a user's index take the user id in its place):
+/// - `Get`: a field; `MGet`: fields; `GetAll`, `Touch`, `Start`, `Destroy`,
+///   `Seen`, `Extend`, `Describe`, `IndexList`, `IndexOverflow`: nothing;
+/// - `Write` / `Create`: `aux` strings of `field, value` pairs, then the
+///   fields to delete;
+/// - `Incr`: a field and the increment (decimal); `aux` 1: it may create;
+/// - `Rename`: the new id; `Bind`: the user id, then the meta JSON when
+///   `aux` is 1; `IndexAdd`: a session id, `aux` 1 to renew;
+///   `IndexRemove`: the session ids to take out.
 fn operation(kind: u32, aux: usize, mut args: Vec<String>) -> Result<Op> {
+    let kind = OpKind::from_word(kind).ok_or_else(|| malformed("operation"))?;
     Ok(match kind {
-        GET if args.len() == 1 => Op::Get(args.pop().unwrap_or_default()),
-        MGET => Op::MGet(args),
-        GET_ALL => Op::GetAll,
-        WRITE | CREATE if aux <= args.len() && aux.is_multiple_of(2) => {
+        OpKind::Get if args.len() == 1 => Op::Get(args.pop().unwrap_or_default()),
+        OpKind::MGet => Op::MGet(args),
+        OpKind::GetAll => Op::GetAll,
+        OpKind::Write | OpKind::Create if aux <= args.len() && aux.is_multiple_of(2) => {
             let delete = args.split_off(aux);
             Op::Write {
                 set: pairs(args),
                 delete,
-                create: kind == CREATE,
+                create: kind == OpKind::Create,
             }
         }
-        INCR if args.len() == 2 => {
+        OpKind::Incr if args.len() == 2 => {
             let by = args.pop().unwrap_or_default();
             Op::Incr {
                 field: args.pop().unwrap_or_default(),
@@ -137,29 +171,29 @@ fn operation(kind: u32, aux: usize, mut args: Vec<String>) -> Result<Op> {
                 create: aux == 1,
             }
         }
-        RENAME if args.len() == 1 => Op::Rename {
+        OpKind::Rename if args.len() == 1 => Op::Rename {
             to: args.pop().unwrap_or_default(),
         },
-        TOUCH => Op::Touch,
-        START => Op::Start,
-        DESTROY => Op::Destroy,
-        BIND if args.len() == 1 + aux && aux <= 1 => {
+        OpKind::Touch => Op::Touch,
+        OpKind::Start => Op::Start,
+        OpKind::Destroy => Op::Destroy,
+        OpKind::Bind if args.len() == 1 + aux && aux <= 1 => {
             let meta = (aux == 1).then(|| args.pop().unwrap_or_default());
             Op::Bind {
                 user: args.pop().unwrap_or_default(),
                 meta,
             }
         }
-        SEEN => Op::Seen,
-        EXTEND => Op::Extend,
-        DESCRIBE => Op::Describe,
-        INDEX_ADD if args.len() == 1 => Op::IndexAdd {
+        OpKind::Seen => Op::Seen,
+        OpKind::Extend => Op::Extend,
+        OpKind::Describe => Op::Describe,
+        OpKind::IndexAdd if args.len() == 1 => Op::IndexAdd {
             id: args.pop().unwrap_or_default(),
             renew: aux == 1,
         },
-        INDEX_LIST => Op::IndexList,
-        INDEX_OVERFLOW => Op::IndexOverflow,
-        INDEX_REMOVE => Op::IndexRemove(args),
+        OpKind::IndexList => Op::IndexList,
+        OpKind::IndexOverflow => Op::IndexOverflow,
+        OpKind::IndexRemove => Op::IndexRemove(args),
         _ => return Err(malformed("operation")),
     })
 }
@@ -180,6 +214,32 @@ fn malformed(what: &str) -> SessionError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const GET: u32 = OpKind::Get as u32;
+    const MGET: u32 = OpKind::MGet as u32;
+    const GET_ALL: u32 = OpKind::GetAll as u32;
+    const WRITE: u32 = OpKind::Write as u32;
+    const CREATE: u32 = OpKind::Create as u32;
+    const TOUCH: u32 = OpKind::Touch as u32;
+    const DESTROY: u32 = OpKind::Destroy as u32;
+    const START: u32 = OpKind::Start as u32;
+    const INCR: u32 = OpKind::Incr as u32;
+    const RENAME: u32 = OpKind::Rename as u32;
+    const BIND: u32 = OpKind::Bind as u32;
+    const SEEN: u32 = OpKind::Seen as u32;
+    const EXTEND: u32 = OpKind::Extend as u32;
+    const DESCRIBE: u32 = OpKind::Describe as u32;
+    const INDEX_ADD: u32 = OpKind::IndexAdd as u32;
+    const INDEX_LIST: u32 = OpKind::IndexList as u32;
+    const INDEX_REMOVE: u32 = OpKind::IndexRemove as u32;
+    const INDEX_OVERFLOW: u32 = OpKind::IndexOverflow as u32;
+
+    #[test]
+    fn every_kind_is_at_the_index_of_its_number() {
+        for (index, kind) in OpKind::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, index);
+        }
+    }
 
     /// Numbers per operation before its strings' lengths.
     const HEADER_WIDTH: usize = 3;

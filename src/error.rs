@@ -134,12 +134,31 @@ impl fmt::Display for SessionError {
 
 impl std::error::Error for SessionError {}
 
-/// Errors cross into JavaScript as `"<CODE>: <message>"`; `index.js` lifts the
-/// prefix into `err.code` so every path (sync throw, promise rejection) looks alike.
-impl From<SessionError> for napi::Error {
-    fn from(err: SessionError) -> Self {
-        napi::Error::new(napi::Status::GenericFailure, err.to_string())
+impl AsRef<str> for ErrorCode {
+    fn as_ref(&self) -> &str {
+        self.as_str()
     }
+}
+
+/// What a native call throws: JavaScript receives an `Error` whose `code` is
+/// the session code (napi-rs sets it from the status) and whose message is
+/// the whole cause chain. Every error crosses the boundary so: thrown (a
+/// `#[napi]` function returning `Result<T, Thrown>`), or as a value, a
+/// batch's result (`lib.rs`'s `Failure`).
+pub type Thrown = napi::Error<ErrorCode>;
+
+impl From<SessionError> for Thrown {
+    fn from(err: SessionError) -> Self {
+        napi::Error::new(err.code, err.message)
+    }
+}
+
+/// A failure of napi itself (creating a value, a Promise) as a session error.
+pub fn internal(err: napi::Error) -> Thrown {
+    napi::Error::new(
+        ErrorCode::Store,
+        format!("the native engine could not answer: {}", err.reason),
+    )
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@
 pub mod batch;
 pub mod config;
 pub mod cookie;
-pub mod engine;
 pub mod error;
+pub mod sessions;
 pub mod sid;
 pub mod store;
 
@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::{
-    BufferSlice, Either, Function, PromiseRaw, ToNapiValue, Uint32ArraySlice, Unknown, Utf16String,
+    BufferSlice, Either, Function, PromiseRaw, ToNapiValue, Uint32ArraySlice, Utf16String,
 };
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{sys, Env, JsError};
@@ -36,8 +36,8 @@ use napi_derive::napi;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use config::Config;
-use engine::Core;
-use error::{ErrorCode, Result, SessionError};
+use error::{internal, ErrorCode, Result, SessionError, Thrown};
+use sessions::Sessions;
 use store::memory::MemoryStore;
 use store::redis::cluster::{ClusterSettings, ClusterStore};
 use store::redis::link::{Link, LinkOptions};
@@ -64,16 +64,16 @@ pub fn unsign_cookie(signed: String, secrets: Vec<String>) -> Option<String> {
 pub struct OpenedSession {
     pub id: String,
     pub is_new: bool,
-    /// Whether writes may create the session's hash (see `engine::Opened`).
+    /// Whether writes may create the session's hash (see `sessions::Opened`).
     pub may_create: bool,
     /// A `Set-Cookie` value to send, when the visitor needs a (new or re-signed) cookie.
     pub set_cookie: Option<String>,
-    /// Whether the session is a signed-in one's (see `engine::Opened`).
+    /// Whether the session is a signed-in one's (see `sessions::Opened`).
     pub bound: bool,
 }
 
-impl From<engine::Opened> for OpenedSession {
-    fn from(opened: engine::Opened) -> Self {
+impl From<sessions::Opened> for OpenedSession {
+    fn from(opened: sessions::Opened) -> Self {
         OpenedSession {
             id: opened.id,
             is_new: opened.is_new,
@@ -133,7 +133,7 @@ impl From<config::TlsOptions> for TlsSocketOptions {
 
 /// What a call into the engine produced, delivered to JavaScript as one flat
 /// array: `[flags, batchId, count, result..., batchId, count, result...]`.
-/// `flags` are [`store::redis::link::flags`]; a result is a string or `null` (get),
+/// `flags` are [`store::redis::link::LinkFlag`] bits; a result is a string or `null` (get),
 /// an array (mget, getAll as flat pairs), a number (incr), `true` (done) or
 /// `false` (the session does not exist), or an `Error` with `code`.
 pub struct Outcome {
@@ -159,12 +159,12 @@ impl ToNapiValue for Outcome {
                 // The batch was taken from the link already: a result that
                 // cannot become a JS value (a string over V8's limit, say)
                 // fails alone rather than losing its whole batch.
-                if let Err(err) = set_result(&env, &mut array, index, result) {
+                if let Err(err) = set_result(&mut array, index, result) {
                     let failed = SessionError::new(
                         ErrorCode::Store,
                         format!("the reply cannot be handed to JavaScript: {}", err.reason),
                     );
-                    array.set(index, js_error(&env, failed))?;
+                    array.set(index, Failure(failed))?;
                 }
                 index += 1;
             }
@@ -174,7 +174,6 @@ impl ToNapiValue for Outcome {
 }
 
 fn set_result(
-    env: &Env,
     array: &mut napi::bindgen_prelude::Array,
     index: u32,
     result: Result<Reply>,
@@ -189,13 +188,21 @@ fn set_result(
         Ok(Reply::Done) => array.set(index, true),
         Ok(Reply::Gone) => array.set(index, false),
         Ok(Reply::Int(value)) => array.set(index, value as f64),
-        Err(err) => array.set(index, js_error(env, err)),
+        Err(err) => array.set(index, Failure(err)),
     }
 }
 
-/// An `Error` whose `code` is the stable session error code.
-fn js_error(env: &Env, err: SessionError) -> Unknown<'_> {
-    JsError::from(napi::Error::new(err.code.as_str(), err.message)).into_unknown(*env)
+/// An `Error` whose `code` is the stable session error code, as a value
+/// (a batch's result, what a Promise resolves with) rather than thrown.
+pub struct Failure(SessionError);
+
+impl ToNapiValue for Failure {
+    unsafe fn to_napi_value(env: sys::napi_env, failure: Self) -> napi::Result<sys::napi_value> {
+        let error = napi::Error::new(failure.0.code, failure.0.message);
+        unsafe {
+            ToNapiValue::to_napi_value(env, JsError::from(error).into_unknown(Env::from_raw(env)))
+        }
+    }
 }
 
 enum Backend {
@@ -215,7 +222,7 @@ enum Backend {
 
 #[napi]
 pub struct Engine {
-    core: Core,
+    sessions: Sessions,
     backend: Backend,
 }
 
@@ -230,12 +237,12 @@ impl Engine {
     /// An engine on Redis. `options_json` is `JSON.stringify(options)`.
     /// Nothing connects until the first batch.
     #[napi(factory)]
-    pub fn redis(options_json: String) -> napi::Result<Engine> {
+    pub fn redis(options_json: String) -> Result<Engine, Thrown> {
         let config = parse_config(&options_json)?;
         if let Some(cluster) = &config.redis.cluster {
-            let core = Core::new(config.session);
+            let sessions = Sessions::new(config.session);
             let settings = ClusterSettings {
-                limits: core.limits,
+                limits: sessions.limits,
                 connect_timeout: config.redis.connect_timeout,
                 command_timeout: config.redis.command_timeout,
                 durability: config.redis.durability,
@@ -244,7 +251,7 @@ impl Engine {
                 napi::bindgen_prelude::spawn(dispatcher);
             })?;
             return Ok(Engine {
-                core,
+                sessions,
                 backend: Backend::Cluster(Some(store)),
             });
         }
@@ -261,11 +268,11 @@ impl Engine {
             )?),
             None => None,
         };
-        let core = Core::new(config.session);
+        let sessions = Sessions::new(config.session);
         let link = Link::new(
             &target.handshake,
             LinkOptions {
-                limits: core.limits,
+                limits: sessions.limits,
                 command_timeout: config.redis.command_timeout,
                 check_role: sentinels.is_some(),
                 durability: config.redis.durability,
@@ -280,7 +287,7 @@ impl Engine {
             sentinel: sentinels.is_some(),
         };
         Ok(Engine {
-            core,
+            sessions,
             backend: Backend::Redis {
                 link: Box::new(link),
                 socket,
@@ -291,11 +298,11 @@ impl Engine {
 
     /// An engine on the embedded in-memory store (`mock()`); Redis options are ignored.
     #[napi(factory)]
-    pub fn memory(options_json: String) -> napi::Result<Engine> {
+    pub fn memory(options_json: String) -> Result<Engine, Thrown> {
         let config = parse_config(&options_json)?;
         Ok(Engine {
             backend: Backend::Memory(MemoryStore::new(&config.session.prefix)),
-            core: Core::new(config.session),
+            sessions: Sessions::new(config.session),
         })
     }
 
@@ -312,33 +319,33 @@ impl Engine {
     /// Whether `next()` waits for the per-request idle refresh.
     #[napi(getter)]
     pub fn await_touch(&self) -> bool {
-        self.core.session.await_touch
+        self.sessions.session.await_touch
     }
 
     /// `session.maxSessionsPerUser`: how many ids a user's index lists at most.
     #[napi(getter)]
     pub fn max_sessions_per_user(&self) -> u32 {
-        self.core.limits.max_sessions_per_user as u32
+        self.sessions.limits.max_sessions_per_user as u32
     }
 
     /// The cookie's name, for reading `req.signedCookies[name]`.
     #[napi(getter)]
     pub fn cookie_name(&self) -> String {
-        self.core.session.cookie.name.clone()
+        self.sessions.session.cookie.name.clone()
     }
 
     /// Whether a cookie's `Secure` flag follows the request (`secure: 'auto'`):
     /// only then does the middleware work out whether the request is secure.
     #[napi(getter)]
     pub fn secure_follows_request(&self) -> bool {
-        self.core.session.cookie.secure == config::SecureMode::Auto
+        self.sessions.session.cookie.secure == config::SecureMode::Auto
     }
 
     /// Whether the engine verifies cookies itself (`session.secret` given), or
     /// relies on cookie-parser's `req.signedCookies` and `req.secret`.
     #[napi(getter)]
     pub fn has_secret(&self) -> bool {
-        !self.core.session.secrets.is_empty()
+        !self.sessions.session.secrets.is_empty()
     }
 
     /// Resolves the session of a request. With `session.secret`, from the raw
@@ -351,8 +358,8 @@ impl Engine {
         parser_id: Option<String>,
         parser_secret: Option<String>,
         request_secure: bool,
-    ) -> napi::Result<Either<String, OpenedSession>> {
-        let opened = self.core.open(
+    ) -> Result<Either<String, OpenedSession>, Thrown> {
+        let opened = self.sessions.open(
             cookie_header.as_deref(),
             parser_id.as_deref(),
             parser_secret.as_deref(),
@@ -374,23 +381,23 @@ impl Engine {
         bound: bool,
         parser_secret: Option<String>,
         request_secure: bool,
-    ) -> napi::Result<OpenedSession> {
+    ) -> Result<OpenedSession, Thrown> {
         let opened = self
-            .core
+            .sessions
             .open_fresh(bound, parser_secret.as_deref(), request_secure)?;
         Ok(opened.into())
     }
 
     /// Throws what `login(user, { meta })` would fail with, before it moves anything.
     #[napi]
-    pub fn check_login(&self, user: String, meta: Option<String>) -> napi::Result<()> {
-        Ok(self.core.check_login(&user, meta.as_deref())?)
+    pub fn check_login(&self, user: String, meta: Option<String>) -> Result<(), Thrown> {
+        Ok(self.sessions.check_login(&user, meta.as_deref())?)
     }
 
     /// The `Set-Cookie` value that removes the session cookie.
     #[napi]
     pub fn clear_cookie(&self, request_secure: bool) -> String {
-        self.core.clear_cookie(request_secure)
+        self.sessions.clear_cookie(request_secure)
     }
 
     /// Runs a batch of operations (see [`batch`]). In memory it finishes
@@ -403,27 +410,29 @@ impl Engine {
         batch_id: u32,
         words: Uint32ArraySlice,
         text: Utf16String,
-    ) -> napi::Result<Either<Outcome, PromiseRaw<'env, Outcome>>> {
-        let items = self.core.prepare(batch::parse(&words, &text)?);
-        let limits = self.core.limits;
+    ) -> Result<Either<Outcome, PromiseRaw<'env, Outcome>>, Thrown> {
+        let items = self.sessions.prepare(batch::parse(&words, &text)?);
+        let limits = self.sessions.limits;
         Ok(Either::A(match &mut self.backend {
             Backend::Cluster(store) => {
                 let Some(store) = store else {
-                    return Err(engine::closed().into());
+                    return Err(sessions::closed().into());
                 };
                 let results = store.submit(items);
-                return Ok(Either::B(env.spawn_future(async move {
-                    let results = results.await.map_err(|_| {
-                        SessionError::new(
+                // Never rejected: a batch that cannot run fails call by call.
+                let outcome = env.spawn_future(async move {
+                    let results = results.await.unwrap_or_else(|_| {
+                        vec![Err(SessionError::new(
                             ErrorCode::Connection,
                             "redis cluster: the connection task ended",
-                        )
-                    })?;
+                        ))]
+                    });
                     Ok(Outcome {
                         flags: 0,
                         finished: vec![Finished { batch_id, results }],
                     })
-                })?));
+                });
+                return Ok(Either::B(outcome.map_err(internal)?));
             }
             Backend::Memory(store) => {
                 let results = items
@@ -487,7 +496,7 @@ impl Engine {
     /// `store::sentinel`). `wake` is called, on Node's thread, whenever
     /// `sentinelNews()` has something; it never keeps the process alive.
     #[napi(catch_unwind)]
-    pub fn watch_sentinels(&self, wake: Function<(), ()>) -> napi::Result<()> {
+    pub fn watch_sentinels(&self, wake: Function<(), ()>) -> Result<(), Thrown> {
         let Backend::Redis {
             sentinels: Some(sentinels),
             ..
@@ -495,7 +504,11 @@ impl Engine {
         else {
             return Ok(());
         };
-        let wake = wake.build_threadsafe_function().weak::<true>().build()?;
+        let wake = wake
+            .build_threadsafe_function()
+            .weak::<true>()
+            .build()
+            .map_err(internal)?;
         sentinels.watch(Box::new(move || {
             wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
         }));
@@ -524,13 +537,13 @@ impl Engine {
     }
 
     /// Under Sentinel: a Promise of the primary's address, as the sentinels
-    /// name it (asked on napi's tokio runtime), or of an error with a code,
-    /// within `connectTimeout`.
-    #[napi(catch_unwind, ts_return_type = "Promise<PrimaryAddress>")]
+    /// name it (asked on napi's tokio runtime), or of an `Error` with a code
+    /// when they cannot, within `connectTimeout` (never rejected).
+    #[napi(catch_unwind, ts_return_type = "Promise<PrimaryAddress | Error>")]
     pub fn discover_primary<'env>(
         &self,
         env: &'env Env,
-    ) -> napi::Result<PromiseRaw<'env, PrimaryAddress>> {
+    ) -> Result<PromiseRaw<'env, Either<PrimaryAddress, Failure>>, Thrown> {
         let Backend::Redis {
             sentinels: Some(sentinels),
             ..
@@ -542,20 +555,23 @@ impl Engine {
         };
         let sentinels = Arc::clone(sentinels);
         env.spawn_future(async move {
-            let Address { host, port } = sentinels.primary().await?;
-            Ok(PrimaryAddress { host, port })
+            Ok(match sentinels.primary().await {
+                Ok(Address { host, port }) => Either::A(PrimaryAddress { host, port }),
+                Err(err) => Either::B(Failure(err)),
+            })
         })
+        .map_err(internal)
     }
 
     /// The bytes to write now (after an outcome with the OUTPUT flag).
     #[napi]
-    pub fn take_output<'env>(&mut self, env: &'env Env) -> napi::Result<BufferSlice<'env>> {
+    pub fn take_output<'env>(&mut self, env: &'env Env) -> Result<BufferSlice<'env>, Thrown> {
         let Backend::Redis { link, .. } = &mut self.backend else {
-            return BufferSlice::copy_from(env, []);
+            return BufferSlice::copy_from(env, []).map_err(internal);
         };
         let bytes = BufferSlice::copy_from(env, link.output());
         link.clear_output();
-        bytes
+        bytes.map_err(internal)
     }
 
     /// Writes the output straight to the socket's descriptor `fd`, as far as
@@ -589,7 +605,7 @@ impl Engine {
     /// submitted still finish. JavaScript closes the socket once they have.
     #[napi]
     pub fn close(&mut self) {
-        self.core.close();
+        self.sessions.close();
         match &mut self.backend {
             Backend::Memory(store) => store.close(),
             // The dispatcher finishes the batches it has, then ends with its connections.

@@ -22,7 +22,7 @@ const ROOT = path.resolve(__dirname, '..');
 const SKIP = process.env.ALT_SESSION_SKIP_PACK_TEST === '1' && 'ALT_SESSION_SKIP_PACK_TEST=1';
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const INSTALL_TIMEOUT_MS = 3 * 60 * 1000;
-const { platform, bindingPackage } = require('../platform');
+const { platform, bindingPackage } = require('../lib/platform');
 const { version } = require('../package.json');
 
 const tail = (text, lines = 40) => text.split('\n').slice(-lines).join('\n');
@@ -167,7 +167,7 @@ describe('the packages of `npm run dist`, installed into fresh Express apps', { 
   test('the main tarball holds the loader and the sources to build from, never a binary; the platform one holds its binary', async () => {
     const list = async (file) => (await runProcess('tar', ['-tzf', file])).stdout.split('\n').filter(Boolean).map((e) => e.replace(/^package\//, ''));
     const main = await list(tarballs.main);
-    for (const required of ['package.json', 'index.js', 'index.mjs', 'index.d.ts', 'native.js', 'platform.js', 'binding.js', 'scripts/install.js', 'scripts/build.js', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs']) {
+    for (const required of ['package.json', 'index.js', 'index.mjs', 'index.d.ts', 'lib/native.js', 'lib/platform.js', 'lib/store.js', 'lib/session.js', 'binding.js', 'scripts/install.js', 'scripts/build.js', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'src/store/redis/scripts/write.lua']) {
       assert.ok(main.includes(required), `${required} missing from the main tarball: ${main.join(', ')}`);
     }
     for (const entry of main) {

@@ -344,7 +344,7 @@ impl MemoryStore {
     }
 
     /// Drops every session. (Refusing work after `close()` is the engine's
-    /// job, for both backends: see `Core::prepare`.)
+    /// job, for both backends: see `Sessions::prepare`.)
     pub fn close(&self) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.sessions.clear();

@@ -24,6 +24,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use napi_derive::napi;
 use redis::{Cmd, Value};
 
 use super::commands::{decode, encode, is_noscript, server_error, unconfirmed, wait_for};
@@ -33,16 +34,24 @@ use crate::config::Durability;
 use crate::error::{ErrorCode, Result, SessionError};
 use crate::store::{not_replicated, Finished, Item, Limits, Op, Reply};
 
-/// What JavaScript must do after a call into the link (bits of [`Link::take_flags`]).
-pub mod flags {
+/// What JavaScript must do after a call into the link: the bits of
+/// [`Link::take_flags`], the first number of every outcome. Exported to
+/// JavaScript (`LinkFlag` of binding.js), which acts on them (lib/link.js).
+#[napi]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkFlag {
     /// There are bytes to write: `takeOutput()`.
-    pub const OUTPUT: u32 = 1;
+    Output = 1,
     /// Work is waiting and there is no connection: open one.
-    pub const CONNECT: u32 = 2;
+    Connect = 2,
     /// The connection is unusable, or to be left: destroy the socket (its
     /// calls have failed or answered already).
-    pub const RESET: u32 = 4;
+    Reset = 4,
 }
+
+const OUTPUT: u32 = LinkFlag::Output as u32;
+const CONNECT: u32 = LinkFlag::Connect as u32;
+const RESET: u32 = LinkFlag::Reset as u32;
 
 /// How a link works, besides what each connection says first.
 #[derive(Debug, Clone, Copy)]
@@ -278,11 +287,11 @@ impl Link {
             return;
         }
         match self.state {
-            State::Up => self.flags |= flags::OUTPUT,
+            State::Up => self.flags |= OUTPUT,
             State::Connecting => {}
             State::Down => {
                 self.state = State::Connecting;
-                self.flags |= flags::CONNECT;
+                self.flags |= CONNECT;
             }
         }
     }
@@ -331,12 +340,12 @@ impl Link {
                 self.state = State::Down;
                 self.input.clear();
                 self.output.clear();
-                self.flags |= flags::RESET;
+                self.flags |= RESET;
             }
             // Nothing went out yet: start again, toward the new primary.
             State::Connecting => {
                 self.state = State::Down;
-                self.flags |= flags::RESET;
+                self.flags |= RESET;
             }
             State::Down => {}
         }
@@ -391,7 +400,7 @@ impl Link {
             self.expected.push_front(reply.clone());
         }
         if !self.output.is_empty() {
-            self.flags |= flags::OUTPUT;
+            self.flags |= OUTPUT;
         }
     }
 
@@ -715,7 +724,7 @@ impl Link {
             if self.confirms(&op) {
                 self.confirm(vec![(batch_id, index)]);
             }
-            self.flags |= flags::OUTPUT;
+            self.flags |= OUTPUT;
         }
     }
 
@@ -744,13 +753,13 @@ impl Link {
             cmd.write_packed_command(&mut self.output);
             self.expected.push_back(Expected::Preload);
         }
-        self.flags |= flags::OUTPUT;
+        self.flags |= OUTPUT;
     }
 
     /// Fails everything on the connection and asks JavaScript to destroy the socket.
     fn fail(&mut self, err: SessionError) {
         self.drop_connection(err);
-        self.flags |= flags::RESET;
+        self.flags |= RESET;
     }
 
     /// Every call on the connection fails with `err`, in the order they were
@@ -761,7 +770,7 @@ impl Link {
         self.output.clear();
         self.input.clear();
         self.reloading_scripts = false;
-        self.flags &= !(flags::OUTPUT | flags::CONNECT);
+        self.flags &= !(OUTPUT | CONNECT);
         self.deferred.clear();
         let expected = std::mem::take(&mut self.expected);
         // Every call sent (or told `NOSCRIPT`, to be sent again), batch by batch.
@@ -938,9 +947,9 @@ mod tests {
         auth.arg("pw");
         let mut link = link(&[auth]);
         link.submit(1, vec![get("a"), get("b")], Instant::now());
-        assert_eq!(link.take_flags(), flags::CONNECT);
+        assert_eq!(link.take_flags(), CONNECT);
         link.connected();
-        assert_eq!(link.take_flags(), flags::OUTPUT);
+        assert_eq!(link.take_flags(), OUTPUT);
         let sent = take_output(&mut link);
         assert!(sent
             .starts_with("*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD\r\n"));
@@ -969,14 +978,14 @@ mod tests {
         link.connected();
         link.take_flags();
         link.received(b"-WRONGPASS invalid username-password pair\r\n");
-        assert_eq!(link.take_flags(), flags::RESET);
+        assert_eq!(link.take_flags(), RESET);
         let finished = link.take_finished();
         let err = finished[0].results[0].as_ref().unwrap_err();
         assert_eq!(err.code, ErrorCode::Auth);
         assert!(err.message.contains("WRONGPASS"), "{}", err.message);
         // The next batch asks for a new connection.
         link.submit(8, vec![get("a")], Instant::now());
-        assert_eq!(link.take_flags(), flags::CONNECT);
+        assert_eq!(link.take_flags(), CONNECT);
     }
 
     #[test]
@@ -997,7 +1006,7 @@ mod tests {
         assert!(take_output(&mut link).contains("EVALSHA"));
         link.take_flags();
         link.received(b"-NOSCRIPT No matching script.\r\n$-1\r\n");
-        assert_eq!(link.take_flags(), flags::OUTPUT);
+        assert_eq!(link.take_flags(), OUTPUT);
         let again = take_output(&mut link);
         assert_eq!(
             again.matches("SCRIPT").count(),
@@ -1126,7 +1135,7 @@ mod tests {
         );
         link.take_flags();
         link.received(b"-READONLY You can't write against a read only replica.\r\n");
-        assert_eq!(link.take_flags(), flags::RESET);
+        assert_eq!(link.take_flags(), RESET);
         let finished = link.take_finished();
         let codes: Vec<_> = finished[0]
             .results
@@ -1135,11 +1144,7 @@ mod tests {
             .collect();
         assert_eq!(codes, [ErrorCode::Connection, ErrorCode::Connection]);
         link.submit(2, vec![get("a")], Instant::now());
-        assert_eq!(
-            link.take_flags(),
-            flags::CONNECT,
-            "the next call connects anew"
-        );
+        assert_eq!(link.take_flags(), CONNECT, "the next call connects anew");
     }
 
     #[test]
@@ -1148,7 +1153,7 @@ mod tests {
         link.submit(1, vec![get("a")], Instant::now());
         link.take_flags();
         link.received(b"?\r\n");
-        assert_eq!(link.take_flags(), flags::RESET);
+        assert_eq!(link.take_flags(), RESET);
         assert_eq!(
             link.take_finished()[0].results[0]
                 .as_ref()
@@ -1161,7 +1166,7 @@ mod tests {
         link.connected();
         link.received(&loaded());
         link.received(b"$1\r\nx\r\n:5\r\n");
-        assert_eq!(link.take_flags() & flags::RESET, flags::RESET);
+        assert_eq!(link.take_flags() & RESET, RESET);
         assert_eq!(value(&link.take_finished()[0].results[0]), Some("x".into()));
     }
 
@@ -1174,7 +1179,7 @@ mod tests {
         link.received(b"-NOPERM no SCRIPT for this user\r\n");
         link.received(&loaded()["+sha\r\n".len()..]);
         link.received(b"$1\r\nx\r\n");
-        assert_eq!(link.take_flags() & flags::RESET, 0);
+        assert_eq!(link.take_flags() & RESET, 0);
         assert_eq!(value(&link.take_finished()[0].results[0]), Some("x".into()));
     }
 
@@ -1236,7 +1241,7 @@ mod tests {
         link.hold_writes();
         let items = vec![write_on("s:a", "k"), read_on("s:b"), read_on("s:a")];
         link.submit(1, items, Instant::now());
-        assert_eq!(link.take_flags(), flags::OUTPUT);
+        assert_eq!(link.take_flags(), OUTPUT);
         let sent = take_output(&mut link);
         assert_eq!(
             sent.matches("HGET").count(),
@@ -1251,7 +1256,7 @@ mod tests {
         );
 
         link.release_writes();
-        assert_eq!(link.take_flags(), flags::OUTPUT);
+        assert_eq!(link.take_flags(), OUTPUT);
         let released = take_output(&mut link);
         let write = released.find("EVALSHA").expect("the write goes out");
         assert!(write < released.find("HGET").expect("then the read of s:a"));
@@ -1278,7 +1283,7 @@ mod tests {
         assert_eq!(link.take_flags(), 0, "nothing more goes to the old primary");
         assert!(link.output().is_empty());
         link.received(b"$1\r\nx\r\n");
-        assert_eq!(link.take_flags(), flags::RESET | flags::CONNECT);
+        assert_eq!(link.take_flags(), RESET | CONNECT);
         assert_eq!(link.take_finished()[0].batch_id, 1);
         link.connected();
         let sent = take_output(&mut link);
@@ -1329,13 +1334,13 @@ mod tests {
         );
         link.take_flags();
         link.expire(start + Duration::from_millis(120));
-        assert_eq!(link.take_flags(), flags::RESET);
+        assert_eq!(link.take_flags(), RESET);
         let finished = link.take_finished();
         assert_eq!(finished.len(), 1);
         assert_eq!(codes(&finished[0]), [Some(ErrorCode::Timeout)]);
         // The held write waits for the failover to end, then a new connection.
         link.release_writes();
-        assert_eq!(link.take_flags(), flags::CONNECT);
+        assert_eq!(link.take_flags(), CONNECT);
     }
 
     #[test]
@@ -1398,7 +1403,7 @@ mod tests {
         link.received(
             b"*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:1\r\n",
         );
-        assert_eq!(link.take_flags(), flags::RESET);
+        assert_eq!(link.take_flags(), RESET);
         assert!(link.take_wrong_primary());
         assert_eq!(codes(&link.take_finished()[0]), [Some(ErrorCode::Sentinel)]);
         // A primary's ROLE lets the calls through.

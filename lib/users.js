@@ -2,7 +2,7 @@
 
 /**
  * Every session of a user: the steps of `mw.sessions()`, `mw.revoke()` and
- * a signed-in session's lease renewal, each a short sequence of engine
+ * a signed-in session's lease renewal, each a short sequence of store
  * operations (src/store/mod.rs says what each one does in the store).
  *
  * A user's index (`prefix:user:<id>`) lists the ids of the sessions that
@@ -14,10 +14,10 @@
  * The live sessions of `user`, most recently seen first:
  * `[{ id, createdAt, lastSeenAt, meta }]` (times in unix milliseconds).
  */
-function listSessions(engine, user, decode, done) {
-  engine.indexList(user, (err, ids) => {
+function listSessions(store, user, decode, done) {
+  store.indexList(user, (err, ids) => {
     if (err) return done(err);
-    eachAtOnce(ids, (id, then) => engine.describe(id, then), (failed, described) => {
+    eachAtOnce(ids, (id, then) => store.describe(id, then), (failed, described) => {
       const sessions = [];
       const ended = [];
       ids.forEach((id, i) => {
@@ -28,7 +28,7 @@ function listSessions(engine, user, decode, done) {
         // but is not bound yet is signing in: its entry stays.)
         else if (fields[0] !== null || fields[4] === null) ended.push(id);
       });
-      if (ended.length > 0) engine.indexRemove(user, ended, noop);
+      if (ended.length > 0) store.indexRemove(user, ended, noop);
       if (failed) return done(failed);
       sessions.sort((a, b) => b.lastSeenAt - a.lastSeenAt);
       done(null, sessions);
@@ -48,17 +48,17 @@ function entry(id, [, meta, signedInAt, lastSeenAt], decode) {
  * index that grew larger (before the cap, or while ending sessions failed)
  * is gone through in rounds.
  */
-function revokeSessions(engine, user, except, done) {
+function revokeSessions(store, user, except, done) {
   let total = 0;
   const round = () =>
-    engine.indexList(user, (err, ids) => {
+    store.indexList(user, (err, ids) => {
       if (err) return done(err);
       const doomed = ids.filter((id) => id !== except);
-      endSessions(engine, user, doomed, (failed, ended) => {
+      endSessions(store, user, doomed, (failed, ended) => {
         if (failed) return done(failed); // the index keeps them: a retry finds them
         total += ended;
         // A full list may have left entries out: another round.
-        if (ids.length < engine.maxSessionsPerUser || doomed.length === 0) return done(null, total);
+        if (ids.length < store.maxSessionsPerUser || doomed.length === 0) return done(null, total);
         round();
       });
     });
@@ -69,12 +69,12 @@ function revokeSessions(engine, user, except, done) {
  * Ends the sessions `ids` of `user`, then takes them out of its index;
  * results in how many of them still lived.
  */
-function endSessions(engine, user, ids, done) {
+function endSessions(store, user, ids, done) {
   if (ids.length === 0) return done(null, 0);
-  eachAtOnce(ids, (id, then) => engine.destroy(id, then), (failed, existed) => {
+  eachAtOnce(ids, (id, then) => store.destroy(id, then), (failed, existed) => {
     if (failed) return done(failed);
     const ended = existed.reduce((sum, one) => sum + one, 0);
-    engine.indexRemove(user, ids, (removeErr) => done(removeErr, ended));
+    store.indexRemove(user, ids, (removeErr) => done(removeErr, ended));
   });
 }
 
@@ -83,10 +83,10 @@ function endSessions(engine, user, ids, done) {
  * `maxSessionsPerUser` end, least recently active first. A failure leaves
  * them for the next sign-in to end; the sign-in itself stands.
  */
-function endOverflow(engine, user, id, done) {
-  engine.indexOverflow(user, (err, ids) => {
+function endOverflow(store, user, id, done) {
+  store.indexOverflow(user, (err, ids) => {
     if (err) return done();
-    endSessions(engine, user, ids.filter((other) => other !== id), () => done());
+    endSessions(store, user, ids.filter((other) => other !== id), () => done());
   });
 }
 
@@ -115,9 +115,9 @@ function eachAtOnce(items, call, done) {
  * session was revoked) is not put back. Runs in the background: a failure
  * leaves the current lease, and a later request tries again.
  */
-function renewLease(engine, user, id) {
-  engine.indexAdd(user, id, true, (err, held) => {
-    if (!err && held === 1) engine.extend(id, noop);
+function renewLease(store, user, id) {
+  store.indexAdd(user, id, true, (err, held) => {
+    if (!err && held === 1) store.extend(id, noop);
   });
 }
 

@@ -1,6 +1,6 @@
-//! The session engine behind the N-API class: resolves a request's session
-//! from its cookie, validates each operation and builds the store key from a
-//! checked id. Backends then only run what passed.
+//! The rules of sessions, whatever the store: a request's session resolved
+//! from its cookie (or a fresh one), each operation checked, and the store
+//! key built from a checked id. Stores then only run what passed.
 
 use crate::config::{SecureMode, SessionOptions};
 use crate::cookie;
@@ -29,22 +29,22 @@ pub struct Opened {
 /// a name the application chose, and a megabyte one is a mistake or an attack.
 pub const MAX_KEY_BYTES: usize = 1024;
 
-pub struct Core {
+pub struct Sessions {
     pub session: SessionOptions,
     /// What every write obeys, from `session`; fixed for the engine's life.
     pub limits: Limits,
     closed: bool,
 }
 
-impl Core {
-    pub fn new(session: SessionOptions) -> Core {
+impl Sessions {
+    pub fn new(session: SessionOptions) -> Sessions {
         let limits = Limits {
             ttl_secs: session.tti_secs,
             max_fields: session.max_fields,
             max_lifetime_secs: session.max_lifetime_secs,
             max_sessions_per_user: session.max_sessions_per_user,
         };
-        Core {
+        Sessions {
             session,
             limits,
             closed: false,
@@ -281,9 +281,9 @@ mod tests {
     use crate::config::Config;
     use serde_json::json;
 
-    fn core(session: serde_json::Value) -> Core {
+    fn core(session: serde_json::Value) -> Sessions {
         let config = Config::from_json(&json!({ "session": session })).unwrap();
-        Core::new(config.session)
+        Sessions::new(config.session)
     }
 
     fn error_code(item: &Item) -> Option<ErrorCode> {

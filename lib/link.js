@@ -2,9 +2,9 @@
 
 /**
  * The Redis socket of an engine, on Node's own event loop. It only moves
- * bytes and reports events: the engine's link (src/store/link.rs) decides
- * what to write, pairs replies with calls and fails them when the connection
- * is lost. Doing the I/O here rather than on a native I/O thread is what makes
+ * bytes and reports events: its Rust twin, the link (src/store/redis/link.rs),
+ * decides what to write, pairs replies with calls and fails them when the
+ * connection is lost or a call is overdue. Doing the I/O here rather than on a native I/O thread is what makes
  * one call in flight as quick as a JS Redis client's: a reply is read and
  * handed to Rust in the same callback, with no thread hand-off in between.
  *
@@ -14,11 +14,9 @@
 
 const net = require('node:net');
 const tls = require('node:tls');
+const { LinkFlag } = require('./native');
 
-// Bits of an outcome's flags, as in src/store/link.rs.
-const OUTPUT = 1; // bytes to write: takeOutput()
-const CONNECT = 2; // work waits for a connection: open one
-const RESET = 4; // the connection cannot be trusted: destroy it
+const { Output: OUTPUT, Connect: CONNECT, Reset: RESET } = LinkFlag;
 
 /** Replies are read into one reusable buffer. */
 const READ_BUFFER_BYTES = 64 * 1024;
@@ -128,9 +126,10 @@ class RedisSocket {
       this.connectTimer.unref(); // from here the socket itself holds the process
     };
     if (!sentinel) return open({ host, port });
-    this.native.discoverPrimary().then(open, (err) => {
-      const [, code, message] = /^(ERR_SESSION_[A-Z_]+): ([^]*)$/.exec(err.message) || [];
-      this.abandon(attempt, message || err.message, code);
+    // Never rejected: the sentinels' answer, or an Error with a code.
+    this.native.discoverPrimary().then((found) => {
+      if (found instanceof Error) this.abandon(attempt, found.message, found.code);
+      else open(found);
     });
   }
 

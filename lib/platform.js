@@ -8,7 +8,7 @@
  * (native.js) and by the install and build scripts.
  */
 
-const { name, napi } = require('./package.json');
+const { name, napi } = require('../package.json');
 
 /** The C library of a Linux machine: glibc reports its version, musl does not. */
 function linuxLibc() {
@@ -44,7 +44,7 @@ module.exports = {
   platform,
   /** The npm package holding this platform's prebuilt engine. */
   bindingPackage: `${name}-${platform}`,
-  /** The file a build from source writes beside the package's index.js. */
+  /** The file a build from source writes beside the package's index.js and binding.js. */
   localBinary: `${napi.binaryName}.${platform}.node`,
   prebuiltPlatforms,
   platformOfTarget,

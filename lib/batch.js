@@ -1,0 +1,125 @@
+'use strict';
+
+/**
+ * The JavaScript half of a batch (its Rust twin is src/batch.rs, which says
+ * the wire format): every session operation issued in one turn of the event
+ * loop crosses into the native engine in one `submit` call, as one
+ * `Uint32Array` of numbers (per operation: its `OpKind`, how many strings it
+ * takes, a kind-specific `aux` number, then each string's length) and one
+ * string joining all its strings. The engine answers with an outcome
+ * (src/lib.rs, `Outcome`): `[flags, batchId, count, result..., batchId,
+ * count, result...]`; each result goes to its operation's callback.
+ *
+ * While calls are in flight the queue is sent from `setImmediate`, so the
+ * operations of every request read in one turn share a batch (a `nextTick`
+ * would send one per request); an idle queue sends at the end of the current
+ * callback, as nothing could join it anyway.
+ */
+
+class Batches {
+  /**
+   * @param {(batchId: number, words: Uint32Array, text: string) => Array | Promise<Array>} submit
+   *   the engine's `submit`: an outcome, or (a cluster's) a Promise of one
+   * @param {(flags: number) => void} onFlags what to do with an outcome's `LinkFlag` bits
+   */
+  constructor(submit, onFlags) {
+    this.submit = submit;
+    this.onFlags = onFlags;
+    this.batchId = 0;
+    this.inFlight = new Map(); // batch id -> the waiters of its operations
+    this.startBatch();
+    this.flush = this.flush.bind(this);
+    this.handle = this.handle.bind(this);
+  }
+
+  startBatch() {
+    this.words = [];
+    this.strings = []; // pushed by the operation methods, before enqueue()
+    this.waiters = [];
+    this.scheduled = false;
+  }
+
+  /**
+   * Queues one operation whose strings are the last `stringCount` pushed on
+   * `this.strings`. Its result goes to `done(err, result)`, called from the
+   * event loop (never from within this call); without `done`, a Promise of
+   * it is returned.
+   */
+  enqueue(kind, stringCount, aux, done) {
+    const { words, strings } = this;
+    words.push(kind, stringCount, aux);
+    for (let s = strings.length - stringCount; s < strings.length; s++) words.push(strings[s].length);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      // Idle: nothing to wait for, send at the end of this callback. Busy:
+      // wait for the rest of this turn's requests, and send them together.
+      if (this.inFlight.size === 0) process.nextTick(this.flush);
+      else setImmediate(this.flush);
+    }
+    if (done) return void this.waiters.push(done);
+    return new Promise((resolve, reject) => this.waiters.push((err, result) => (err ? reject(err) : resolve(result))));
+  }
+
+  flush() {
+    if (this.words.length === 0) return;
+    const { words, strings, waiters } = this;
+    this.startBatch();
+    this.batchId = (this.batchId + 1) >>> 0;
+    const batchId = this.batchId;
+    this.inFlight.set(batchId, waiters);
+    let outcome;
+    try {
+      outcome = this.submit(batchId, new Uint32Array(words), strings.join(''));
+    } catch (err) {
+      return this.failBatch(batchId, err);
+    }
+    // A cluster's batch runs on tokio, and its outcome comes on a Promise (never rejected).
+    if (typeof outcome.then === 'function') outcome.then(this.handle);
+    else this.handle(outcome);
+  }
+
+  /** Every call of a batch that could not be submitted fails with `err`. */
+  failBatch(batchId, err) {
+    const waiters = this.inFlight.get(batchId) || [];
+    this.inFlight.delete(batchId);
+    for (const done of waiters) deliver(done, err);
+    this.settled();
+  }
+
+  /** Acts on an outcome: its flags first, then each finished batch's results, each to its waiter. */
+  handle(outcome) {
+    this.onFlags(outcome[0]);
+    for (let i = 1; i < outcome.length; ) {
+      const waiters = this.inFlight.get(outcome[i]);
+      const count = outcome[i + 1];
+      this.inFlight.delete(outcome[i]);
+      i += 2;
+      for (let k = 0; k < count; k++, i++) deliver(waiters[k], outcome[i]);
+    }
+    this.settled();
+  }
+
+  /** Called after every outcome (see Store). */
+  settled() {}
+}
+
+/**
+ * Hands one result to its waiter: an `Error` as `done(err)`, anything else as
+ * `done(null, result)`. A waiter that throws (a user's callback, called from
+ * here directly) neither stops the others of the batch nor disappears: it is
+ * thrown again on its own, as an uncaught exception.
+ */
+function deliver(done, result) {
+  try {
+    if (result instanceof Error) done(result);
+    else done(null, result);
+  } catch (err) {
+    process.nextTick(rethrow, err);
+  }
+}
+
+function rethrow(err) {
+  throw err;
+}
+
+module.exports = { Batches };

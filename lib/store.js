@@ -1,0 +1,226 @@
+'use strict';
+
+/**
+ * The store, as the middleware sees it: one method per operation of the
+ * native engine's stores (their Rust twin is src/store/mod.rs, the `Op`
+ * each becomes), queued and sent in batches (lib/batch.js); and the engine's
+ * synchronous calls (a request's session from its cookie, cookies to set).
+ * On Redis a batch is one pipeline on a socket of Node's own event loop
+ * (lib/link.js); in memory it finishes within `submit`; on a cluster,
+ * `submit` answers with a Promise (redis-rs's cluster client runs it on tokio).
+ */
+
+const native = require('./native');
+const { Batches } = require('./batch');
+const { RedisSocket } = require('./link');
+
+const Op = native.OpKind;
+
+/**
+ * Background idle refreshes (`awaitTouch: false`) are gathered for this long
+ * and sent once per session: a busy session gets one EXPIRE per window
+ * instead of one per request, and its TTL is late by at most this much.
+ */
+const TOUCH_WINDOW_MS = 100;
+
+class Store extends Batches {
+  /**
+   * @param {'redis' | 'memory'} backend
+   * @param {string} optionsJson `JSON.stringify(options)`, validated in Rust (throws `ERR_SESSION_CONFIG`)
+   */
+  constructor(backend, optionsJson) {
+    const engine = native.Engine[backend](optionsJson);
+    super(engine.submit.bind(engine), (flags) => this.socket && this.socket.act(flags));
+    this.native = engine;
+    this.cookieName = engine.cookieName;
+    this.verifiesCookies = engine.hasSecret;
+    this.secureFollowsRequest = engine.secureFollowsRequest;
+    this.awaitTouch = engine.awaitTouch;
+    this.maxSessionsPerUser = engine.maxSessionsPerUser;
+    this.pendingTouches = new Set();
+    this.touchTimer = null;
+    this.flushTouches = this.flushTouches.bind(this);
+    const socketOptions = engine.socketOptions; // null in memory and on a cluster
+    this.socket = socketOptions && new RedisSocket(engine, socketOptions, this.handle);
+    // Under Sentinel the engine follows the sentinels' announcements: writes
+    // wait while a failover is under way, and the connection moves with the primary.
+    if (socketOptions && socketOptions.sentinel) {
+      engine.watchSentinels(() => this.handle(engine.sentinelNews()));
+    }
+    this.whenIdle = null; // close() waiting for the calls in flight
+    this.closed = null; // the promise close() returns, every time
+  }
+
+  /**
+   * Resolves a request's session from its cookie: `{ id, isNew, mayCreate, setCookie }`
+   * (`mayCreate`: whether a write may create its hash, see src/sessions.rs).
+   */
+  open(cookieHeader, parserId, parserSecret, secure) {
+    const opened = this.native.open(cookieHeader, parserId, parserSecret, secure);
+    // The native side answers a returning visitor with the bare id (cheaper to cross).
+    return typeof opened === 'string' ? { id: opened, isNew: false, mayCreate: false } : opened;
+  }
+
+  /** A fresh session for a request that moves to one; `bound` for one that signs in. */
+  openFresh(bound, parserSecret, secure) {
+    return this.native.openFresh(bound, parserSecret, secure);
+  }
+
+  /** Throws (with its code) what `login(user, { meta })` would fail with. */
+  checkLogin(user, meta) {
+    this.native.checkLogin(user, meta);
+  }
+
+  clearCookie(secure) {
+    return this.native.clearCookie(secure);
+  }
+
+  get(id, field, done) {
+    this.strings.push(id, field);
+    return this.enqueue(Op.Get, 2, 0, done);
+  }
+
+  mget(id, fields, done) {
+    this.strings.push(id, ...fields);
+    return this.enqueue(Op.MGet, 1 + fields.length, 0, done);
+  }
+
+  /** Results in a flat `[field, value, ...]` list. */
+  getAll(id, done) {
+    this.strings.push(id);
+    return this.enqueue(Op.GetAll, 1, 0, done);
+  }
+
+  /**
+   * `set` is a flat `[field, json, ...]` list; `remove` a list of fields.
+   * Results in `true`, or `false` when the session does not exist and `create`
+   * was not allowed (nothing is written then: a dead id is never revived).
+   */
+  write(id, set, remove, create, done) {
+    this.strings.push(id, ...set, ...remove);
+    return this.enqueue(create ? Op.Create : Op.Write, 1 + set.length + remove.length, set.length, done);
+  }
+
+  /** Results in the new integer, or `false` as for `write`. */
+  incr(id, field, by, create, done) {
+    this.strings.push(id, field, String(by));
+    return this.enqueue(Op.Incr, 3, create ? 1 : 0, done);
+  }
+
+  /** Moves the session's data to `newId` in one step; results in `false` when there was none. */
+  rename(id, newId, done) {
+    this.strings.push(id, newId);
+    return this.enqueue(Op.Rename, 2, 0, done);
+  }
+
+  /** Records a session whose id was just issued, so that later requests' writes land under it. */
+  start(id, done) {
+    this.strings.push(id);
+    return this.enqueue(Op.Start, 1, 0, done);
+  }
+
+  touch(id, done) {
+    this.strings.push(id);
+    return this.enqueue(Op.Touch, 1, 0, done);
+  }
+
+  /** Refreshes the idle TTL within TOUCH_WINDOW_MS, without a result to wait for. */
+  touchSoon(id) {
+    this.pendingTouches.add(id);
+    if (this.touchTimer) return;
+    this.touchTimer = setTimeout(this.flushTouches, TOUCH_WINDOW_MS);
+    this.touchTimer.unref(); // a pending refresh never holds the process open
+  }
+
+  flushTouches() {
+    clearTimeout(this.touchTimer);
+    this.touchTimer = null;
+    for (const id of this.pendingTouches) this.touch(id, noop);
+    this.pendingTouches.clear();
+  }
+
+  /** Results in 1 when the session existed, else 0. */
+  destroy(id, done) {
+    this.strings.push(id);
+    return this.enqueue(Op.Destroy, 1, 0, done);
+  }
+
+  // --- signed-in sessions and their users' indexes (src/store/mod.rs) ---
+
+  /** Binds a live session to `user`; `meta` (JSON) replaces the bound one when given. `false`: it ended. */
+  bind(id, user, meta, done) {
+    this.strings.push(id, user);
+    if (meta === undefined) return this.enqueue(Op.Bind, 2, 0, done);
+    this.strings.push(meta);
+    return this.enqueue(Op.Bind, 3, 1, done);
+  }
+
+  /** A signed-in session's per-request refresh: `[userId, renew]`, or `false` when it ended. */
+  seen(id, done) {
+    this.strings.push(id);
+    return this.enqueue(Op.Seen, 1, 0, done);
+  }
+
+  /** Moves a signed-in session's lease on, once its index entry was. */
+  extend(id, done) {
+    this.strings.push(id);
+    return this.enqueue(Op.Extend, 1, 0, done);
+  }
+
+  /** `[userId, meta, signedInAt, lastSeenAt, createdAt]` of a session (nulls once it ended). */
+  describe(id, done) {
+    this.strings.push(id);
+    return this.enqueue(Op.Describe, 1, 0, done);
+  }
+
+  /** Enters `id` in `user`'s index; `renew`: only if it is still there. Results in 1 when it holds the lease. */
+  indexAdd(user, id, renew, done) {
+    this.strings.push(user, id);
+    return this.enqueue(Op.IndexAdd, 2, renew ? 1 : 0, done);
+  }
+
+  /** The ids in `user`'s index whose lease is not over. */
+  indexList(user, done) {
+    this.strings.push(user);
+    return this.enqueue(Op.IndexList, 1, 0, done);
+  }
+
+  indexRemove(user, ids, done) {
+    this.strings.push(user, ...ids);
+    return this.enqueue(Op.IndexRemove, 1 + ids.length, 0, done);
+  }
+
+  /** The ids in `user`'s index ranked beyond `maxSessionsPerUser` by how recently they were active. */
+  indexOverflow(user, done) {
+    this.strings.push(user);
+    return this.enqueue(Op.IndexOverflow, 1, 0, done);
+  }
+
+  /** Refuses new work; resolves once the calls in flight have finished and the socket is closed. */
+  close() {
+    if (this.closed) return this.closed;
+    this.flushTouches();
+    this.flush();
+    this.native.close();
+    this.closed = new Promise((resolve) => {
+      this.whenIdle = resolve;
+      this.settled();
+    });
+    return this.closed;
+  }
+
+  /** After every outcome: the socket follows the calls in flight, and a close() completes once there are none. */
+  settled() {
+    const busy = this.inFlight.size > 0;
+    if (this.socket) this.socket.settle(busy);
+    if (busy || !this.whenIdle) return;
+    if (this.socket) this.socket.close();
+    const resolve = this.whenIdle;
+    this.whenIdle = null;
+    resolve();
+  }
+}
+
+function noop() {}
+
+module.exports = { Store };
