@@ -2,7 +2,7 @@
 
 /// <reference types="node" />
 
-import type { IncomingMessage, ServerResponse } from 'http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /**
  * Creates the session middleware on Redis.
@@ -196,7 +196,7 @@ declare namespace altSession {
 
   /** The middleware: `app.use(middleware)`. */
   interface Middleware {
-    (req: IncomingMessage, res: ServerResponse, next: (err?: any) => void): void;
+    (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void;
     /**
      * Graceful shutdown: refuses new calls (they fail with `ERR_SESSION_CLOSED`),
      * lets calls in flight finish and closes the connection.
@@ -270,10 +270,7 @@ declare namespace altSession {
     get<T = unknown>(key: string, callback?: ValueCallback<T | null>): Promise<T | null>;
 
     /** Reads several keys (`HMGET`) into `{ key: value }`; missing keys read as `null`. */
-    mget<T = unknown, K extends string = string>(
-      keys: readonly K[] | K,
-      callback?: ValueCallback<Record<K, T | null>>
-    ): Promise<Record<K, T | null>>;
+    mget<T = unknown, K extends string = string>(keys: readonly K[] | K, callback?: ValueCallback<Record<K, T | null>>): Promise<Record<K, T | null>>;
 
     /** Reads every key of the session (`HGETALL`) into `{ key: value }`. */
     getAll<T = unknown>(callback?: ValueCallback<Record<string, T>>): Promise<Record<string, T>>;
@@ -288,10 +285,7 @@ declare namespace altSession {
      * Stores several keys atomically (`HSET`, `HDEL`, `EXPIRE`): all of them, or none
      * on error. Keys whose value is `undefined` are removed.
      */
-    mset<T extends object>(
-      values: T extends readonly unknown[] | ((...args: any[]) => unknown) ? never : T,
-      callback?: Callback
-    ): Promise<void>;
+    mset<T extends object>(values: T extends readonly unknown[] | ((...args: never[]) => unknown) ? never : T, callback?: Callback): Promise<void>;
 
     /** Removes one key or an array of keys (`HDEL` and `EXPIRE`, atomically). */
     remove(keys: string | readonly string[], callback?: Callback): Promise<void>;

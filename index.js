@@ -102,8 +102,7 @@ function middleware(store) {
   session.close = (callback) => run(callback, (done) => store.close().then(() => process.nextTick(done, null)));
 
   /** The live sessions of a user: `[{ id, createdAt, lastSeenAt, meta }]`, most recently seen first. */
-  session.sessions = (userId, callback) =>
-    run(callback, (done) => listSessions(store, checkUserId(userId), decode, done));
+  session.sessions = (userId, callback) => run(callback, (done) => listSessions(store, checkUserId(userId), decode, done));
 
   /** Ends every session of a user but `options.except` (a session id); resolves how many ended. */
   session.revoke = (userId, options, callback) => {

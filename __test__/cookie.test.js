@@ -49,7 +49,7 @@ function engine(session) {
 
 test('a cookie signed by cookie-signature opens the session it names', () => {
   const id = crypto.randomBytes(32).toString('base64url');
-  const header = `other=1; sid=${encodeURIComponent('s:' + signature.sign(id, 'k'))}`;
+  const header = `other=1; sid=${encodeURIComponent(`s:${signature.sign(id, 'k')}`)}`;
   const opened = engine({ secret: 'k' }).open(header, undefined, undefined, false);
   assert.deepEqual(opened, { id, isNew: false, mayCreate: false });
 });
@@ -57,7 +57,7 @@ test('a cookie signed by cookie-signature opens the session it names', () => {
 test("an id of 0.0.1's shape (it stored nothing at issue) may be created by a write; ours may not", () => {
   const legacy = `${crypto.createHash('sha256').update('x').digest('base64')}AbC123xy`;
   assert.equal(legacy.length, 52);
-  const header = `sid=${encodeURIComponent('s:' + signature.sign(legacy, 'k'))}`;
+  const header = `sid=${encodeURIComponent(`s:${signature.sign(legacy, 'k')}`)}`;
   const opened = engine({ secret: 'k' }).open(header, undefined, undefined, false);
   assert.deepEqual([opened.id, opened.isNew, opened.mayCreate, opened.setCookie], [legacy, false, true, undefined]);
   const fresh = engine({ secret: 'k' }).open(undefined, undefined, undefined, false);
@@ -74,7 +74,7 @@ test('a new session cookie verifies with cookie-signature', () => {
 
 test('cookies of a retired secret verify and are re-signed with the current one', () => {
   const id = crypto.randomBytes(32).toString('base64url');
-  const header = `sid=${encodeURIComponent('s:' + signature.sign(id, 'old'))}`;
+  const header = `sid=${encodeURIComponent(`s:${signature.sign(id, 'old')}`)}`;
   const opened = engine({ secret: ['new', 'old'] }).open(header, undefined, undefined, false);
   assert.equal(opened.id, id);
   assert.equal(opened.isNew, false);

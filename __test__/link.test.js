@@ -83,7 +83,9 @@ test('a pipeline far bigger than the socket takes at once goes out whole and in 
   const written = await Promise.all(ids.map((id, i) => engine.write(id, ['v', value(i)], [], true)));
   assert.ok(written.every((done) => done === true));
   const read = await Promise.all(ids.map((id) => engine.get(id, 'v')));
-  read.forEach((got, i) => assert.ok(got === value(i), `session ${i} holds another value`));
+  read.forEach((got, i) => {
+    assert.ok(got === value(i), `session ${i} holds another value`);
+  });
 });
 
 test('a Redis that forgot the scripts (SCRIPT FLUSH) gets them again, and the write happens once', async (t) => {
@@ -108,7 +110,7 @@ test('a new connection loads the scripts first: a write and a destroy in one bat
   const id = newId(engine);
   const [written, destroyed] = await Promise.all([engine.write(id, ['a', '1'], [], true), engine.destroy(id)]);
   assert.equal(written, true);
-  assert.equal(destroyed, 1, "it existed when destroyed");
+  assert.equal(destroyed, 1, 'it existed when destroyed');
   assert.equal(await db.exists(`link-order-${process.pid}:${id}`), false, 'the destroyed session came back');
 });
 
@@ -140,33 +142,34 @@ test('every new connection authenticates and selects session.dbIndex first', asy
 for (const [garbage, reply] of [
   ['garbage', '?not RESP\r\n'],
   ['a bulk length past any Redis (and past usize)', '$18446744073709551591\r\n'],
-]) test(`a server that answers ${garbage} fails the calls with ERR_SESSION_STORE, and the next call reconnects`, async (t) => {
-  const sockets = new Set();
-  let connections = 0;
-  const server = net.createServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.on('data', () => socket.write(reply));
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise((resolve) => server.close(resolve)));
-  const engine = engineOn({ options: { host: '127.0.0.1', port: server.address().port } }, {}, { commandTimeout: 2000 });
-  t.after(() => engine.close());
-  const id = newId(engine);
+])
+  test(`a server that answers ${garbage} fails the calls with ERR_SESSION_STORE, and the next call reconnects`, async (t) => {
+    const sockets = new Set();
+    let connections = 0;
+    const server = net.createServer((socket) => {
+      connections++;
+      sockets.add(socket);
+      socket.on('data', () => socket.write(reply));
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise((resolve) => server.close(resolve)));
+    const engine = engineOn({ options: { host: '127.0.0.1', port: server.address().port } }, {}, { commandTimeout: 2000 });
+    t.after(() => engine.close());
+    const id = newId(engine);
 
-  const results = await Promise.allSettled([engine.get(id, 'a'), engine.touch(id)]);
-  for (const result of results) {
-    assert.equal(result.status, 'rejected');
-    assert.equal(result.reason.code, 'ERR_SESSION_STORE');
-    assert.match(result.reason.message, /not RESP2/);
-  }
-  await assert.rejects(engine.get(id, 'a'), { code: 'ERR_SESSION_STORE' });
-  assert.equal(connections, 2, 'one connection per batch: each was dropped after its garbage');
-  // ...and dropped for real: the server sees them close.
-  for (let waited = 0; sockets.size > 0 && waited < 2000; waited += 20) await sleep(20);
-  assert.equal(sockets.size, 0, 'connections left open');
-});
+    const results = await Promise.allSettled([engine.get(id, 'a'), engine.touch(id)]);
+    for (const result of results) {
+      assert.equal(result.status, 'rejected');
+      assert.equal(result.reason.code, 'ERR_SESSION_STORE');
+      assert.match(result.reason.message, /not RESP2/);
+    }
+    await assert.rejects(engine.get(id, 'a'), { code: 'ERR_SESSION_STORE' });
+    assert.equal(connections, 2, 'one connection per batch: each was dropped after its garbage');
+    // ...and dropped for real: the server sees them close.
+    for (let waited = 0; sockets.size > 0 && waited < 2000; waited += 20) await sleep(20);
+    assert.equal(sockets.size, 0, 'connections left open');
+  });
 
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -14,8 +14,7 @@ const engines = {};
 
 test.before(async () => {
   redis = await testRedis();
-  const options = (prefix) =>
-    JSON.stringify({ redis: { url: redis.url }, session: { tti: 1, prefix, secret: 'k' } });
+  const options = (prefix) => JSON.stringify({ redis: { url: redis.url }, session: { tti: 1, prefix, secret: 'k' } });
   engines.redis = new Store('redis', options(`stores-${process.pid}`));
   engines.memory = new Store('memory', options('stores'));
 });
@@ -252,8 +251,7 @@ test('with maxLifetime, a session written without a creation time (by 0.0.1) kee
 test('scripts are sent by digest and resent whole to a Redis that forgot them', async () => {
   const { createClient } = require('redis');
   const raw = createClient(redis.port, redis.host);
-  const command = (...args) =>
-    new Promise((resolve, reject) => raw.send_command(args[0], args.slice(1), (err, v) => (err ? reject(err) : resolve(v))));
+  const command = (...args) => new Promise((resolve, reject) => raw.send_command(args[0], args.slice(1), (err, v) => (err ? reject(err) : resolve(v))));
   const engine = new Store('redis', JSON.stringify({ redis: { url: redis.url }, session: { secret: 'k' } }));
   const id = newId(engine);
   await engine.write(id, ['a', '1'], [], true);

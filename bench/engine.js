@@ -60,11 +60,9 @@ function redisBenchmark(port, key, inFlight) {
     'redis-benchmark set': ['hset', key, 'n', '1'],
   };
   return Object.entries(commands).map(([name, command]) => {
-    const out = execFileSync(
-      'redis-benchmark',
-      ['-p', String(port), '-c', '1', '-P', String(inFlight), '-n', String(requests), '-q', '--csv', ...command],
-      { encoding: 'utf8' }
-    );
+    const out = execFileSync('redis-benchmark', ['-p', String(port), '-c', '1', '-P', String(inFlight), '-n', String(requests), '-q', '--csv', ...command], {
+      encoding: 'utf8',
+    });
     // --csv: a header line, then "name","rps",...
     const row = out.trim().split('\n').pop().split(',');
     return { name, inFlight, opsPerSec: Math.round(Number(JSON.parse(row[1]))) };
@@ -94,13 +92,14 @@ async function main() {
   const { ops, close, key } = await clients(redis.port, cluster.nodes);
   try {
     const samples = {};
-    for (const [name, op] of Object.entries(ops)) await measure(op, 64, QUICK ? 0.3 : 1); // warm-up
+    for (const [_name, op] of Object.entries(ops)) await measure(op, 64, QUICK ? 0.3 : 1); // warm-up
     for (let round = 0; round < ROUNDS; round++) {
       for (const inFlight of IN_FLIGHT) {
         for (const [name, op] of rotated(Object.entries(ops), round)) {
           const id = `${name}@${inFlight}`;
           collectGarbage();
-          (samples[id] ||= { name, inFlight, values: [] }).values.push(await measure(op, inFlight, SECONDS));
+          if (!samples[id]) samples[id] = { name, inFlight, values: [] };
+          samples[id].values.push(await measure(op, inFlight, SECONDS));
         }
       }
     }

@@ -170,7 +170,8 @@ async function expressSessionOnIoredisCluster() {
 }
 
 /** Any error reaches the client as a 500, so the load generator counts it as non-2xx. */
-function errorHandler(err, req, res, next) { // eslint-disable-line no-unused-vars
+function errorHandler(err, req, res, next) {
+  // eslint-disable-line no-unused-vars
   console.error(`http-app: ${req.path}: ${err.code || ''} ${err.message}`);
   res.status(500).send('error');
 }

@@ -43,8 +43,17 @@ const SETTINGS = {
   sessions: 200, // the pool of existing sessions each app gets requests for
 };
 const ALL_CONFIGS = [
-  'bare', 'ours', 'ours-signed-in', 'ours-nonblocking', 'original', 'express-session',
-  'ours-tls', 'express-session-tls', 'ours-cluster', 'express-session-cluster', 'ours-durable',
+  'bare',
+  'ours',
+  'ours-signed-in',
+  'ours-nonblocking',
+  'original',
+  'express-session',
+  'ours-tls',
+  'express-session-tls',
+  'ours-cluster',
+  'express-session-cluster',
+  'ours-durable',
 ];
 const TLS_CONFIGS = new Set(['ours-tls', 'express-session-tls']);
 // On a 3-primary Redis Cluster, measured on /write only.
@@ -64,7 +73,9 @@ const APP = path.join(__dirname, 'http-app.js');
 function listArgument(name, all) {
   const at = process.argv.indexOf(name);
   if (at < 0) return all;
-  const list = String(process.argv[at + 1] || '').split(',').filter(Boolean);
+  const list = String(process.argv[at + 1] || '')
+    .split(',')
+    .filter(Boolean);
   const unknown = list.filter((item) => !all.includes(item));
   if (list.length === 0 || unknown.length > 0) {
     throw new Error(`${name}: expected a comma-separated subset of ${all.join(',')}`);

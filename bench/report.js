@@ -31,7 +31,7 @@ const CONFIG_NOTES = {
   'ours-signed-in': 'alt-session, every session signed in with `login()` (sessions per user on; /read and /write only)',
   original: 'alt-session@0.0.1 on redis@3, behind `cookie-parser(secret)`',
   'express-session': 'express-session + connect-redis 9 on node-redis 5, `resave: false, saveUninitialized: false`',
-  'ours-tls': 'alt-session over TLS (Node\'s `tls.connect`, a private CA) to a second redis-server serving TLS only',
+  'ours-tls': "alt-session over TLS (Node's `tls.connect`, a private CA) to a second redis-server serving TLS only",
   'express-session-tls': 'express-session + connect-redis 7 on ioredis over TLS, to the same TLS server',
   'ours-cluster': 'alt-session on a Redis Cluster of 3 primaries and 3 replicas (/write only)',
   'express-session-cluster': 'express-session + connect-redis 7 on ioredis.Cluster, the same cluster (/write only)',
@@ -90,26 +90,20 @@ function machineLine(machine) {
  */
 function routeTable(http, route) {
   const s = http.summary;
-  const header = [
-    'configuration',
-    'req/s',
-    'p50 ms',
-    'p99 ms',
-    'app CPU µs/req',
-    'req/s per round',
-    ...OURS.map((o) => `${o} ÷ this`),
-  ];
-  const rows = http.configs.filter((config) => s[config][route]).map((config) => {
-    const cell = s[config][route];
-    const vs = OURS.map((o) => {
-      if (o === config) return '—';
-      const mine = s[o][route].reqPerSec;
-      return config === 'bare' ? `${percent(mine, cell.reqPerSec)} of bare` : ratio(mine, cell.reqPerSec);
+  const header = ['configuration', 'req/s', 'p50 ms', 'p99 ms', 'app CPU µs/req', 'req/s per round', ...OURS.map((o) => `${o} ÷ this`)];
+  const rows = http.configs
+    .filter((config) => s[config][route])
+    .map((config) => {
+      const cell = s[config][route];
+      const vs = OURS.map((o) => {
+        if (o === config) return '—';
+        const mine = s[o][route].reqPerSec;
+        return config === 'bare' ? `${percent(mine, cell.reqPerSec)} of bare` : ratio(mine, cell.reqPerSec);
+      });
+      const name = OURS.includes(config) ? `**${config}**` : config === 'bare' ? 'bare (no session)' : config;
+      const cpu = cell.appCpuUs === null || cell.appCpuUs === undefined ? '' : cell.appCpuUs;
+      return [name, thousands(cell.reqPerSec), cell.p50, cell.p99, cpu, cell.rounds.map(thousands).join(', '), ...vs];
     });
-    const name = OURS.includes(config) ? `**${config}**` : config === 'bare' ? 'bare (no session)' : config;
-    const cpu = cell.appCpuUs === null || cell.appCpuUs === undefined ? '' : cell.appCpuUs;
-    return [name, thousands(cell.reqPerSec), cell.p50, cell.p99, cpu, cell.rounds.map(thousands).join(', '), ...vs];
-  });
   return table(header, rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r']);
 }
 
@@ -122,7 +116,7 @@ function httpSection(http) {
       `${st.connections} connections, every request from a returning visitor (cookies rotate through ` +
       `${st.sessions} existing sessions per app) but on /new. ${st.rounds} interleaved round(s) of ${st.seconds} s ` +
       `after a ${st.warmupSeconds} s warm-up per route; the median round counts. Latencies are the medians ` +
-      'of the rounds\' p50 and p99. App CPU is the CPU time (user + system, all threads) the app process ' +
+      "of the rounds' p50 and p99. App CPU is the CPU time (user + system, all threads) the app process " +
       'used per answered request, median of the rounds: what a middleware costs beside what it waits for.',
     '',
     ...http.configs.map((c) => `- \`${c}\`: ${CONFIG_NOTES[c] || c}`),
@@ -132,7 +126,12 @@ function httpSection(http) {
     out.push(`### GET ${route}`, '', `${ROUTE_NOTES[route] || ''}`, '', routeTable(http, route), '');
   }
   out.push(...checksLines(http), '');
-  out.push('Versions: ' + Object.entries(http.versions).map(([k, v]) => `${k} ${v}`).join(', ') + '.', '');
+  out.push(
+    `Versions: ${Object.entries(http.versions)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}.`,
+    ''
+  );
   return out.join('\n');
 }
 
@@ -150,7 +149,7 @@ function checksLines(http) {
     lines.push(
       lost.length
         ? `Counter check FAILED (writes lost) for: ${lost.join(', ')}.`
-        : 'Counter check passed for every session configuration: after the runs the pooled sessions\' ' +
+        : "Counter check passed for every session configuration: after the runs the pooled sessions' " +
             'counters add up to at least the number of /write requests answered (no write lost).'
     );
   }
@@ -183,7 +182,7 @@ function engineSection(engine) {
     '',
     `\`${engine.command || 'node bench/engine.js'}\`, ${machineLine(engine.machine || {})}. ` +
       'Each client issues the same Redis commands as a session call; `redis-benchmark` (`HGET` / `HSET` alone, ' +
-        'the operations in flight pipelined on one connection) is the server\'s own limit.',
+      "the operations in flight pipelined on one connection) is the server's own limit.",
     '',
   ];
   for (const op of unique(results.map((r) => r.op))) {
@@ -193,13 +192,18 @@ function engineSection(engine) {
         const hit = results.find((r) => r.op === op && r.client === client && r.inFlight === inFlight);
         return hit ? hit.opsPerSec : null;
       };
-      return [
-        inFlight,
-        ...clients.map((c) => (of(c) === null ? '' : thousands(of(c)))),
-        ...peers.map((p) => ratio(of(oursFor(p)), of(p))),
-      ];
+      return [inFlight, ...clients.map((c) => (of(c) === null ? '' : thousands(of(c)))), ...peers.map((p) => ratio(of(oursFor(p)), of(p)))];
     });
-    out.push(`### ${op}`, '', table(header, rows, header.map((h, i) => (i === 0 ? 'l' : 'r'))), '');
+    out.push(
+      `### ${op}`,
+      '',
+      table(
+        header,
+        rows,
+        header.map((h, i) => (i === 0 ? 'l' : 'r'))
+      ),
+      ''
+    );
   }
   return out.join('\n');
 }
@@ -223,8 +227,7 @@ function memorySection(memory) {
       `${thousands(memory.totalOps)} session operations (half \`get\`, half \`set\`, ${memory.inFlight} in flight, on Redis): ` +
       `${samples}. Growth after the first three samples: resident ${mib(memory.growth.rss)}, heap ${mib(memory.growth.heap)}.`,
     '',
-    'JS heap bytes allocated per operation, 64 in flight (counted with no garbage collection during the count; ' +
-      'native allocations not included):',
+    'JS heap bytes allocated per operation, 64 in flight (counted with no garbage collection during the count; ' + 'native allocations not included):',
     '',
     table(['client', 'operation', 'bytes per op', 'ours ÷ this'], rows, ['l', 'l', 'r', 'r']),
     '',
@@ -276,20 +279,10 @@ function targetsSection(http, engine, memory) {
   const atLeast = (minimum) => (x) => x >= minimum;
   for (const peer of ['original', 'express-session']) {
     check(`/write: ours at least 1.5x ${peer}`, rate('ours', '/write') / rate(peer, '/write'), times, atLeast(1.5));
-    check(
-      `/write: ours, \`awaitTouch: false\`, at least 1.5x ${peer}`,
-      rate('ours-nonblocking', '/write') / rate(peer, '/write'),
-      times,
-      atLeast(1.5)
-    );
+    check(`/write: ours, \`awaitTouch: false\`, at least 1.5x ${peer}`, rate('ours-nonblocking', '/write') / rate(peer, '/write'), times, atLeast(1.5));
   }
   check('/write: ours at least 0.75x bare Express', rate('ours', '/write') / rate('bare', '/write'), share, atLeast(0.75));
-  check(
-    '/none: ours, `awaitTouch: false`, at least 0.9x bare Express',
-    rate('ours-nonblocking', '/none') / rate('bare', '/none'),
-    share,
-    atLeast(0.9)
-  );
+  check('/none: ours, `awaitTouch: false`, at least 0.9x bare Express', rate('ours-nonblocking', '/none') / rate('bare', '/none'), share, atLeast(0.9));
   for (const peer of ['original', 'express-session']) {
     check(`/none: ours faster than ${peer}`, rate('ours', '/none') / rate(peer, '/none'), times, (x) => x > 1);
   }
@@ -380,8 +373,7 @@ function svgChart(http) {
   const groupW = plotW / routes.length;
   const barW = Math.min(44, (groupW * 0.8) / configs.length);
   const parts = [];
-  const text = (x, yy, content, attrs = '') =>
-    parts.push(`<text x="${x.toFixed(1)}" y="${yy.toFixed(1)}" ${attrs}>${escapeXml(content)}</text>`);
+  const text = (x, yy, content, attrs = '') => parts.push(`<text x="${x.toFixed(1)}" y="${yy.toFixed(1)}" ${attrs}>${escapeXml(content)}</text>`);
 
   parts.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
   text(margin.left, 28, 'alt-session: Express requests per second (median of rounds, higher is better)', 'font-size="17" font-weight="bold"');

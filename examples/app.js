@@ -18,14 +18,10 @@ const port = Number(process.env.PORT || 3000);
 let secret = process.env.SESSION_SECRET;
 if (!secret) {
   secret = crypto.randomBytes(32).toString('base64url');
-  console.warn(
-    'SESSION_SECRET is not set: using a random secret, so sessions end when the app restarts.'
-  );
+  console.warn('SESSION_SECRET is not set: using a random secret, so sessions end when the app restarts.');
 }
 
-const sessions = process.env.REDIS_URL
-  ? altSession({ redis: { url: process.env.REDIS_URL }, session: { secret } })
-  : altSession.mock({ session: { secret } });
+const sessions = process.env.REDIS_URL ? altSession({ redis: { url: process.env.REDIS_URL }, session: { secret } }) : altSession.mock({ session: { secret } });
 
 const app = express();
 app.use(express.urlencoded({ extended: false, limit: '1kb' }));
@@ -87,14 +83,18 @@ app.post(
 app.use((err, req, res, next) => {
   console.error(err);
   const status = err.code === 'ERR_SESSION_CONNECTION' || err.code === 'ERR_SESSION_TIMEOUT' ? 503 : 500;
-  res.status(status).type('text').send(`Session error: ${err.code || 'unknown'}`);
+  res
+    .status(status)
+    .type('text')
+    .send(`Session error: ${err.code || 'unknown'}`);
 });
 
 function page(count, userId) {
-  const who = userId !== null
-    ? `<p>Logged in as <strong id="user">${escapeHtml(userId)}</strong>. <a href="/sessions">Your sessions</a></p>
+  const who =
+    userId !== null
+      ? `<p>Logged in as <strong id="user">${escapeHtml(userId)}</strong>. <a href="/sessions">Your sessions</a></p>
 <form method="post" action="/logout"><button>Log out</button></form>`
-    : `<p>Not logged in.</p>
+      : `<p>Not logged in.</p>
 <form method="post" action="/login">
   <label>User name <input name="username" maxlength="64" required></label>
   <button>Log in</button>
@@ -105,12 +105,14 @@ ${who}
 }
 
 function sessionsPage(current, list) {
-  const rows = list.map((s) => `<tr class="session${s.id === current.id ? ' current' : ''}">
+  const rows = list.map(
+    (s) => `<tr class="session${s.id === current.id ? ' current' : ''}">
   <td>${escapeHtml(s.meta && s.meta.device)}</td>
   <td>${new Date(s.createdAt).toISOString()}</td>
   <td>${new Date(s.lastSeenAt).toISOString()}</td>
   <td>${s.id === current.id ? 'this device' : ''}</td>
-</tr>`);
+</tr>`
+  );
   return layout(`<h2>Your sessions, ${escapeHtml(current.userId)}</h2>
 <table>
 <tr><th>Device</th><th>Signed in</th><th>Last seen</th><th></th></tr>

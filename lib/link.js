@@ -141,7 +141,7 @@ class RedisSocket {
       clearTimeout(this.connectTimer);
       this.onOutcome(this.guarded(() => this.native.connected()));
     });
-    const failed = (err) => this.options.tls && !NETWORK_ERRORS.has(err.code) ? 'ERR_SESSION_TLS' : 'ERR_SESSION_CONNECTION';
+    const failed = (err) => (this.options.tls && !NETWORK_ERRORS.has(err.code) ? 'ERR_SESSION_TLS' : 'ERR_SESSION_CONNECTION');
     socket.on('error', (err) => this.abandon(attempt, describeError(err), failed(err)));
     socket.on('close', () => this.abandon(attempt, 'the connection closed'));
     this.socket = socket;

@@ -404,7 +404,6 @@ function codedError(code, message) {
 
 function noop() {}
 
-
 module.exports = {
   Session,
   renewLease,

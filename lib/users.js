@@ -17,22 +17,26 @@
 function listSessions(store, user, decode, done) {
   store.indexList(user, (err, ids) => {
     if (err) return done(err);
-    eachAtOnce(ids, (id, then) => store.describe(id, then), (failed, described) => {
-      const sessions = [];
-      const ended = [];
-      ids.forEach((id, i) => {
-        const fields = described[i];
-        if (fields === undefined) return; // its describe failed
-        if (fields[0] === user) sessions.push(entry(id, fields, decode));
-        // Ended, or signed in as someone else since. (A session that exists
-        // but is not bound yet is signing in: its entry stays.)
-        else if (fields[0] !== null || fields[4] === null) ended.push(id);
-      });
-      if (ended.length > 0) store.indexRemove(user, ended, noop);
-      if (failed) return done(failed);
-      sessions.sort((a, b) => b.lastSeenAt - a.lastSeenAt);
-      done(null, sessions);
-    });
+    eachAtOnce(
+      ids,
+      (id, then) => store.describe(id, then),
+      (failed, described) => {
+        const sessions = [];
+        const ended = [];
+        ids.forEach((id, i) => {
+          const fields = described[i];
+          if (fields === undefined) return; // its describe failed
+          if (fields[0] === user) sessions.push(entry(id, fields, decode));
+          // Ended, or signed in as someone else since. (A session that exists
+          // but is not bound yet is signing in: its entry stays.)
+          else if (fields[0] !== null || fields[4] === null) ended.push(id);
+        });
+        if (ended.length > 0) store.indexRemove(user, ended, noop);
+        if (failed) return done(failed);
+        sessions.sort((a, b) => b.lastSeenAt - a.lastSeenAt);
+        done(null, sessions);
+      }
+    );
   });
 }
 
@@ -71,11 +75,15 @@ function revokeSessions(store, user, except, done) {
  */
 function endSessions(store, user, ids, done) {
   if (ids.length === 0) return done(null, 0);
-  eachAtOnce(ids, (id, then) => store.destroy(id, then), (failed, existed) => {
-    if (failed) return done(failed);
-    const ended = existed.reduce((sum, one) => sum + one, 0);
-    store.indexRemove(user, ids, (removeErr) => done(removeErr, ended));
-  });
+  eachAtOnce(
+    ids,
+    (id, then) => store.destroy(id, then),
+    (failed, existed) => {
+      if (failed) return done(failed);
+      const ended = existed.reduce((sum, one) => sum + one, 0);
+      store.indexRemove(user, ids, (removeErr) => done(removeErr, ended));
+    }
+  );
 }
 
 /**
@@ -86,7 +94,12 @@ function endSessions(store, user, ids, done) {
 function endOverflow(store, user, id, done) {
   store.indexOverflow(user, (err, ids) => {
     if (err) return done();
-    endSessions(store, user, ids.filter((other) => other !== id), () => done());
+    endSessions(
+      store,
+      user,
+      ids.filter((other) => other !== id),
+      () => done()
+    );
   });
 }
 

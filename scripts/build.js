@@ -26,9 +26,7 @@ const sources = ['Cargo.toml', 'Cargo.lock', 'build.rs', 'src'];
 function newestSourceTime(entry) {
   const stat = fs.statSync(entry);
   if (!stat.isDirectory()) return stat.mtimeMs;
-  return fs
-    .readdirSync(entry)
-    .reduce((newest, name) => Math.max(newest, newestSourceTime(path.join(entry, name))), 0);
+  return fs.readdirSync(entry).reduce((newest, name) => Math.max(newest, newestSourceTime(path.join(entry, name))), 0);
 }
 
 function isUpToDate() {
@@ -95,7 +93,7 @@ function build() {
   else buildWithCargo();
 }
 
-module.exports = { build, canBuildFromSource, output };
+module.exports = { build, canBuildFromSource, isUpToDate, output };
 
 if (require.main === module) {
   try {

@@ -11,7 +11,7 @@ const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
-const { build, output } = require('./build');
+const { build, isUpToDate, output } = require('./build');
 const { platform, platformOfTarget } = require('../lib/platform');
 
 const root = path.join(__dirname, '..');
@@ -32,14 +32,13 @@ function stageMainPackage(stage) {
     fs.copyFileSync(path.join(root, file), path.join(stage, file));
   }
   const manifest = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
-  manifest.optionalDependencies = Object.fromEntries(
-    manifest.napi.targets.map((target) => [`${manifest.name}-${platformOfTarget(target)}`, manifest.version])
-  );
+  manifest.optionalDependencies = Object.fromEntries(manifest.napi.targets.map((target) => [`${manifest.name}-${platformOfTarget(target)}`, manifest.version]));
   fs.writeFileSync(path.join(stage, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
 function main() {
-  build();
+  // The engine this checkout builds: rebuilt only when a source is newer than it.
+  if (!isUpToDate()) build();
   fs.rmSync(dist, { recursive: true, force: true });
   fs.mkdirSync(dist);
 

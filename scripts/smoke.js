@@ -13,11 +13,13 @@ const { platform } = require('../lib/platform');
 function get(port, cookie) {
   return new Promise((resolve, reject) => {
     const headers = cookie ? { cookie } : {};
-    http.get({ host: '127.0.0.1', port, path: '/', headers, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ body: JSON.parse(body), cookie: (res.headers['set-cookie'] || [''])[0].split(';')[0] }));
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port, path: '/', headers, agent: false }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ body: JSON.parse(body), cookie: (res.headers['set-cookie'] || [''])[0].split(';')[0] }));
+      })
+      .on('error', reject);
   });
 }
 

@@ -2,7 +2,7 @@
 'use strict';
 
 // `npm test`: builds the engine if a source changed, then runs every suite:
-// Rust unit tests, the release workflow's lint, the TypeScript typings check,
+// JavaScript lint and format (Biome), Rust unit tests, the release workflow's lint, the TypeScript typings check,
 // binding tests (__test__/) and the Express end-to-end tests (test/), each
 // against real Redis servers the tests start themselves.
 // `npm run test:valkey` (`--valkey`): the binding and Express suites against
@@ -37,10 +37,13 @@ if (process.argv.includes('--valkey')) {
   process.env.REDIS_SERVER = valkeyServer();
   run(process.env.REDIS_SERVER, ['--version']);
 } else {
+  // JavaScript lint and format (biome.json), the twin of cargo fmt + clippy: a failure says what to change.
+  run(process.execPath, [require.resolve('@biomejs/biome/bin/biome', { paths: [root] }), 'ci', '.']);
   run('cargo', ['test', '--locked']);
   run(process.execPath, ['scripts/lint-workflows.js']);
   // TypeScript's package exports hide bin/tsc from require.resolve; find it beside package.json.
   const typescript = path.dirname(require.resolve('typescript/package.json', { paths: [root] }));
   run(process.execPath, [path.join(typescript, 'bin', 'tsc'), '-p', 'test/types']);
 }
-run(process.execPath, ['--test', ...testFiles('__test__'), ...testFiles('test')]);
+// The spec reporter: a line a test (and what it measured), the detail of a failure at the end.
+run(process.execPath, ['--test', '--test-reporter=spec', ...testFiles('__test__'), ...testFiles('test')]);

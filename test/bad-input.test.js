@@ -66,10 +66,7 @@ describe('bad arguments to session methods', () => {
     'remove with a non-array non-string, or a list holding a bad key': badKeyLists.map((k) => ['remove', [k]]),
     'mset with a non-object, or an empty key': [null, [], 'str', 42, undefined, { '': 1 }].map((v) => ['mset', [v]]),
     'set with a value JSON cannot encode (BigInt, cyclic)': [1n, cyclic].map((v) => ['set', ['a', v]]),
-    'mset with one value JSON cannot encode writes none of its fields': [1n, cyclic].map((v) => [
-      'mset',
-      [{ fine: 1, bad: v, existing: 'overwritten?' }],
-    ]),
+    'mset with one value JSON cannot encode writes none of its fields': [1n, cyclic].map((v) => ['mset', [{ fine: 1, bad: v, existing: 'overwritten?' }]]),
   };
 
   for (const [name, calls] of Object.entries(cases)) {
@@ -108,7 +105,10 @@ describe('bad options: the factory throws ERR_SESSION_CONFIG synchronously', () 
     'session a string': () => ({ redis: redis.server.options, session: 'yes' }),
     "secret ''": () => ({ redis: redis.server.options, session: { secret: '' } }),
   };
-  for (const [factoryName, factory] of [['altSession', altSession], ['altSession.mock', altSession.mock]]) {
+  for (const [factoryName, factory] of [
+    ['altSession', altSession],
+    ['altSession.mock', altSession.mock],
+  ]) {
     for (const [name, options] of Object.entries(badOptions)) {
       test(`${factoryName}: ${name}`, async () => {
         let mw;

@@ -88,11 +88,14 @@ describe('Redis Cluster: moves keep the data when another node fails', () => {
       const reads = (async () => {
         while (!stop) {
           for (const { jar } of bystanders) {
-            const r = await app.run(async (s) => {
-              const start = Date.now();
-              await s.get('v');
-              return Date.now() - start;
-            }, { jar });
+            const r = await app.run(
+              async (s) => {
+                const start = Date.now();
+                await s.get('v');
+                return Date.now() - start;
+              },
+              { jar }
+            );
             assert.equal(r.error || r.middlewareError, undefined);
             latencies.push(r.value);
           }
@@ -125,7 +128,7 @@ describe('Redis Cluster: moves keep the data when another node fails', () => {
         for (const key of await admin.command('KEYS', 'session:*')) {
           if (key.startsWith('session:user:') || held.has(key) || created.has(key)) continue;
           copies++;
-          if (!(await admin.command('PTTL', key) <= CLAIM_MS)) lasting.push(key);
+          if (!((await admin.command('PTTL', key)) <= CLAIM_MS)) lasting.push(key);
         }
       }
       t.diagnostic(`${copies} copies of failed moves left, each expiring within the claim (${CLAIM_MS} ms)`);
@@ -133,14 +136,18 @@ describe('Redis Cluster: moves keep the data when another node fails', () => {
     });
   });
 
-  test('another primary killed (kill -9): no regenerate() or login() loses the session\'s data', async (t) => {
+  test("another primary killed (kill -9): no regenerate() or login() loses the session's data", async (t) => {
     await withSessionApp(express, options(), async (app) => {
       const [first, second, victim] = primaries;
       const sessions = await seed(app, 40, [first.port, second.port]);
       process.kill(cluster.servers.get(victim.port).pid, 'SIGKILL');
       const outcomes = await moveAll(app, sessions);
       // Reads come once the cluster has promoted the victim's replica: every id is reachable again.
-      await until(async () => /cluster_state:ok/.test(await cluster.admin(first.port).command('CLUSTER', 'INFO')), cluster.nodeTimeoutMs + 15000, 'the cluster ok again');
+      await until(
+        async () => /cluster_state:ok/.test(await cluster.admin(first.port).command('CLUSTER', 'INFO')),
+        cluster.nodeTimeoutMs + 15000,
+        'the cluster ok again'
+      );
       await delay(1000);
       const lost = await lostSessions(app, sessions);
       const failed = outcomes.filter((o) => !o.ok);

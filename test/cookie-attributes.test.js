@@ -17,8 +17,7 @@ const SECRET = 'attributes';
 const redis = useRedis();
 
 /** Runs `body(app)` with an app on the test Redis and these session options. */
-const withApp = (session, body) =>
-  withSessionApp(express, { redis: redis.server, session: { secret: SECRET, ...session } }, body);
+const withApp = (session, body) => withSessionApp(express, { redis: redis.server, session: { secret: SECRET, ...session } }, body);
 
 describe('cookie attributes', () => {
   test('defaults: sid, Path=/, HttpOnly, SameSite=Lax, no Secure, no Domain, no expiry', () =>

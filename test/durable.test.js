@@ -18,7 +18,11 @@ const SECRET = 'durable writes';
 const WAIT_TIMEOUT_MS = 200;
 
 /** Resolves what a promise settled with: `['ok', value]` or `['error', code]`. */
-const outcome = (promise) => promise.then((value) => ['ok', value], (err) => ['error', err.code]);
+const outcome = (promise) =>
+  promise.then(
+    (value) => ['ok', value],
+    (err) => ['error', err.code]
+  );
 
 describe('redis.waitReplicas on one server', () => {
   let primary;
@@ -40,13 +44,16 @@ describe('redis.waitReplicas on one server', () => {
   test('every write is on the replica when it is acknowledged', async () => {
     await withSessionApp(express, options(), async (app) => {
       const jar = new CookieJar();
-      const r = await app.run(async (s) => {
-        await s.mset({ a: 1, b: 2 });
-        const n = await s.incr('n', 3);
-        await s.remove('b');
-        await s.login('ann');
-        return n;
-      }, { jar });
+      const r = await app.run(
+        async (s) => {
+          await s.mset({ a: 1, b: 2 });
+          const n = await s.incr('n', 3);
+          await s.remove('b');
+          await s.login('ann');
+          return n;
+        },
+        { jar }
+      );
       assert.equal(r.error, undefined, r.error && r.error.message);
       assert.equal(r.value, 3);
       // Read straight off the replica, the moment the calls were acknowledged.
@@ -62,12 +69,15 @@ describe('redis.waitReplicas on one server', () => {
       await app.run((s) => s.set('kept', 1), { jar });
       await replicaDb.command('REPLICAOF', 'NO', 'ONE');
       try {
-        const r = await app.run(async (s) => {
-          const start = Date.now();
-          const write = await outcome(s.set('x', 1));
-          const ms = Date.now() - start;
-          return { write, ms, read: await s.getAll(), err: await s.set('y', 1).catch((err) => err.message) };
-        }, { jar });
+        const r = await app.run(
+          async (s) => {
+            const start = Date.now();
+            const write = await outcome(s.set('x', 1));
+            const ms = Date.now() - start;
+            return { write, ms, read: await s.getAll(), err: await s.set('y', 1).catch((err) => err.message) };
+          },
+          { jar }
+        );
         assert.equal(r.middlewareError, undefined, 'the idle refresh is not confirmed: the request runs');
         t.diagnostic(`an unconfirmed write failed after ${r.value.ms} ms: ${r.value.err}`);
         assert.deepEqual(r.value.write, ['error', 'ERR_SESSION_NOT_REPLICATED']);

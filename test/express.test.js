@@ -176,12 +176,15 @@ for (const [expressName, express] of Object.entries(EXPRESS)) {
       test('a raw non-JSON field reads as the raw string; a missing key reads as null', async () => {
         const { session } = await app.run((s) => s.set('n', 1));
         await redis.db.hset(`session:${session.id}`, 'raw', 'not {json');
-        const r = await app.run(async (s) => ({
-          raw: await s.get('raw'),
-          missing: await s.get('missing'),
-          mget: await s.mget(['raw', 'missing']),
-          all: await s.getAll(),
-        }), { cookie: signedSidCookie(session.id, SECRET) });
+        const r = await app.run(
+          async (s) => ({
+            raw: await s.get('raw'),
+            missing: await s.get('missing'),
+            mget: await s.mget(['raw', 'missing']),
+            all: await s.getAll(),
+          }),
+          { cookie: signedSidCookie(session.id, SECRET) }
+        );
         assert.deepEqual(r.value, {
           raw: 'not {json',
           missing: null,
@@ -233,7 +236,10 @@ for (const [expressName, express] of Object.entries(EXPRESS)) {
       });
 
       test('invalidate() deletes the key and clears the cookie with the same Path and Domain', async () => {
-        for (const [server, db, prefix, domain] of [[app, redis.db, 'session', undefined], [custom, db3, 'custom', 'example.test']]) {
+        for (const [server, db, prefix, domain] of [
+          [app, redis.db, 'session', undefined],
+          [custom, db3, 'custom', 'example.test'],
+        ]) {
           const jar = new CookieJar();
           const { session } = await server.run((s) => s.set('user', 'ann'), { jar });
           assert.equal(await db.exists(`${prefix}:${session.id}`), true);
@@ -300,7 +306,10 @@ describe('awaitTouch: false', () => {
       const key = `session:${session.id}`;
       await redis.db.expire(key, 5);
       const results = await Promise.all(Array.from({ length: 5 }, () => app.run((s) => s.get('x'), { jar })));
-      assert.deepEqual(results.map((r) => [r.status, r.session.isNew, r.value]), Array(5).fill([200, false, 1]));
+      assert.deepEqual(
+        results.map((r) => [r.status, r.session.isNew, r.value]),
+        Array(5).fill([200, false, 1])
+      );
       await delay(300); // background refreshes are gathered for 100 ms
       const ttl = await redis.db.ttl(key);
       assert.ok(ttl > 590, `TTL after the requests: ${ttl}`);

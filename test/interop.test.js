@@ -99,15 +99,18 @@ for (const [modeName, modeOptions] of Object.entries(MODES)) {
       throw new Error('the original issued no id holding both + and /');
     }
 
-    test("a session the original started (52-char id with + / =) is read and written by ours", async () => {
+    test('a session the original started (52-char id with + / =) is read and written by ours', async () => {
       const { jar, id } = await browserWithOriginalId();
       assert.match(id, ORIGINAL_ID);
 
-      const r = await ours.run(async (s) => {
-        const from = await s.get('from');
-        await s.set('by', 'ours');
-        return from;
-      }, { jar });
+      const r = await ours.run(
+        async (s) => {
+          const from = await s.get('from');
+          await s.set('by', 'ours');
+          return from;
+        },
+        { jar }
+      );
       assert.equal(r.error, undefined);
       assert.deepEqual([r.session.isNew, r.session.id, r.value], [false, id, 'original']);
       assert.deepEqual(r.setCookies, [], 'ours keeps the original cookie');
@@ -120,11 +123,14 @@ for (const [modeName, modeOptions] of Object.entries(MODES)) {
       const mine = await ours.run((s) => s.set('from', 'ours'), { jar });
       assert.match(mine.session.id, NEW_ID);
 
-      const r = await original.run(async (s) => {
-        const from = await call(s, 'get', 'from');
-        await call(s, 'set', 'by', 'original');
-        return from;
-      }, { jar });
+      const r = await original.run(
+        async (s) => {
+          const from = await call(s, 'get', 'from');
+          await call(s, 'set', 'by', 'original');
+          return from;
+        },
+        { jar }
+      );
       assert.deepEqual([r.session.isNew, r.session.id, r.value], [false, mine.session.id, 'ours']);
       assert.deepEqual(r.setCookies, []);
       assert.equal((await ours.run((s) => s.get('by'), { jar })).value, 'original');
@@ -156,10 +162,15 @@ for (const [modeName, modeOptions] of Object.entries(MODES)) {
       assert.equal(await redis.db.exists(`shared:${issued.session.id}`), false, 'the original stored nothing');
       const cookie = jar.header();
       const writes = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => ours.run(async (s) => {
-          await s.set(`k${i}`, i);
-          return s.id;
-        }, { cookie }))
+        Array.from({ length: 20 }, (_, i) =>
+          ours.run(
+            async (s) => {
+              await s.set(`k${i}`, i);
+              return s.id;
+            },
+            { cookie }
+          )
+        )
       );
       for (const w of writes) {
         assert.equal(w.error, undefined);
@@ -183,19 +194,25 @@ for (const [modeName, modeOptions] of Object.entries(MODES)) {
       const keys = Object.keys(VALUES);
       const jar = new CookieJar();
       await original.run((s) => call(s, 'mset', VALUES), { jar });
-      const readByOurs = await ours.run(async (s) => ({
-        each: Object.fromEntries(await Promise.all(keys.map(async (k) => [k, await s.get(k)]))),
-        mget: await s.mget(keys),
-        all: await s.getAll(),
-      }), { jar });
+      const readByOurs = await ours.run(
+        async (s) => ({
+          each: Object.fromEntries(await Promise.all(keys.map(async (k) => [k, await s.get(k)]))),
+          mget: await s.mget(keys),
+          all: await s.getAll(),
+        }),
+        { jar }
+      );
       assert.deepEqual(readByOurs.value, { each: VALUES, mget: VALUES, all: VALUES });
 
       const other = new CookieJar();
       await ours.run((s) => s.mset(VALUES), { jar: other });
-      const readByOriginal = await original.run(async (s) => ({
-        each: Object.fromEntries(await Promise.all(keys.map(async (k) => [k, await call(s, 'get', k)]))),
-        mget: await call(s, 'mget', keys),
-      }), { jar: other });
+      const readByOriginal = await original.run(
+        async (s) => ({
+          each: Object.fromEntries(await Promise.all(keys.map(async (k) => [k, await call(s, 'get', k)]))),
+          mget: await call(s, 'mget', keys),
+        }),
+        { jar: other }
+      );
       assert.deepEqual(readByOriginal.value, { each: VALUES, mget: VALUES });
     });
 

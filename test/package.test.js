@@ -147,7 +147,9 @@ describe('the packages of `npm run dist`, installed into fresh Express apps', { 
   function withoutRust() {
     const empty = fs.mkdtempSync(path.join(tmp, 'no-rust-'));
     const hasRust = (dir) => ['cargo', 'rustc', 'rustup'].some((bin) => fs.existsSync(path.join(dir, bin)));
-    const PATH = process.env.PATH.split(path.delimiter).filter((dir) => dir && !hasRust(dir)).join(path.delimiter);
+    const PATH = process.env.PATH.split(path.delimiter)
+      .filter((dir) => dir && !hasRust(dir))
+      .join(path.delimiter);
     return { PATH, CARGO_HOME: path.join(empty, 'cargo'), RUSTUP_HOME: path.join(empty, 'rustup') };
   }
 
@@ -165,9 +167,30 @@ describe('the packages of `npm run dist`, installed into fresh Express apps', { 
   }
 
   test('the main tarball holds the loader and the sources to build from, never a binary; the platform one holds its binary', async () => {
-    const list = async (file) => (await runProcess('tar', ['-tzf', file])).stdout.split('\n').filter(Boolean).map((e) => e.replace(/^package\//, ''));
+    const list = async (file) =>
+      (await runProcess('tar', ['-tzf', file])).stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((e) => e.replace(/^package\//, ''));
     const main = await list(tarballs.main);
-    for (const required of ['package.json', 'index.js', 'index.mjs', 'index.d.ts', 'lib/native.js', 'lib/platform.js', 'lib/store.js', 'lib/session.js', 'binding.js', 'scripts/install.js', 'scripts/build.js', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'src/store/redis/scripts/write.lua']) {
+    for (const required of [
+      'package.json',
+      'index.js',
+      'index.mjs',
+      'index.d.ts',
+      'lib/native.js',
+      'lib/platform.js',
+      'lib/store.js',
+      'lib/session.js',
+      'binding.js',
+      'scripts/install.js',
+      'scripts/build.js',
+      'Cargo.toml',
+      'Cargo.lock',
+      'build.rs',
+      'src/lib.rs',
+      'src/store/redis/scripts/write.lua',
+    ]) {
       assert.ok(main.includes(required), `${required} missing from the main tarball: ${main.join(', ')}`);
     }
     for (const entry of main) {
@@ -179,7 +202,9 @@ describe('the packages of `npm run dist`, installed into fresh Express apps', { 
     assert.equal(Object.keys(manifest.optionalDependencies).length, 7);
   });
 
-  test('prebuilt: installed with no Rust on the machine, nothing compiles; CommonJS, ES modules and TypeScript use it', { timeout: INSTALL_TIMEOUT_MS }, async (t) => {
+  test('prebuilt: installed with no Rust on the machine, nothing compiles; CommonJS, ES modules and TypeScript use it', {
+    timeout: INSTALL_TIMEOUT_MS,
+  }, async (t) => {
     const app = newApp('prebuilt');
     const env = withoutRust();
     const installed = await npmInstall(app, [tarballs.main, tarballs.binary, 'express@4', 'cookie-parser', '@types/node@20'], env);
@@ -187,7 +212,11 @@ describe('the packages of `npm run dist`, installed into fresh Express apps', { 
     const log = installed.stdout + installed.stderr;
     assert.doesNotMatch(log, /Compiling|building/, 'nothing was built at install');
     const pkgDir = path.join(app, 'node_modules', 'alt-session');
-    assert.deepEqual(fs.readdirSync(pkgDir).filter((f) => f.endsWith('.node') || f === 'target'), [], 'no binary or build in the main package');
+    assert.deepEqual(
+      fs.readdirSync(pkgDir).filter((f) => f.endsWith('.node') || f === 'target'),
+      [],
+      'no binary or build in the main package'
+    );
 
     const { out, stderr } = await runApp(app, env);
     assert.doesNotMatch(stderr, /building/, 'nothing was built at require');
@@ -212,27 +241,38 @@ describe('the packages of `npm run dist`, installed into fresh Express apps', { 
     assert.deepEqual(JSON.parse(esm.stdout), { default: 'function', same: true, mw: 'function' });
 
     // TypeScript with module nodenext: import default, import named (ESM), import = require (CommonJS).
-    fs.writeFileSync(path.join(app, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', strict: true, noEmit: true, types: ['node'] },
-      files: ['typed.mts', 'typed.cts'],
-    }));
-    fs.writeFileSync(path.join(app, 'typed.mts'), `import altSession, { altSession as named, mock } from 'alt-session';
+    fs.writeFileSync(
+      path.join(app, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', strict: true, noEmit: true, types: ['node'] },
+        files: ['typed.mts', 'typed.cts'],
+      })
+    );
+    fs.writeFileSync(
+      path.join(app, 'typed.mts'),
+      `import altSession, { altSession as named, mock } from 'alt-session';
 const options: altSession.Options = { session: { secret: 's', sameSite: 'strict' } };
 const mw: altSession.Middleware = altSession(options);
 const other: altSession.Middleware = named(options);
 const fake: altSession.Middleware = mock(options);
 void [mw, other, fake];
-`);
-    fs.writeFileSync(path.join(app, 'typed.cts'), `import altSession = require('alt-session');
+`
+    );
+    fs.writeFileSync(
+      path.join(app, 'typed.cts'),
+      `import altSession = require('alt-session');
 const mw: altSession.Middleware = altSession.mock({ session: { secret: 's' } });
 void mw;
-`);
+`
+    );
     const tsc = path.join(path.dirname(require.resolve('typescript/package.json', { paths: [ROOT] })), 'bin', 'tsc');
     const typed = await runProcess(process.execPath, [tsc, '-p', app], { cwd: app, env, timeoutMs: 60000 });
     assert.equal(typed.code, 0, `tsc:\n${typed.stdout}${typed.stderr}`);
   });
 
-  test('no platform package and no Rust: the install finishes, and require names the platform, the packages and the two ways out', { timeout: INSTALL_TIMEOUT_MS }, async () => {
+  test('no platform package and no Rust: the install finishes, and require names the platform, the packages and the two ways out', {
+    timeout: INSTALL_TIMEOUT_MS,
+  }, async () => {
     const app = newApp('unsupported');
     const env = withoutRust();
     await npmInstall(app, [tarballs.main], env);
@@ -245,7 +285,9 @@ void mw;
     }
   });
 
-  test('no platform package, with cargo: the first require builds the engine from source, saying so, and it serves', { timeout: INSTALL_TIMEOUT_MS }, async (t) => {
+  test('no platform package, with cargo: the first require builds the engine from source, saying so, and it serves', {
+    timeout: INSTALL_TIMEOUT_MS,
+  }, async (t) => {
     const app = newApp('from-source');
     // Without install scripts, as npm 11 installs dependencies it has no approval for:
     // the build falls to the first require. (Where scripts run, install.js builds it the same way.)
@@ -254,7 +296,12 @@ void mw;
     // already, so only the crate is built (a minute from nothing; the bound allows for that).
     const { out, stderr } = await runApp(app, { CARGO_TARGET_DIR: path.join(ROOT, 'target') }, INSTALL_TIMEOUT_MS - 30000);
     assert.match(stderr, new RegExp(`no prebuilt engine for ${platform}.*building it from source`));
-    t.diagnostic(stderr.split('\n').filter((l) => /Finished/.test(l)).join(' '));
+    t.diagnostic(
+      stderr
+        .split('\n')
+        .filter((l) => /Finished/.test(l))
+        .join(' ')
+    );
     assert.ok(fs.existsSync(path.join(app, 'node_modules', 'alt-session', `alt-session.${platform}.node`)));
     assertSessionsServed(out);
   });

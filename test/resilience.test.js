@@ -382,9 +382,7 @@ describe('commandTimeout against a Redis that does not answer', () => {
 
   before(async () => {
     redis = await privateRedis();
-    app = await sessionApp(
-      middleware({ redis: { port: redis.port, commandTimeout: 300 }, session: { secret: 's' } })
-    );
+    app = await sessionApp(middleware({ redis: { port: redis.port, commandTimeout: 300 }, session: { secret: 's' } }));
     const first = await request(app.origin, '/set?v=A');
     assert.equal(first.status, 200, first.body);
     cookie = cookieHeader(first.setCookies);
@@ -665,11 +663,7 @@ describe('process lifetime', () => {
       assert.equal(r.timedOut, false, r.stdout);
       assert.equal(r.code, 0, r.stderr);
       const out = childOutput(r.stdout);
-      assert.deepEqual(
-        [out.UNCAUGHT, out.B, out.A, out.PROMISE, out.UNHANDLED],
-        ['thrown by a callback', 'written', 1, 'resolved', undefined],
-        r.stdout
-      );
+      assert.deepEqual([out.UNCAUGHT, out.B, out.A, out.PROMISE, out.UNHANDLED], ['thrown by a callback', 'written', 1, 'resolved', undefined], r.stdout);
     });
   }
 

@@ -30,7 +30,11 @@ function privateRedis(options) {
 }
 
 /** Resolves what a promise settled with: `['ok', value]` or `['error', code]`. */
-const outcome = (promise) => promise.then((value) => ['ok', value], (err) => ['error', err.code]);
+const outcome = (promise) =>
+  promise.then(
+    (value) => ['ok', value],
+    (err) => ['error', err.code]
+  );
 
 describe('Redis out of memory (maxmemory, noeviction)', () => {
   const redis = privateRedis();
@@ -52,20 +56,29 @@ describe('Redis out of memory (maxmemory, noeviction)', () => {
       const memory = async () => Number(/used_memory:(\d+)/.exec(await redis.db.command('INFO', 'memory'))[1]);
       const before = await memory();
       const big = 'x'.repeat(500 * 1024);
-      const r = await app.run(async (s) => {
-        const writes = [];
-        for (let i = 0; i < 30; i++) writes.push(await outcome(s.set(`big${i}`, big)));
-        return {
-          writes,
-          mset: await outcome(s.mset({ c: big })),
-          incr: await outcome(s.incr('n')),
-          read: await s.getAll(),
-          removed: await outcome(s.remove('a')),
-        };
-      }, { jar });
+      const r = await app.run(
+        async (s) => {
+          const writes = [];
+          for (let i = 0; i < 30; i++) writes.push(await outcome(s.set(`big${i}`, big)));
+          return {
+            writes,
+            mset: await outcome(s.mset({ c: big })),
+            incr: await outcome(s.incr('n')),
+            read: await s.getAll(),
+            removed: await outcome(s.remove('a')),
+          };
+        },
+        { jar }
+      );
       assert.equal(r.error, undefined);
       assert.deepEqual(r.value.writes, Array(30).fill(['error', 'ERR_SESSION_STORE_FULL']));
-      assert.deepEqual([r.value.mset, r.value.incr], [['error', 'ERR_SESSION_STORE_FULL'], ['error', 'ERR_SESSION_STORE_FULL']]);
+      assert.deepEqual(
+        [r.value.mset, r.value.incr],
+        [
+          ['error', 'ERR_SESSION_STORE_FULL'],
+          ['error', 'ERR_SESSION_STORE_FULL'],
+        ]
+      );
       assert.deepEqual(r.value.read, { a: 1, b: 2 }, 'nothing was written');
       assert.deepEqual(r.value.removed, ['ok', undefined], 'a removal frees memory: it passes');
       const grown = (await memory()) - before;
@@ -124,12 +137,15 @@ describe('regenerate() used carelessly', () => {
 
       test('regenerate() then set() in the same tick: the new cookie holds the old data and the new key', async () => {
         const { jar, id } = await browserWithCart();
-        const r = await app.run(async (s) => {
-          const regenerated = s.regenerate();
-          const written = s.set('user', 'ann');
-          await Promise.all([regenerated, written]);
-          return s.id;
-        }, { jar });
+        const r = await app.run(
+          async (s) => {
+            const regenerated = s.regenerate();
+            const written = s.set('user', 'ann');
+            await Promise.all([regenerated, written]);
+            return s.id;
+          },
+          { jar }
+        );
         assert.equal(r.error, undefined);
         assert.notEqual(r.value, id);
         assert.equal(sidOf(r), r.value);
@@ -140,10 +156,13 @@ describe('regenerate() used carelessly', () => {
 
       test('two regenerate() calls at once in one request: one cookie, for a session holding the data', async () => {
         const { jar } = await browserWithCart();
-        const r = await app.run(async (s) => {
-          await Promise.all([s.regenerate(), s.regenerate()]);
-          return s.id;
-        }, { jar });
+        const r = await app.run(
+          async (s) => {
+            await Promise.all([s.regenerate(), s.regenerate()]);
+            return s.id;
+          },
+          { jar }
+        );
         assert.equal(r.error, undefined);
         assert.equal(sidOf(r), r.value);
         assert.deepEqual((await app.run((s) => s.getAll(), { jar })).value, { cart: [1] });
@@ -154,10 +173,7 @@ describe('regenerate() used carelessly', () => {
         for (let i = 0; i < 20; i++) {
           const { cookie, id } = await browserWithCart();
           const login = (s) => s.regenerate().then(() => s.set('user', 'ann'));
-          const [first, second] = await Promise.all([
-            app.run(async (s) => outcome(login(s)), { cookie }),
-            app.run(async (s) => outcome(login(s)), { cookie }),
-          ]);
+          const [first, second] = await Promise.all([app.run(async (s) => outcome(login(s)), { cookie }), app.run(async (s) => outcome(login(s)), { cookie })]);
           const results = [first, second];
           const won = results.filter((r) => r.value[0] === 'ok');
           const lost = results.filter((r) => r.value[0] === 'error');
@@ -176,10 +192,13 @@ describe('regenerate() used carelessly', () => {
 
       test('regenerate() after the response was sent fails with ERR_SESSION_HEADERS_SENT and renames nothing', async () => {
         const { jar, id } = await browserWithCart();
-        const r = await app.run(async (s, req, res) => {
-          res.end('sent');
-          return outcome(s.regenerate());
-        }, { jar });
+        const r = await app.run(
+          async (s, req, res) => {
+            res.end('sent');
+            return outcome(s.regenerate());
+          },
+          { jar }
+        );
         assert.deepEqual(r.value, ['error', 'ERR_SESSION_HEADERS_SENT']);
         assert.equal(r.session.id, id);
         const after = await app.run((s) => s.getAll(), { jar });
@@ -190,10 +209,13 @@ describe('regenerate() used carelessly', () => {
         const { jar, cookie } = await browserWithCart();
         await app.run((s) => s.invalidate(), { jar });
         const keysBefore = storeName === 'Redis' && (await redis.db.keys('session:*'));
-        const r = await app.run(async (s, req, res) => {
-          res.end('sent');
-          return outcome(s.set('x', 1));
-        }, { cookie });
+        const r = await app.run(
+          async (s, req, res) => {
+            res.end('sent');
+            return outcome(s.set('x', 1));
+          },
+          { cookie }
+        );
         assert.deepEqual(r.value, ['error', 'ERR_SESSION_HEADERS_SENT']);
         if (storeName === 'Redis') assert.deepEqual(await redis.db.keys('session:*'), keysBefore, 'no session written');
       });
@@ -230,12 +252,15 @@ describe('Redis forgets its scripts (SCRIPT FLUSH) under load: calls apply in th
     let failed = 0;
     await underLoad(async () => {
       for (let i = 1; i <= 20; i++) {
-        const r = await app.run(async (s) => {
-          await redis.db.command('SCRIPT', 'FLUSH');
-          const set = outcome(s.set('k', i));
-          const get = outcome(s.get('k'));
-          return { set: await set, get: await get, now: await s.get('k') };
-        }, { jar });
+        const r = await app.run(
+          async (s) => {
+            await redis.db.command('SCRIPT', 'FLUSH');
+            const set = outcome(s.set('k', i));
+            const get = outcome(s.get('k'));
+            return { set: await set, get: await get, now: await s.get('k') };
+          },
+          { jar }
+        );
         assert.equal(r.error, undefined);
         if (r.value.set[0] === 'ok') {
           assert.deepEqual(r.value.get, ['ok', i], `run ${i}: the get ran before the set`);
@@ -257,12 +282,15 @@ describe('Redis forgets its scripts (SCRIPT FLUSH) under load: calls apply in th
         const jar = new CookieJar();
         const { session } = await app.run((s) => s.set('user', 'ann'), { jar });
         const cookie = jar.header();
-        const r = await app.run(async (s) => {
-          await redis.db.command('SCRIPT', 'FLUSH');
-          const set = outcome(s.set('x', 1));
-          await s.invalidate();
-          return set;
-        }, { cookie });
+        const r = await app.run(
+          async (s) => {
+            await redis.db.command('SCRIPT', 'FLUSH');
+            const set = outcome(s.set('x', 1));
+            await s.invalidate();
+            return set;
+          },
+          { cookie }
+        );
         assert.equal(r.error, undefined);
         if (r.value[0] === 'error') failed++;
         jar.store(r.setCookies);

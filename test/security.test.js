@@ -91,11 +91,14 @@ for (const [storeName, storeOptions] of Object.entries(STORES)) {
           const oldCookie = jar.header();
           if (isRedis) assert.equal(await redis.db.exists(key(oldId)), true);
 
-          const r = await app.run(async (s) => {
-            const before = s.id;
-            await s.regenerate();
-            return { before, after: s.id, isNew: s.isNew };
-          }, { jar });
+          const r = await app.run(
+            async (s) => {
+              const before = s.id;
+              await s.regenerate();
+              return { before, after: s.id, isNew: s.isNew };
+            },
+            { jar }
+          );
           assert.equal(r.error, undefined);
           const newId = r.value.after;
           assert.equal(r.value.before, oldId);
@@ -130,10 +133,13 @@ for (const [storeName, storeOptions] of Object.entries(STORES)) {
           assert.deepEqual(stale.value, { user: null, all: {} });
 
           // ...and writing with it does not recreate the old key: a fresh id and cookie instead.
-          const write = await app.run(async (s) => {
-            await s.set('user', 'mallory');
-            return { id: s.id, isNew: s.isNew };
-          }, { cookie: oldCookie });
+          const write = await app.run(
+            async (s) => {
+              await s.set('user', 'mallory');
+              return { id: s.id, isNew: s.isNew };
+            },
+            { cookie: oldCookie }
+          );
           assert.equal(write.error, undefined);
           assert.equal(write.session.id, write.value.id);
           assert.notEqual(write.value.id, oldId, 'the old id is not revived');
@@ -153,15 +159,18 @@ for (const [storeName, storeOptions] of Object.entries(STORES)) {
         test('regenerate(cb) calls back once with no error; later writes in the request land on the new id', async () => {
           const jar = new CookieJar();
           const { session } = await app.run((s) => s.set('a', 1), { jar });
-          const r = await app.run(async (s) => {
-            const calls = [];
-            const returned = s.regenerate((...args) => calls.push(args));
-            assert.ok(returned instanceof Promise);
-            await returned;
-            await delay(5);
-            await s.set('b', 2);
-            return { calls, id: s.id };
-          }, { jar });
+          const r = await app.run(
+            async (s) => {
+              const calls = [];
+              const returned = s.regenerate((...args) => calls.push(args));
+              assert.ok(returned instanceof Promise);
+              await returned;
+              await delay(5);
+              await s.set('b', 2);
+              return { calls, id: s.id };
+            },
+            { jar }
+          );
           assert.equal(r.error, undefined);
           assert.deepEqual(r.value.calls, [[null, undefined]]);
           assert.notEqual(r.value.id, session.id);
@@ -173,12 +182,15 @@ for (const [storeName, storeOptions] of Object.entries(STORES)) {
 
         test('regenerate() in the request that created the session sends one sid cookie, for the final id', async () => {
           const jar = new CookieJar();
-          const r = await app.run(async (s) => {
-            const first = s.id;
-            await s.set('a', 1);
-            await s.regenerate();
-            return { first, id: s.id };
-          }, { jar });
+          const r = await app.run(
+            async (s) => {
+              const first = s.id;
+              await s.set('a', 1);
+              await s.regenerate();
+              return { first, id: s.id };
+            },
+            { jar }
+          );
           assert.equal(r.error, undefined);
           assert.notEqual(r.value.id, r.value.first);
           assertSetsSid(r.setCookies, r.value.id);
@@ -210,10 +222,13 @@ for (const [storeName, storeOptions] of Object.entries(STORES)) {
         }
         if (isRedis) assert.deepEqual(await redis.db.sessionData(key(id)), {}, 'only the record of its creation');
 
-        const written = await app.run(async (s) => {
-          await s.set('x', 1);
-          return { id: s.id, isNew: s.isNew };
-        }, { jar });
+        const written = await app.run(
+          async (s) => {
+            await s.set('x', 1);
+            return { id: s.id, isNew: s.isNew };
+          },
+          { jar }
+        );
         assert.deepEqual(written.value, { id, isNew: false }, 'the first write lands under the issued id');
         assert.deepEqual(cookiesNamed(written.setCookies), []);
         const next = await readWith(app, jar.header());
@@ -230,11 +245,14 @@ for (const [storeName, storeOptions] of Object.entries(STORES)) {
         for (const [name, write] of Object.entries(methods)) {
           const forgedId = randomBytes(32).toString('base64url');
           assert.match(forgedId, NEW_ID);
-          const r = await app.run(async (s) => {
-            const before = s.id;
-            await write(s);
-            return { before, id: s.id, isNew: s.isNew };
-          }, { cookie: signedSidCookie(forgedId, SECRET) });
+          const r = await app.run(
+            async (s) => {
+              const before = s.id;
+              await write(s);
+              return { before, id: s.id, isNew: s.isNew };
+            },
+            { cookie: signedSidCookie(forgedId, SECRET) }
+          );
           assert.equal(r.error, undefined, name);
           assert.equal(r.value.before, forgedId, `${name}: the signed id is accepted`);
           assert.notEqual(r.value.id, forgedId, `${name}: the write goes to a fresh id`);
@@ -253,10 +271,13 @@ for (const [storeName, storeOptions] of Object.entries(STORES)) {
         assert.ok(cookiesNamed(logout.setCookies).every(isClearing));
         await assertGone(app, session.id);
 
-        const removed = await app.run(async (s) => {
-          await s.remove('user');
-          return s.id;
-        }, { cookie: oldCookie });
+        const removed = await app.run(
+          async (s) => {
+            await s.remove('user');
+            return s.id;
+          },
+          { cookie: oldCookie }
+        );
         assert.equal(removed.error, undefined);
         assert.equal(removed.value, session.id, 'nothing to write: no fresh id');
         assert.deepEqual(cookiesNamed(removed.setCookies), []);
@@ -272,21 +293,25 @@ for (const [storeName, storeOptions] of Object.entries(STORES)) {
       });
 
       // On memory, the `tti: 1` test below covers expiry.
-      if (isRedis) test('an expired id is not revived by a write with its cookie', async () => {
-        const jar = new CookieJar();
-        const { session } = await app.run((s) => s.set('user', 'ann'), { jar });
-        await redis.db.command('PEXPIRE', key(session.id), 1);
-        await delay(20);
-        assert.equal(await redis.db.exists(key(session.id)), false, 'expired');
-        const r = await app.run(async (s) => {
-          await s.set('user', 'bob');
-          return s.id;
-        }, { jar });
-        assert.notEqual(r.value, session.id);
-        assertSetsSid(r.setCookies, r.value);
-        assert.equal(await redis.db.exists(key(session.id)), false, 'not revived');
-        assert.deepEqual(await redis.db.sessionData(key(r.value)), { user: '"bob"' });
-      });
+      if (isRedis)
+        test('an expired id is not revived by a write with its cookie', async () => {
+          const jar = new CookieJar();
+          const { session } = await app.run((s) => s.set('user', 'ann'), { jar });
+          await redis.db.command('PEXPIRE', key(session.id), 1);
+          await delay(20);
+          assert.equal(await redis.db.exists(key(session.id)), false, 'expired');
+          const r = await app.run(
+            async (s) => {
+              await s.set('user', 'bob');
+              return s.id;
+            },
+            { jar }
+          );
+          assert.notEqual(r.value, session.id);
+          assertSetsSid(r.setCookies, r.value);
+          assert.equal(await redis.db.exists(key(session.id)), false, 'not revived');
+          assert.deepEqual(await redis.db.sessionData(key(r.value)), { user: '"bob"' });
+        });
 
       test('no resurrection: 200 invalidate() / set() races on one cookie leave none of the old ids stored', async (t) => {
         const PAIRS = 200;
@@ -311,15 +336,21 @@ for (const [storeName, storeOptions] of Object.entries(STORES)) {
             if (late) await new Promise((resolve) => setImmediate(resolve));
           };
           const [logout, write] = await Promise.all([
-            app.run(async (s) => {
-              await meet(i % 4 === 2);
-              await s.invalidate();
-            }, { cookie }),
-            app.run(async (s) => {
-              await meet(i % 4 === 1);
-              await s.set('x', 1);
-              return { id: s.id, isNew: s.isNew };
-            }, { cookie }),
+            app.run(
+              async (s) => {
+                await meet(i % 4 === 2);
+                await s.invalidate();
+              },
+              { cookie }
+            ),
+            app.run(
+              async (s) => {
+                await meet(i % 4 === 1);
+                await s.set('x', 1);
+                return { id: s.id, isNew: s.isNew };
+              },
+              { cookie }
+            ),
           ]);
           assert.equal(logout.error, undefined);
           assert.equal(write.error, undefined);
@@ -368,10 +399,13 @@ for (const [storeName, storeOptions] of Object.entries(STORES)) {
           const jar = new CookieJar();
           const { session } = await app.run((s) => s.mset({ user: 'ann', role: 'admin' }), { jar });
           const oldCookie = jar.header();
-          const r = await app.run(async (s) => {
-            await fn(s);
-            return { id: s.id, isNew: s.isNew };
-          }, { jar });
+          const r = await app.run(
+            async (s) => {
+              await fn(s);
+              return { id: s.id, isNew: s.isNew };
+            },
+            { jar }
+          );
           assert.equal(r.error, undefined);
           assert.notEqual(r.value.id, session.id);
           assert.equal(r.value.isNew, true);
@@ -386,12 +420,15 @@ for (const [storeName, storeOptions] of Object.entries(STORES)) {
 
       test('invalidate() then set() in the request that created the session: one sid cookie, for the written id', async () => {
         const jar = new CookieJar();
-        const r = await app.run(async (s) => {
-          const first = s.id;
-          await s.invalidate();
-          await s.set('x', 1);
-          return { first, id: s.id };
-        }, { jar });
+        const r = await app.run(
+          async (s) => {
+            const first = s.id;
+            await s.invalidate();
+            await s.set('x', 1);
+            return { first, id: s.id };
+          },
+          { jar }
+        );
         assert.equal(r.error, undefined);
         assertSetsSid(r.setCookies, r.value.id);
         await assertGone(app, r.value.first);
@@ -410,24 +447,30 @@ for (const [storeName, storeOptions] of Object.entries(STORES)) {
           assert.ok(ttl > 290 && ttl <= 300, `TTL ${ttl}`);
         }
 
-        const second = await app.run(async (s) => {
-          const read = await s.get('n');
-          const negative = await s.incr('n', -5);
-          const calls = [];
-          const p1 = s.incr('n', (...args) => calls.push(['incr(key, cb)', ...args]));
-          assert.ok(p1 instanceof Promise);
-          const resolved1 = await p1;
-          const resolved2 = await s.incr('n', 4, (...args) => calls.push(['incr(key, by, cb)', ...args]));
-          await delay(5);
-          return { read, negative, resolved: [resolved1, resolved2], calls, final: await s.get('n'), id: s.id };
-        }, { jar });
+        const second = await app.run(
+          async (s) => {
+            const read = await s.get('n');
+            const negative = await s.incr('n', -5);
+            const calls = [];
+            const p1 = s.incr('n', (...args) => calls.push(['incr(key, cb)', ...args]));
+            assert.ok(p1 instanceof Promise);
+            const resolved1 = await p1;
+            const resolved2 = await s.incr('n', 4, (...args) => calls.push(['incr(key, by, cb)', ...args]));
+            await delay(5);
+            return { read, negative, resolved: [resolved1, resolved2], calls, final: await s.get('n'), id: s.id };
+          },
+          { jar }
+        );
         assert.equal(second.error, undefined);
         assert.equal(second.value.id, id, 'incr on a live session keeps its id');
         assert.equal(second.value.read, 3);
         assert.equal(typeof second.value.read, 'number');
         assert.equal(second.value.negative, -2);
         assert.deepEqual(second.value.resolved, [-1, 3]);
-        assert.deepEqual(second.value.calls, [['incr(key, cb)', null, -1], ['incr(key, by, cb)', null, 3]]);
+        assert.deepEqual(second.value.calls, [
+          ['incr(key, cb)', null, -1],
+          ['incr(key, by, cb)', null, 3],
+        ]);
         assert.equal(second.value.final, 3);
         assert.deepEqual(cookiesNamed(second.setCookies), []);
         if (isRedis) assert.deepEqual(await redis.db.sessionData(key(id)), { n: '3' });
@@ -440,15 +483,21 @@ for (const [storeName, storeOptions] of Object.entries(STORES)) {
         // In the creating request (a MULTI on Redis) and in a later one (the strict script).
         const results = [];
         for (const phase of ['creating request', 'later request']) {
-          const r = await app.run(async (s) => {
-            if (phase === 'creating request') await s.mset(values);
-            const out = {};
-            for (const field of Object.keys(values)) {
-              out[field] = await s.incr(field).then((v) => ({ resolved: v }), (err) => ({ code: err.code }));
-            }
-            out.callback = await new Promise((resolve) => s.incr('s', 1, (err, v) => resolve([err && err.code, v])));
-            return { out, all: await s.getAll(), id: s.id };
-          }, { jar });
+          const r = await app.run(
+            async (s) => {
+              if (phase === 'creating request') await s.mset(values);
+              const out = {};
+              for (const field of Object.keys(values)) {
+                out[field] = await s.incr(field).then(
+                  (v) => ({ resolved: v }),
+                  (err) => ({ code: err.code })
+                );
+              }
+              out.callback = await new Promise((resolve) => s.incr('s', 1, (err, v) => resolve([err && err.code, v])));
+              return { out, all: await s.getAll(), id: s.id };
+            },
+            { jar }
+          );
           assert.equal(r.error, undefined, phase);
           results.push(r.value.id);
           const expected = Object.fromEntries(Object.keys(values).map((f) => [f, { code: 'ERR_SESSION_ARGUMENT' }]));
@@ -470,7 +519,13 @@ for (const [storeName, storeOptions] of Object.entries(STORES)) {
         const jar = new CookieJar();
         const attempt = async (s) => {
           const results = [];
-          for (const by of bad) results.push(await s.incr('n', by).then((v) => ({ resolved: v }), (err) => ({ code: err.code })));
+          for (const by of bad)
+            results.push(
+              await s.incr('n', by).then(
+                (v) => ({ resolved: v }),
+                (err) => ({ code: err.code })
+              )
+            );
           return results;
         };
         const expected = bad.map(() => ({ code: 'ERR_SESSION_ARGUMENT' }));
@@ -494,12 +549,15 @@ for (const [storeName, storeOptions] of Object.entries(STORES)) {
       test('getAll() returns every field decoded, in the writing request and in later ones', async () => {
         const values = { str: 'hé', num: -4.25, int: 12, obj: { a: [1, { b: null }] }, arr: [], nul: null, no: false, empty: '' };
         const jar = new CookieJar();
-        const first = await app.run(async (s) => {
-          const before = await s.getAll();
-          await s.mset(values);
-          await s.incr('count', 5);
-          return { before, after: await s.getAll() };
-        }, { jar });
+        const first = await app.run(
+          async (s) => {
+            const before = await s.getAll();
+            await s.mset(values);
+            await s.incr('count', 5);
+            return { before, after: await s.getAll() };
+          },
+          { jar }
+        );
         assert.equal(first.error, undefined);
         assert.deepEqual(first.value.before, {});
         assert.deepEqual(first.value.after, { ...values, count: 5 });
@@ -515,11 +573,14 @@ for (const [storeName, storeOptions] of Object.entries(STORES)) {
           const jar = new CookieJar();
           const { session } = await app.run((s) => s.set('user', 'ann'), { jar });
           await delay(1100);
-          const r = await app.run(async (s) => {
-            const before = await s.getAll();
-            await s.set('user', 'bob');
-            return { before, id: s.id, isNew: s.isNew };
-          }, { jar });
+          const r = await app.run(
+            async (s) => {
+              const before = await s.getAll();
+              await s.set('user', 'bob');
+              return { before, id: s.id, isNew: s.isNew };
+            },
+            { jar }
+          );
           assert.equal(r.error, undefined);
           assert.deepEqual(r.value.before, {}, 'expired');
           assert.notEqual(r.value.id, session.id);

@@ -11,7 +11,6 @@ const assert = require('node:assert/strict');
 const express = require('express');
 const { setTimeout: delay } = require('node:timers/promises');
 const { useRedis } = require('./helpers/fixtures');
-const { startSessionApp } = require('./helpers/session-server');
 const { listen, request, cookiesNamed, cookieHeader, unsignSid } = require('./helpers/http');
 const { connectionOptions } = require('./helpers/redis');
 const altSession = require('..');
@@ -37,11 +36,26 @@ async function startApp(mw) {
       res.status(500).json({ code: err.code, message: err.message });
     }
   };
-  app.get('/', answer(() => ({})));
-  app.post('/incr', answer(async (s) => ({ n: await s.incr('hits') })));
-  app.post('/set/:key', answer(async (s, req) => (await s.set(req.params.key, req.params.key), {})));
-  app.post('/remove/:key', answer(async (s, req) => (await s.remove(req.params.key), {})));
-  app.get('/all', answer(async (s) => ({ all: await s.getAll() })));
+  app.get(
+    '/',
+    answer(() => ({}))
+  );
+  app.post(
+    '/incr',
+    answer(async (s) => ({ n: await s.incr('hits') }))
+  );
+  app.post(
+    '/set/:key',
+    answer(async (s, req) => (await s.set(req.params.key, req.params.key), {}))
+  );
+  app.post(
+    '/remove/:key',
+    answer(async (s, req) => (await s.remove(req.params.key), {}))
+  );
+  app.get(
+    '/all',
+    answer(async (s) => ({ all: await s.getAll() }))
+  );
   const { origin, close } = await listen(app);
   return {
     origin,
@@ -63,9 +77,17 @@ async function freshCookie(origin) {
 /** Asserts that none of `responses` failed, moved to another id, or sent a sid cookie. */
 function assertAllKept(responses, id) {
   const moved = responses.filter((r) => r.status !== 200 || r.json.id !== id || r.json.isNew);
-  assert.deepEqual(moved.map((r) => r.body), [], 'responses that failed or moved to another id');
+  assert.deepEqual(
+    moved.map((r) => r.body),
+    [],
+    'responses that failed or moved to another id'
+  );
   const withCookie = responses.filter((r) => cookiesNamed(r.setCookies).length > 0);
-  assert.deepEqual(withCookie.map((r) => r.setCookies), [], 'responses that sent a sid cookie');
+  assert.deepEqual(
+    withCookie.map((r) => r.setCookies),
+    [],
+    'responses that sent a sid cookie'
+  );
 }
 
 for (const [storeName, middleware] of Object.entries(STORES)) {
@@ -78,9 +100,7 @@ for (const [storeName, middleware] of Object.entries(STORES)) {
 
     test('100 concurrent incr() on one fresh cookie read back 100, under the issued id', async () => {
       const { cookie, id } = await freshCookie(app.origin);
-      const responses = await Promise.all(
-        Array.from({ length: 100 }, () => request(app.origin, '/incr', { method: 'POST', cookie }))
-      );
+      const responses = await Promise.all(Array.from({ length: 100 }, () => request(app.origin, '/incr', { method: 'POST', cookie })));
       assertAllKept(responses, id);
       assert.deepEqual(
         responses.map((r) => r.json.n).sort((a, b) => a - b),
@@ -184,10 +204,7 @@ for (const [storeName, middleware] of Object.entries(STORES)) {
         const outcomes = await races(origin, 200, 8, async (cookie, oldId, i) => {
           // Either request may go first, by 0 to 2 ms.
           const after = (ms, path) => delay(ms).then(() => request(origin, path, { method: 'POST', cookie }));
-          const [regenerated, write] = await Promise.all([
-            after(i % 2 ? i % 3 : 0, '/regenerate'),
-            after(i % 2 ? 0 : i % 3, '/set/x'),
-          ]);
+          const [regenerated, write] = await Promise.all([after(i % 2 ? i % 3 : 0, '/regenerate'), after(i % 2 ? 0 : i % 3, '/set/x')]);
           assert.equal(regenerated.status, 200, regenerated.body);
           assert.equal(write.status, 200, write.body);
           const newCookie = cookieHeader(regenerated.setCookies);

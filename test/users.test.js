@@ -15,7 +15,11 @@ const SECRET = 'users';
 const redis = useRedis();
 
 /** Resolves what a promise settled with: `['ok', value]` or `['error', code]`. */
-const outcome = (promise) => promise.then((value) => ['ok', value], (err) => ['error', err.code]);
+const outcome = (promise) =>
+  promise.then(
+    (value) => ['ok', value],
+    (err) => ['error', err.code]
+  );
 
 for (const storeName of ['Redis', 'memory']) {
   describe(`${storeName}: sessions per user`, () => {
@@ -45,10 +49,13 @@ for (const storeName of ['Redis', 'memory']) {
     test('login() keeps the data under a new id and binds the user, on every later request', async () => {
       const jar = new CookieJar();
       const first = await app.run((s) => s.set('cart', [1]), { jar });
-      const r = await app.run(async (s) => {
-        await s.login('ann', { meta: { device: 'laptop' } });
-        return s.userId;
-      }, { jar });
+      const r = await app.run(
+        async (s) => {
+          await s.login('ann', { meta: { device: 'laptop' } });
+          return s.userId;
+        },
+        { jar }
+      );
       assert.equal(r.value, 'ann');
       assert.notEqual(r.session.id, first.session.id, 'a new id against fixation');
       assert.equal(r.session.id.length, 44);
@@ -81,7 +88,10 @@ for (const storeName of ['Redis', 'memory']) {
 
       const current = clients[0];
       assert.equal(await app.mw.revoke(user, { except: current.id }), 4);
-      assert.deepEqual((await app.mw.sessions(user)).map((s) => s.id), [current.id]);
+      assert.deepEqual(
+        (await app.mw.sessions(user)).map((s) => s.id),
+        [current.id]
+      );
       for (const client of clients.slice(1)) {
         assert.equal(await stored(client.id), false);
         const next = await app.run(async (s) => ({ user: s.userId, all: await s.getAll() }), { jar: client.jar });
@@ -102,9 +112,7 @@ for (const storeName of ['Redis', 'memory']) {
       const user = `race-${storeName}`;
       const clients = [];
       for (let i = 0; i < 10; i++) clients.push(await signedIn(user));
-      const writes = Array.from({ length: 100 }, (_, i) =>
-        app.run((s) => outcome(s.incr('n')), { jar: clients[i % 10].jar })
-      );
+      const writes = Array.from({ length: 100 }, (_, i) => app.run((s) => outcome(s.incr('n')), { jar: clients[i % 10].jar }));
       const revoked = app.mw.revoke(user);
       const results = await Promise.all(writes);
       assert.equal(await revoked, 10);
@@ -112,7 +120,10 @@ for (const storeName of ['Redis', 'memory']) {
       assert.deepEqual(await app.mw.sessions(user), []);
       // Every write landed before the revoke or moved to a fresh, signed-out session.
       const failed = results.filter((r) => r.value[0] !== 'ok');
-      assert.deepEqual(failed.map((r) => r.value), []);
+      assert.deepEqual(
+        failed.map((r) => r.value),
+        []
+      );
       const moved = results.filter((r) => !clients.some((c) => c.id === r.session.id));
       for (const r of moved) assert.equal(r.session.userId, null);
     });
@@ -130,7 +141,10 @@ for (const storeName of ['Redis', 'memory']) {
       assert.deepEqual(listed.find((s) => s.id === after.session.id).meta, { device: 'b' }, 'the meta stays');
       const out = await app.run(async (s) => (await s.logout(), s.userId), { jar: a.jar });
       assert.equal(out.value, null);
-      assert.deepEqual((await app.mw.sessions(user)).map((s) => s.id), [after.session.id]);
+      assert.deepEqual(
+        (await app.mw.sessions(user)).map((s) => s.id),
+        [after.session.id]
+      );
       const next = await app.run((s) => s.userId, { jar: a.jar });
       assert.equal(next.value, null);
     });
@@ -138,12 +152,15 @@ for (const storeName of ['Redis', 'memory']) {
     test('a session revoked during its request does not come back signed in through regenerate()', async () => {
       const user = `regen-${storeName}`;
       const { jar } = await signedIn(user);
-      const r = await app.run(async (s) => {
-        const before = s.userId;
-        await app.mw.revoke(user);
-        await s.regenerate();
-        return { before, after: s.userId };
-      }, { jar });
+      const r = await app.run(
+        async (s) => {
+          const before = s.userId;
+          await app.mw.revoke(user);
+          await s.regenerate();
+          return { before, after: s.userId };
+        },
+        { jar }
+      );
       assert.deepEqual(r.value, { before: user, after: null });
       assert.deepEqual(await app.mw.sessions(user), []);
       assert.equal((await app.run((s) => s.userId, { jar })).value, null);
@@ -155,21 +172,27 @@ for (const storeName of ['Redis', 'memory']) {
       const r = await app.run(async (s) => (await s.login(`second-${storeName}`), s.userId), { jar });
       assert.equal(r.value, `second-${storeName}`);
       assert.deepEqual(await app.mw.sessions(`first-${storeName}`), []);
-      assert.deepEqual((await app.mw.sessions(`second-${storeName}`)).map((s) => s.id), [r.session.id]);
+      assert.deepEqual(
+        (await app.mw.sessions(`second-${storeName}`)).map((s) => s.id),
+        [r.session.id]
+      );
     });
 
     test('bad input fails with a code and changes nothing', async () => {
       const jar = new CookieJar();
       const first = await app.run((s) => s.set('k', 1), { jar });
-      const r = await app.run(async (s) => ({
-        empty: await outcome(s.login('')),
-        object: await outcome(s.login({ id: 1 })),
-        fraction: await outcome(s.login(1.5)),
-        long: await outcome(s.login('u'.repeat(257))),
-        meta: await outcome(s.login('ann', { meta: 'x'.repeat(1100 * 1024) })),
-        id: s.id,
-        user: s.userId,
-      }), { jar });
+      const r = await app.run(
+        async (s) => ({
+          empty: await outcome(s.login('')),
+          object: await outcome(s.login({ id: 1 })),
+          fraction: await outcome(s.login(1.5)),
+          long: await outcome(s.login('u'.repeat(257))),
+          meta: await outcome(s.login('ann', { meta: 'x'.repeat(1100 * 1024) })),
+          id: s.id,
+          user: s.userId,
+        }),
+        { jar }
+      );
       assert.deepEqual(r.value, {
         empty: ['error', 'ERR_SESSION_ARGUMENT'],
         object: ['error', 'ERR_SESSION_ARGUMENT'],
@@ -199,12 +222,14 @@ for (const storeName of ['Redis', 'memory']) {
       const started = Date.now();
       for (let round = 0; round < 100; round++) {
         // 20 clients at a time, one after another round by round.
-        const batch = await Promise.all(Array.from({ length: 20 }, async () => {
-          const jar = new CookieJar();
-          const r = await app.run((s) => s.login(user), { jar });
-          assert.equal(r.error, undefined, r.error && r.error.message);
-          return { jar, id: r.session.id };
-        }));
+        const batch = await Promise.all(
+          Array.from({ length: 20 }, async () => {
+            const jar = new CookieJar();
+            const r = await app.run((s) => s.login(user), { jar });
+            assert.equal(r.error, undefined, r.error && r.error.message);
+            return { jar, id: r.session.id };
+          })
+        );
         clients.push(...batch);
       }
       const loggedIn = Date.now() - started;
@@ -214,7 +239,11 @@ for (const storeName of ['Redis', 'memory']) {
       t.diagnostic(`2,000 logins in ${loggedIn} ms; sessions() listed ${listed.length} in ${listMs.toFixed(1)} ms`);
       assert.equal(listed.length, 100);
       const recent = new Set(clients.slice(-120).map((c) => c.id));
-      assert.deepEqual(listed.filter((s) => !recent.has(s.id)), [], 'only sessions of the latest logins are left');
+      assert.deepEqual(
+        listed.filter((s) => !recent.has(s.id)),
+        [],
+        'only sessions of the latest logins are left'
+      );
       for (const client of [clients[0], clients[999]]) {
         assert.equal((await app.run((s) => s.userId, { jar: client.jar })).value, null, 'an early session ended');
         assert.equal(await stored(client.id), false);
@@ -252,7 +281,10 @@ describe('Redis: the index of a user stays bounded', () => {
     // beyond maxSessionsPerUser (100) behind the new entry are ended.
     assert.equal(await redis.db.command('ZCARD', index), 5000 - 300 + 1);
     const listed = await app.mw.sessions(user);
-    assert.deepEqual(listed.map((s) => s.id), [r.session.id]);
+    assert.deepEqual(
+      listed.map((s) => s.id),
+      [r.session.id]
+    );
     assert.equal(await redis.db.command('ZCARD', index), 5000 - 400 + 1);
     const pttl = await redis.db.command('PTTL', index);
     const leaseEnd = Number(await redis.db.command('ZSCORE', index, r.session.id));

@@ -30,7 +30,12 @@ function assertAnswered(worker) {
   assert.equal(worker.error, undefined);
   assert.equal(worker.exitCode, 0);
   const [report] = worker.messages;
-  assert.deepEqual(report.outcomes, [['ok', null], ['ok', { n: 1 }], ['ok', 2], ['ok', { a: { n: 1 }, n: 2 }]]); // undefined crosses as null
+  assert.deepEqual(report.outcomes, [
+    ['ok', null],
+    ['ok', { n: 1 }],
+    ['ok', 2],
+    ['ok', { a: { n: 1 }, n: 2 }],
+  ]); // undefined crosses as null
 }
 
 for (const backend of ['memory', 'redis']) {
@@ -51,7 +56,10 @@ for (const backend of ['memory', 'redis']) {
       const { workers } = await host('terminate', backend);
       assert.equal(workers.length, 6);
       workers.forEach((worker, i) => {
-        if (i % 2 === 1) return assertAnswered(worker);
+        if (i % 2 === 1) {
+          assertAnswered(worker);
+          return;
+        }
         assert.equal(worker.exitCode, 1, 'terminated');
         assert.deepEqual(worker.messages, [{ flooding: true }]);
       });

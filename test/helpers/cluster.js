@@ -37,7 +37,10 @@ function parseNodes(text) {
         primary: flags.includes('master'),
         primaryId: primaryId === '-' ? null : primaryId,
         failed: flags.includes('fail') || link !== 'connected',
-        slots: slots.filter((s) => /^\d/.test(s)).map((s) => s.split('-').map(Number)).map(([a, b = a]) => [a, b]),
+        slots: slots
+          .filter((s) => /^\d/.test(s))
+          .map((s) => s.split('-').map(Number))
+          .map(([a, b = a]) => [a, b]),
       };
     });
 }
@@ -53,9 +56,7 @@ async function startCluster({ certificates } = {}) {
   const tls = certificates && { cert: certificates.serverCert, key: certificates.serverKey, ca: certificates.ca };
   if (tls) args.push('--tls-cluster', 'yes', '--tls-replication', 'yes');
   // The cluster bus on a port of its own: port + 10000, its default, can run past 65535.
-  const servers = await Promise.all(
-    Array.from({ length: 6 }, async () => startRedis({ args: [...args, '--cluster-port', String(await freePort())], tls }))
-  );
+  const servers = await Promise.all(Array.from({ length: 6 }, async () => startRedis({ args: [...args, '--cluster-port', String(await freePort())], tls })));
   const addresses = servers.map((s) => `127.0.0.1:${s.port}`);
   const tlsArgs = tls ? ['--tls', '--cacert', tls.ca] : [];
   try {
@@ -93,13 +94,17 @@ async function startCluster({ certificates } = {}) {
       await Promise.all(servers.map((s) => s.stop()));
     },
   };
-  await until(async () => {
-    for (const client of clients.values()) {
-      if (!/cluster_state:ok/.test(await client.command('CLUSTER', 'INFO'))) return false;
-    }
-    const nodes = await cluster.topology();
-    return nodes.filter((n) => n.primary).length === 3 && nodes.filter((n) => !n.primary && !n.failed).length === 3;
-  }, 20000, 'the cluster being ok on every node');
+  await until(
+    async () => {
+      for (const client of clients.values()) {
+        if (!/cluster_state:ok/.test(await client.command('CLUSTER', 'INFO'))) return false;
+      }
+      const nodes = await cluster.topology();
+      return nodes.filter((n) => n.primary).length === 3 && nodes.filter((n) => !n.primary && !n.failed).length === 3;
+    },
+    20000,
+    'the cluster being ok on every node'
+  );
   return cluster;
 }
 

@@ -26,10 +26,7 @@ function connectRedis({ host, port, password, tlsCa }, db = 0, { timeoutMs = TIM
 
   const command = (name, ...args) =>
     new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`redis ${name} did not answer within ${timeoutMs} ms`)),
-        timeoutMs
-      );
+      const timer = setTimeout(() => reject(new Error(`redis ${name} did not answer within ${timeoutMs} ms`)), timeoutMs);
       client.send_command(name, args.map(String), (err, reply) => {
         clearTimeout(timer);
         if (err) reject(err);

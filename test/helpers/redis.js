@@ -109,8 +109,20 @@ async function startRedis({ password, args: extraArgs = [], tls, configFile, por
 
   async function start() {
     const listen = tls
-      ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key,
-        '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', tls.authClients ? 'yes' : 'no']
+      ? [
+          '--port',
+          '0',
+          '--tls-port',
+          String(port),
+          '--tls-cert-file',
+          tls.cert,
+          '--tls-key-file',
+          tls.key,
+          '--tls-ca-cert-file',
+          tls.ca,
+          '--tls-auth-clients',
+          tls.authClients ? 'yes' : 'no',
+        ]
       : ['--port', String(port)];
     const args = [...(configFile ? [configFile] : []), ...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
     if (password) args.push('--requirepass', password);
@@ -178,4 +190,3 @@ async function testRedis() {
 }
 
 module.exports = { startRedis, testRedis, freePort, connectionOptions, noTls };
-

@@ -48,14 +48,17 @@ async function startSentinelGroup({ certificates } = {}) {
   for (let i = 0; i < SENTINELS; i++) {
     const port = await freePort();
     const config = path.join(dir, `sentinel-${i}.conf`);
-    fs.writeFileSync(config, [
-      `port ${port}`,
-      'bind 127.0.0.1',
-      `sentinel monitor ${NAME} 127.0.0.1 ${primary.port} ${QUORUM}`,
-      `sentinel down-after-milliseconds ${NAME} ${DOWN_AFTER_MS}`,
-      `sentinel failover-timeout ${NAME} 5000`,
-      '',
-    ].join('\n'));
+    fs.writeFileSync(
+      config,
+      [
+        `port ${port}`,
+        'bind 127.0.0.1',
+        `sentinel monitor ${NAME} 127.0.0.1 ${primary.port} ${QUORUM}`,
+        `sentinel down-after-milliseconds ${NAME} ${DOWN_AFTER_MS}`,
+        `sentinel failover-timeout ${NAME} 5000`,
+        '',
+      ].join('\n')
+    );
     const server = await startRedis({ configFile: config, args: ['--sentinel', ...tlsReplication], port, tls });
     sentinels.push({ server, admin: connectRedis(server), address: { host: '127.0.0.1', port } });
   }
@@ -66,7 +69,10 @@ async function startSentinelGroup({ certificates } = {}) {
     sentinel: sentinels[0].address,
     sentinels: sentinels.map((s) => s.address),
     admin,
-    nodes: new Map([[primary.port, primary], [replica.port, replica]]),
+    nodes: new Map([
+      [primary.port, primary],
+      [replica.port, replica],
+    ]),
     /** The primary's port, as the first sentinel says now. */
     async primaryPort() {
       const [, reported] = await admin.command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', NAME);
@@ -84,21 +90,25 @@ async function startSentinelGroup({ certificates } = {}) {
    * (after a failover, the old primary has come back as that replica).
    */
   group.healthy = () =>
-    until(async () => {
-      const named = new Set();
-      for (const { admin: sentinel } of sentinels) {
-        const [, port] = await sentinel.command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', NAME);
-        named.add(Number(port));
-        const replicas = (await sentinel.command('SENTINEL', 'REPLICAS', NAME)).map(fieldsOf);
-        const ready = replicas.some((info) => info['master-link-status'] === 'ok' && !/down|disconnected/.test(info.flags));
-        const peers = await sentinel.command('SENTINEL', 'SENTINELS', NAME);
-        if (!ready || peers.length < SENTINELS - 1) return false;
-      }
-      if (named.size !== 1) return false;
-      const [port] = named;
-      const info = await primaryInfo(port, certificates);
-      return /connected_slaves:1/.test(info) && /slave0:.*state=online/.test(info);
-    }, 30000, 'the group being ready for a failover');
+    until(
+      async () => {
+        const named = new Set();
+        for (const { admin: sentinel } of sentinels) {
+          const [, port] = await sentinel.command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', NAME);
+          named.add(Number(port));
+          const replicas = (await sentinel.command('SENTINEL', 'REPLICAS', NAME)).map(fieldsOf);
+          const ready = replicas.some((info) => info['master-link-status'] === 'ok' && !/down|disconnected/.test(info.flags));
+          const peers = await sentinel.command('SENTINEL', 'SENTINELS', NAME);
+          if (!ready || peers.length < SENTINELS - 1) return false;
+        }
+        if (named.size !== 1) return false;
+        const [port] = named;
+        const info = await primaryInfo(port, certificates);
+        return /connected_slaves:1/.test(info) && /slave0:.*state=online/.test(info);
+      },
+      30000,
+      'the group being ready for a failover'
+    );
   await group.healthy();
   return group;
 }

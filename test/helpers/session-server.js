@@ -49,7 +49,8 @@ async function sessionServer(express, middlewares) {
       });
   });
   // An error a middleware passed to next(): reported as 500 with its code.
-  app.use((err, req, res, next) => { // eslint-disable-line no-unused-vars
+  app.use((err, req, res, next) => {
+    // eslint-disable-line no-unused-vars
     const job = jobs.get(req.path.split('/')[2]); // path /run/<job>
     if (job) job.middlewareError = err;
     res.status(500).end(String(err.code || err.message));

@@ -103,7 +103,11 @@ async function work({ task, backend, redisPort, packagePath }) {
     return;
   }
   const outcomes = [];
-  const record = (promise) => promise.then((value) => outcomes.push(['ok', value]), (err) => outcomes.push(['error', err.code]));
+  const record = (promise) =>
+    promise.then(
+      (value) => outcomes.push(['ok', value]),
+      (err) => outcomes.push(['error', err.code])
+    );
   await record(session.set('a', { n: 1 }));
   await record(session.get('a'));
   await record(session.incr('n', 2));

@@ -186,7 +186,7 @@ async function shutdown(): Promise<void> {
 void shutdown;
 
 // Plain Node http works too.
-import http = require('http');
+import http = require('node:http');
 http.createServer((req, res) => mw(req, res, () => res.end()));
 
 // ---- wrong usage must not compile --------------------------------------------
