@@ -9,8 +9,8 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
 const { Store } = require('../lib/store');
-const { startRedis, testRedis } = require('../test/helpers/redis');
-const { connectRedis } = require('../test/helpers/redis-client');
+const { startRedis, testRedis } = require('./servers/redis');
+const { connectRedis } = require('./servers/redis-client');
 
 let redis;
 let db;

@@ -7,7 +7,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { Store } = require('../lib/store');
-const { testRedis } = require('../test/helpers/redis');
+const { testRedis } = require('./servers/redis');
 
 let redis;
 const engines = {};

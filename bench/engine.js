@@ -21,8 +21,8 @@ const path = require('node:path');
 const v8 = require('node:v8');
 const vm = require('node:vm');
 
-const { startRedis } = require('../test/helpers/redis');
-const { startCluster } = require('../test/helpers/cluster');
+const { startRedis } = require('../__test__/servers/redis');
+const { startCluster } = require('../__test__/servers/cluster');
 const { clients } = require('./clients');
 const { median, rotated } = require('./rounds');
 

@@ -6,7 +6,7 @@
 //   node bench/failover.js [--runs 3]
 //
 // One Sentinel group (a primary, a replica, three sentinels with
-// down-after-milliseconds 1000; test/helpers/sentinel.js). For each client in
+// down-after-milliseconds 1000; __test__/servers/sentinel.js). For each client in
 // turn, an Express app writes over HTTP: 4 clients, each in a loop of POST
 // /write/<field> 10 ms apart, every write a new field of its own session
 // (alt-session: `req.session.set`; ioredis: `HSET` on a key per client, what a
@@ -22,8 +22,8 @@ const path = require('node:path');
 const express = require('express');
 const Redis = require('ioredis');
 const altSession = require('..');
-const { startSentinelGroup, until } = require('../test/helpers/sentinel');
-const { connectRedis } = require('../test/helpers/redis-client');
+const { startSentinelGroup, until } = require('../__test__/servers/sentinel');
+const { connectRedis } = require('../__test__/servers/redis-client');
 
 const runsAt = process.argv.indexOf('--runs');
 const RUNS = runsAt > 0 ? Number(process.argv[runsAt + 1]) : 3;

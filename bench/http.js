@@ -27,11 +27,11 @@ const os = require('node:os');
 const path = require('node:path');
 
 const autocannon = require('autocannon');
-const { startRedis, freePort } = require('../test/helpers/redis');
-const { makeCertificates } = require('../test/helpers/certificates');
-const { startCluster } = require('../test/helpers/cluster');
-const { connectRedis } = require('../test/helpers/redis-client');
-const { until } = require('../test/helpers/sentinel');
+const { startRedis, freePort } = require('../__test__/servers/redis');
+const { makeCertificates } = require('../__test__/servers/certificates');
+const { startCluster } = require('../__test__/servers/cluster');
+const { connectRedis } = require('../__test__/servers/redis-client');
+const { until } = require('../__test__/servers/sentinel');
 const { median, rotated } = require('./rounds');
 
 const QUICK = process.argv.includes('--quick');

@@ -42,7 +42,7 @@ if (process.argv[2] === 'child') {
 }
 
 async function parent() {
-  const { startRedis } = require('../test/helpers/redis');
+  const { startRedis } = require('../__test__/servers/redis');
   const redis = await startRedis();
   try {
     const inChild = (part, flags = []) =>

@@ -21,8 +21,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const autocannon = require('autocannon');
-const { startRedis, freePort } = require('../test/helpers/redis');
-const { connectRedis } = require('../test/helpers/redis-client');
+const { startRedis, freePort } = require('../__test__/servers/redis');
+const { connectRedis } = require('../__test__/servers/redis-client');
 
 const at = process.argv.indexOf('--requests');
 const REQUESTS = at > 0 ? Number(process.argv[at + 1]) : 200000;

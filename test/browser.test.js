@@ -18,7 +18,7 @@ const { spawn } = require('node:child_process');
 const express = require('express');
 const altSession = require('..');
 const { useRedis } = require('./helpers/fixtures');
-const { connectionOptions } = require('./helpers/redis');
+const { connectionOptions } = require('../__test__/servers/redis');
 const { listen } = require('./helpers/http');
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';

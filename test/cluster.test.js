@@ -10,12 +10,12 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const express = require('express');
 const { setTimeout: delay } = require('node:timers/promises');
-const { startCluster, slotOf } = require('./helpers/cluster');
-const { noTls } = require('./helpers/redis');
-const { until } = require('./helpers/sentinel');
+const { startCluster, slotOf } = require('../__test__/servers/cluster');
+const { noTls } = require('../__test__/servers/redis');
+const { until } = require('../__test__/servers/sentinel');
 const { withSessionApp } = require('./helpers/session-server');
 const { CookieJar, signedSidCookie } = require('./helpers/http');
-const { makeCertificates } = require('./helpers/certificates');
+const { makeCertificates } = require('../__test__/servers/certificates');
 
 const SECRET = 'cluster test';
 

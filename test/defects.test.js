@@ -1,7 +1,9 @@
 'use strict';
 
-// The original alt-session@0.0.1's defects 1-5 (SPEC section 2), one test
-// each. Every test here fails against the original; the comment on each says why.
+// The original alt-session@0.0.1's defects (README.md, "Migrating from
+// alt-session 0.0.1", what changed on purpose: a badly signed cookie, ids,
+// invalidate(), mock(), requiring the package), one test each. Every test here fails against
+// the original; the comment on each says why.
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');

@@ -8,11 +8,11 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const express = require('express');
-const { startRedis } = require('./helpers/redis');
-const { connectRedis } = require('./helpers/redis-client');
+const { startRedis } = require('../__test__/servers/redis');
+const { connectRedis } = require('../__test__/servers/redis-client');
 const { withSessionApp } = require('./helpers/session-server');
 const { CookieJar } = require('./helpers/http');
-const { until } = require('./helpers/sentinel');
+const { until } = require('../__test__/servers/sentinel');
 
 const SECRET = 'durable writes';
 const WAIT_TIMEOUT_MS = 200;

@@ -14,9 +14,9 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const { startRedis } = require('./helpers/redis');
-const { connectRedis } = require('./helpers/redis-client');
-const { runProcess } = require('./helpers/child-process');
+const { startRedis } = require('../__test__/servers/redis');
+const { connectRedis } = require('../__test__/servers/redis-client');
+const { runProcess } = require('../__test__/servers/child-process');
 
 const ROOT = path.resolve(__dirname, '..');
 const SKIP = process.env.ALT_SESSION_SKIP_PACK_TEST === '1' && 'ALT_SESSION_SKIP_PACK_TEST=1';

@@ -13,11 +13,11 @@ const { setTimeout: sleep } = require('node:timers/promises');
 const express = require('express');
 
 const altSession = require('..');
-const { startRedis, freePort } = require('./helpers/redis');
-const { connectRedis, withRedisClient } = require('./helpers/redis-client');
+const { startRedis, freePort } = require('../__test__/servers/redis');
+const { connectRedis, withRedisClient } = require('../__test__/servers/redis-client');
 const { listen, request, cookieHeader } = require('./helpers/http');
 const { recordUnhandledRejections } = require('./helpers/fixtures');
-const { runProcess } = require('./helpers/child-process');
+const { runProcess } = require('../__test__/servers/child-process');
 
 const PACKAGE = path.resolve(__dirname, '..');
 const DOWN_CODES = ['ERR_SESSION_CONNECTION', 'ERR_SESSION_TIMEOUT'];

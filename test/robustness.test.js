@@ -8,8 +8,8 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const express = require('express');
-const { startRedis } = require('./helpers/redis');
-const { connectRedis } = require('./helpers/redis-client');
+const { startRedis } = require('../__test__/servers/redis');
+const { connectRedis } = require('../__test__/servers/redis-client');
 const { startSessionApp, withSessionApp } = require('./helpers/session-server');
 const { cookiesNamed, cookieHeader, unsignSid, CookieJar } = require('./helpers/http');
 

@@ -13,11 +13,11 @@ const express = require('express');
 const redis = require('redis');
 const { setTimeout: delay } = require('node:timers/promises');
 const altSession = require('..');
-const { startSentinelGroup, until } = require('./helpers/sentinel');
-const { noTls } = require('./helpers/redis');
+const { startSentinelGroup, until } = require('../__test__/servers/sentinel');
+const { noTls } = require('../__test__/servers/redis');
 const { listen, request, cookieHeader } = require('./helpers/http');
-const { withRedisClient } = require('./helpers/redis-client');
-const { makeCertificates } = require('./helpers/certificates');
+const { withRedisClient } = require('../__test__/servers/redis-client');
+const { makeCertificates } = require('../__test__/servers/certificates');
 const { passThrough } = require('./helpers/session-server');
 
 const SECRET = 'sentinel test';

@@ -12,7 +12,7 @@ const express = require('express');
 const { setTimeout: delay } = require('node:timers/promises');
 const { useRedis } = require('./helpers/fixtures');
 const { listen, request, cookiesNamed, cookieHeader, unsignSid } = require('./helpers/http');
-const { connectionOptions } = require('./helpers/redis');
+const { connectionOptions } = require('../__test__/servers/redis');
 const altSession = require('..');
 
 const SECRET = 'stable ids';

@@ -8,9 +8,9 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const express = require('express');
-const { startRedis, noTls } = require('./helpers/redis');
-const { connectRedis } = require('./helpers/redis-client');
-const { makeCertificates } = require('./helpers/certificates');
+const { startRedis, noTls } = require('../__test__/servers/redis');
+const { connectRedis } = require('../__test__/servers/redis-client');
+const { makeCertificates } = require('../__test__/servers/certificates');
 const { withSessionApp, passThrough } = require('./helpers/session-server');
 const { CookieJar } = require('./helpers/http');
 const altSession = require('..');

@@ -9,7 +9,7 @@ const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { useRedis } = require('./helpers/fixtures');
-const { runProcess } = require('./helpers/child-process');
+const { runProcess } = require('../__test__/servers/child-process');
 
 const HOST = path.join(__dirname, 'helpers', 'worker-host.js');
 const redis = useRedis();

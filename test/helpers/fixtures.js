@@ -4,8 +4,8 @@
 // hooks where it is called, at the top of a file or inside a describe.
 
 const { before, after } = require('node:test');
-const { testRedis } = require('./redis');
-const { connectRedis } = require('./redis-client');
+const { testRedis } = require('../../__test__/servers/redis');
+const { connectRedis } = require('../../__test__/servers/redis-client');
 
 /**
  * The test Redis and a raw client on its database 0, started before the tests

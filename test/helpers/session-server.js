@@ -9,7 +9,7 @@
 const cookieParser = require('cookie-parser');
 const altSession = require('../..');
 const { listen, request } = require('./http');
-const { connectionOptions } = require('./redis');
+const { connectionOptions } = require('../../__test__/servers/redis');
 
 /**
  * The two ways to give our middleware its secret, as `(secret, sessionOptions)`

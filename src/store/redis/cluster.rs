@@ -196,9 +196,13 @@ async fn connect(client: &ClusterClient, timeout: Duration) -> Result<ClusterCon
         MultipleNodeRoutingInfo::AllMasters,
         Some(ResponsePolicy::AllSucceeded),
     ));
-    for load in scripts::preload() {
-        let _ = connection.route_command(load, everywhere.clone()).await;
-    }
+    // Bounded: a primary that is down must not hold the first batch back.
+    let preload = async {
+        for load in scripts::preload() {
+            let _ = connection.route_command(load, everywhere.clone()).await;
+        }
+    };
+    let _ = tokio::time::timeout(timeout, preload).await;
     Ok(connection)
 }
 
@@ -358,8 +362,8 @@ struct HealthState {
 }
 
 /// How many calls in a row must time out before the connection is replaced
-/// (and for at least twice `commandTimeout`).
-const STALLED_AFTER: u32 = 10;
+/// (over at least `commandTimeout`).
+const STALLED_AFTER: u32 = 3;
 
 impl Health {
     /// Counts a batch's results: an answer (even an error Redis sent)
@@ -383,7 +387,7 @@ impl Health {
         let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let long = state
             .since
-            .is_some_and(|since| since.elapsed() >= command_timeout * 2);
+            .is_some_and(|since| since.elapsed() >= command_timeout);
         if state.timeouts < STALLED_AFTER || !long {
             return false;
         }

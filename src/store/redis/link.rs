@@ -898,8 +898,7 @@ mod tests {
         Link::new(handshake, OPTIONS)
     }
 
-    /// What Redis answers to the five `SCRIPT LOAD`s of a new connection.
-    /// How many scripts each connection loads.
+    /// How many scripts each connection loads (`SCRIPT LOAD`).
     fn scripts() -> usize {
         crate::store::redis::scripts::preload().len()
     }

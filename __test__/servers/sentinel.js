@@ -34,7 +34,7 @@ async function until(check, ms, what) {
  * other sentinels. Returns `{ name, sentinel: { host, port }, sentinels:
  * [{ host, port }], admin, nodes, primaryPort(), stop() }`: `sentinel` is
  * the first sentinel (`admin` a client on it), `nodes` maps a port to its
- * server (`stop`, `pid`, ...). With `certificates` (helpers/certificates.js),
+ * server (`stop`, `pid`, ...). With `certificates` (servers/certificates.js),
  * every one of them serves TLS only, replication and the sentinels' own
  * connections included.
  */

@@ -48,7 +48,7 @@ function parseNodes(text) {
 /**
  * Starts the cluster and waits until every node says it is ok. Returns
  * `{ nodes: [{ host, port }], servers: Map port -> server, admin(port),
- * topology(), stop() }`. With `certificates` (helpers/certificates.js)
+ * topology(), stop() }`. With `certificates` (servers/certificates.js)
  * every node serves TLS only, the cluster bus and replication included.
  */
 async function startCluster({ certificates } = {}) {
