@@ -80,10 +80,6 @@ impl MemoryStore {
         }
     }
 
-    fn session_key(&self, id: &str) -> String {
-        format!("{}:{id}", self.prefix)
-    }
-
     /// Number of live sessions (for tests and diagnostics).
     pub fn len(&self) -> usize {
         let now = Instant::now();
@@ -100,234 +96,329 @@ impl MemoryStore {
         // A panic elsewhere while holding the lock leaves the map consistent
         // (every mutation below is a single step), so a poisoned lock is usable.
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if now >= state.next_sweep {
-            let State {
-                sessions,
-                moved,
-                users,
-                ..
-            } = &mut *state;
-            sessions.retain(|_, s| s.is_live(now));
-            moved.retain(|_, until| *until > now);
-            for ids in users.values_mut() {
-                ids.retain(|id| sessions.contains_key(&self.session_key(id)));
-            }
-            users.retain(|_, ids| !ids.is_empty());
-            state.next_sweep = now + SWEEP_INTERVAL;
-        }
+        state.sweep(&self.prefix, now);
         if state.sessions.get(key).is_some_and(|s| !s.is_live(now)) {
             state.sessions.remove(key);
         }
-        // The idle deadline, capped by the absolute one (maxLifetime).
-        let expiry = |created_at: Instant| {
-            let idle = now + Duration::from_secs(limits.ttl_secs);
-            match limits.max_lifetime_secs {
-                Some(life) => idle.min(created_at + Duration::from_secs(life)),
-                None => idle,
-            }
+        let mut call = Call {
+            state: &mut state,
+            prefix: &self.prefix,
+            limits,
+            now,
         };
-        let over_limit = |session: Option<&Session>, fields: &mut dyn Iterator<Item = &String>| {
-            let held = session.map_or(0, |s| s.fields.len());
-            let added = fields
-                .filter(|f| session.is_none_or(|s| !s.fields.contains_key(*f)))
-                .count();
-            added > 0 && held + added > limits.max_fields
-        };
+        match op {
+            Op::Get(field) => Ok(call.get(key, &field)),
+            Op::MGet(fields) => Ok(call.mget(key, &fields)),
+            Op::GetAll => Ok(call.get_all(key)),
+            Op::Write {
+                set,
+                delete,
+                create,
+            } => call.write(key, set, &delete, create),
+            Op::Incr { field, by, create } => call.incr(key, field, by, create),
+            Op::Rename { to } => call.rename(key, to),
+            Op::Start => Ok(call.start(key)),
+            Op::Touch => Ok(call.touch(key)),
+            Op::Destroy => Ok(call.destroy(key)),
+            Op::Bind { user, meta } => Ok(call.bind(key, user, meta)),
+            Op::Seen => Ok(call.seen(key)),
+            Op::Extend => Ok(call.extend(key)),
+            Op::Describe => Ok(call.describe(key)),
+            Op::IndexAdd { id, renew } => Ok(call.index_add(key, id, renew)),
+            Op::IndexList => Ok(call.index_list(key)),
+            Op::IndexOverflow => Ok(call.index_overflow(key)),
+            Op::IndexRemove(ids) => Ok(call.index_remove(key, &ids)),
+        }
+    }
+}
+
+impl State {
+    /// At most every [`SWEEP_INTERVAL`]: every expired session, marker and
+    /// index entry goes.
+    fn sweep(&mut self, prefix: &str, now: Instant) {
+        if now < self.next_sweep {
+            return;
+        }
         let State {
             sessions,
             moved,
             users,
             ..
-        } = &mut *state;
-        let lives = |sessions: &HashMap<String, Session>, id: &String| {
-            sessions
-                .get(&self.session_key(id))
-                .is_some_and(|s| s.is_live(now))
-        };
-        Ok(match op {
-            Op::Get(field) => Reply::Value(
-                sessions
-                    .get(key)
-                    .and_then(|s| s.fields.get(&field).cloned()),
-            ),
-            Op::MGet(fields) => {
-                let session = sessions.get(key);
-                Reply::Values(
-                    fields
-                        .iter()
-                        .map(|f| session.and_then(|s| s.fields.get(f).cloned()))
-                        .collect(),
-                )
-            }
-            Op::GetAll => Reply::Pairs(
-                sessions
-                    .get(key)
-                    .map(|s| {
-                        s.fields
-                            .iter()
-                            .filter(|(k, _)| !is_reserved(k))
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            ),
-            Op::Describe => {
-                let session = sessions.get(key);
-                let field = |name: &str| session.and_then(|s| s.fields.get(name).cloned());
-                Reply::Values(vec![
-                    field(USER_FIELD),
-                    field(META_FIELD),
-                    field(LOGIN_FIELD),
-                    field(SEEN_FIELD),
-                    // Whether it exists: what Redis's creation time field says.
-                    session.map(|s| format!("{:?}", s.created_at)),
-                ])
-            }
-            Op::Bind { .. } | Op::Seen | Op::Extend if !sessions.contains_key(key) => Reply::Gone,
-            Op::Bind { user, meta } => {
-                let session = sessions.get_mut(key).expect("checked above");
-                let at = unix_ms().to_string();
-                session.fields.insert(USER_FIELD.into(), user);
-                // Without meta (a signed-in regenerate()), the bound one stays.
-                if let Some(meta) = meta {
-                    session.fields.insert(META_FIELD.into(), meta);
-                }
-                session.fields.insert(LOGIN_FIELD.into(), at.clone());
-                session.fields.insert(SEEN_FIELD.into(), at);
-                session.expires_at = Some(expiry(session.created_at));
-                Reply::Done
-            }
-            Op::Seen => {
-                let session = sessions.get_mut(key).expect("checked above");
-                session
-                    .fields
-                    .insert(SEEN_FIELD.into(), unix_ms().to_string());
-                session.expires_at = Some(expiry(session.created_at));
-                // No lease to renew: entries here go only when their session has.
-                Reply::Values(vec![session.fields.get(USER_FIELD).cloned(), None])
-            }
-            Op::Extend => {
-                let session = sessions.get_mut(key).expect("checked above");
-                session.expires_at = Some(expiry(session.created_at));
-                Reply::Done
-            }
-            Op::IndexAdd { id, renew } => {
-                let ids = users.entry(key.to_owned()).or_default();
-                ids.retain(|id| lives(sessions, id));
-                if renew {
-                    return Ok(Reply::Int(ids.contains(&id).into()));
-                }
-                ids.insert(id);
-                Reply::Int(1)
-            }
-            Op::IndexList | Op::IndexOverflow => {
-                let mut ids: Vec<String> = match users.get_mut(key) {
-                    Some(ids) => {
-                        ids.retain(|id| lives(sessions, id));
-                        ids.iter().cloned().collect()
-                    }
-                    None => Vec::new(),
-                };
-                // Least recently active first; one signing in now (not seen yet) last.
-                let seen = |id: &String| {
-                    let session = sessions.get(&self.session_key(id));
-                    let at = session.and_then(|s| s.fields.get(SEEN_FIELD));
-                    at.and_then(|at| at.parse::<u64>().ok()).unwrap_or(u64::MAX)
-                };
-                ids.sort_by_key(seen);
-                let cap = limits.max_sessions_per_user;
-                let listed: Vec<String> = match op {
-                    Op::IndexList => ids.into_iter().rev().take(cap).collect(),
-                    _ => {
-                        let over = ids.len().saturating_sub(cap).min(super::PRUNE_BATCH);
-                        ids.into_iter().take(over).collect()
-                    }
-                };
-                Reply::Values(listed.into_iter().map(Some).collect())
-            }
-            Op::IndexRemove(gone) => {
-                if let Some(ids) = users.get_mut(key) {
-                    for id in &gone {
-                        ids.remove(id);
-                    }
-                }
-                Reply::Done
-            }
-            Op::Write { create: false, .. } | Op::Incr { create: false, .. }
-                if !sessions.contains_key(key) =>
-            {
-                Reply::Gone
-            }
-            Op::Incr { ref field, .. }
-                if over_limit(sessions.get(key), &mut std::iter::once(field)) =>
-            {
-                return Err(too_many_fields(limits.max_fields));
-            }
-            Op::Write { ref set, .. }
-                if over_limit(sessions.get(key), &mut set.iter().map(|(f, _)| f)) =>
-            {
-                return Err(too_many_fields(limits.max_fields));
-            }
-            Op::Incr { field, by, .. } => {
-                let session = sessions
-                    .entry(key.to_owned())
-                    .or_insert_with(|| Session::new(now));
-                let current = match session.fields.get(&field) {
-                    None => 0,
-                    Some(text) => text.parse::<i64>().map_err(|_| not_an_integer(&field))?,
-                };
-                let value = current
-                    .checked_add(by)
-                    .ok_or_else(|| not_an_integer(&field))?;
-                session.fields.insert(field, value.to_string());
-                session.expires_at = Some(expiry(session.created_at));
-                Reply::Int(value)
-            }
-            Op::Rename { to } => match sessions.remove(key) {
-                Some(mut session) => {
-                    session.expires_at = Some(expiry(session.created_at));
-                    sessions.insert(to, session);
-                    moved.insert(key.to_owned(), now + super::MOVED_MARKER);
-                    Reply::Done
-                }
-                None if moved.get(key).is_some_and(|until| *until > now) => {
-                    return Err(super::regenerated_elsewhere());
-                }
-                None => {
-                    // Nothing to move: the new id starts a session of its own.
-                    let mut session = Session::new(now);
-                    session.expires_at = Some(expiry(now));
-                    sessions.insert(to, session);
-                    Reply::Gone
-                }
-            },
-            Op::Write { set, delete, .. } => {
-                let session = sessions
-                    .entry(key.to_owned())
-                    .or_insert_with(|| Session::new(now));
-                session.fields.extend(set);
-                for field in &delete {
-                    session.fields.remove(field);
-                }
-                session.expires_at = Some(expiry(session.created_at));
-                Reply::Done
-            }
-            Op::Start => {
-                let session = sessions
-                    .entry(key.to_owned())
-                    .or_insert_with(|| Session::new(now));
-                session.expires_at = Some(expiry(session.created_at));
-                Reply::Done
-            }
-            Op::Touch => {
-                if let Some(session) = sessions.get_mut(key) {
-                    session.expires_at = Some(expiry(session.created_at));
-                }
-                Reply::Done
-            }
-            Op::Destroy => Reply::Int(sessions.remove(key).is_some().into()),
-        })
+        } = self;
+        sessions.retain(|_, s| s.is_live(now));
+        moved.retain(|_, until| *until > now);
+        for ids in users.values_mut() {
+            ids.retain(|id| sessions.contains_key(&session_key(prefix, id)));
+        }
+        users.retain(|_, ids| !ids.is_empty());
+        self.next_sweep = now + SWEEP_INTERVAL;
     }
+}
+
+/// One operation's view of the store: one method per operation, each with
+/// the semantics of its Redis script (src/store/redis/scripts/), which the
+/// stores' parity test (`__test__/stores.test.js`) holds them to.
+struct Call<'a> {
+    state: &'a mut State,
+    prefix: &'a str,
+    limits: Limits,
+    now: Instant,
+}
+
+impl Call<'_> {
+    /// The idle deadline of a session created at `created_at`, capped by its
+    /// absolute one (`maxLifetime`).
+    fn expiry(&self, created_at: Instant) -> Instant {
+        let idle = self.now + Duration::from_secs(self.limits.ttl_secs);
+        match self.limits.max_lifetime_secs {
+            Some(life) => idle.min(created_at + Duration::from_secs(life)),
+            None => idle,
+        }
+    }
+
+    /// Whether writing `fields` would take the session at `key` over `maxFields`.
+    fn over_limit<'f>(&self, key: &str, fields: impl Iterator<Item = &'f String>) -> bool {
+        let session = self.state.sessions.get(key);
+        let held = session.map_or(0, |s| s.fields.len());
+        let added = fields
+            .filter(|f| session.is_none_or(|s| !s.fields.contains_key(*f)))
+            .count();
+        added > 0 && held + added > self.limits.max_fields
+    }
+
+    /// The session at `key`, created now if there is none.
+    fn session_or_new(&mut self, key: &str) -> &mut Session {
+        let now = self.now;
+        self.state
+            .sessions
+            .entry(key.to_owned())
+            .or_insert_with(|| Session::new(now))
+    }
+
+    /// Refreshes the idle deadline of the session at `key`, if it exists.
+    fn refresh(&mut self, key: &str) -> bool {
+        let Some(created_at) = self.state.sessions.get(key).map(|s| s.created_at) else {
+            return false;
+        };
+        let expires_at = self.expiry(created_at);
+        if let Some(session) = self.state.sessions.get_mut(key) {
+            session.expires_at = Some(expires_at);
+        }
+        true
+    }
+
+    fn field(&self, key: &str, field: &str) -> Option<String> {
+        self.state.sessions.get(key)?.fields.get(field).cloned()
+    }
+
+    fn get(&self, key: &str, field: &str) -> Reply {
+        Reply::Value(self.field(key, field))
+    }
+
+    fn mget(&self, key: &str, fields: &[String]) -> Reply {
+        Reply::Values(fields.iter().map(|f| self.field(key, f)).collect())
+    }
+
+    fn get_all(&self, key: &str) -> Reply {
+        let Some(session) = self.state.sessions.get(key) else {
+            return Reply::Pairs(Vec::new());
+        };
+        let pairs = session.fields.iter().filter(|(k, _)| !is_reserved(k));
+        Reply::Pairs(pairs.map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    fn write(
+        &mut self,
+        key: &str,
+        set: Vec<(String, String)>,
+        delete: &[String],
+        create: bool,
+    ) -> Result<Reply> {
+        if !create && !self.state.sessions.contains_key(key) {
+            return Ok(Reply::Gone);
+        }
+        if self.over_limit(key, set.iter().map(|(f, _)| f)) {
+            return Err(too_many_fields(self.limits.max_fields));
+        }
+        let session = self.session_or_new(key);
+        session.fields.extend(set);
+        for field in delete {
+            session.fields.remove(field);
+        }
+        self.refresh(key);
+        Ok(Reply::Done)
+    }
+
+    fn incr(&mut self, key: &str, field: String, by: i64, create: bool) -> Result<Reply> {
+        if !create && !self.state.sessions.contains_key(key) {
+            return Ok(Reply::Gone);
+        }
+        if self.over_limit(key, std::iter::once(&field)) {
+            return Err(too_many_fields(self.limits.max_fields));
+        }
+        let current = match self.field(key, &field) {
+            None => 0,
+            Some(text) => text.parse::<i64>().map_err(|_| not_an_integer(&field))?,
+        };
+        let value = current
+            .checked_add(by)
+            .ok_or_else(|| not_an_integer(&field))?;
+        self.session_or_new(key)
+            .fields
+            .insert(field, value.to_string());
+        self.refresh(key);
+        Ok(Reply::Int(value))
+    }
+
+    fn rename(&mut self, key: &str, to: String) -> Result<Reply> {
+        let now = self.now;
+        let Some(session) = self.state.sessions.remove(key) else {
+            if self.state.moved.get(key).is_some_and(|until| *until > now) {
+                return Err(super::regenerated_elsewhere());
+            }
+            // Nothing to move: the new id starts a session of its own.
+            self.start(&to);
+            return Ok(Reply::Gone);
+        };
+        self.state.sessions.insert(to.clone(), session);
+        self.refresh(&to);
+        self.state
+            .moved
+            .insert(key.to_owned(), now + super::MOVED_MARKER);
+        Ok(Reply::Done)
+    }
+
+    fn start(&mut self, key: &str) -> Reply {
+        self.session_or_new(key);
+        self.refresh(key);
+        Reply::Done
+    }
+
+    fn touch(&mut self, key: &str) -> Reply {
+        self.refresh(key);
+        Reply::Done
+    }
+
+    fn destroy(&mut self, key: &str) -> Reply {
+        Reply::Int(self.state.sessions.remove(key).is_some().into())
+    }
+
+    fn bind(&mut self, key: &str, user: String, meta: Option<String>) -> Reply {
+        let Some(session) = self.state.sessions.get_mut(key) else {
+            return Reply::Gone;
+        };
+        let at = unix_ms().to_string();
+        session.fields.insert(USER_FIELD.into(), user);
+        // Without meta (a signed-in regenerate()), the bound one stays.
+        if let Some(meta) = meta {
+            session.fields.insert(META_FIELD.into(), meta);
+        }
+        session.fields.insert(LOGIN_FIELD.into(), at.clone());
+        session.fields.insert(SEEN_FIELD.into(), at);
+        self.refresh(key);
+        Reply::Done
+    }
+
+    fn seen(&mut self, key: &str) -> Reply {
+        let Some(session) = self.state.sessions.get_mut(key) else {
+            return Reply::Gone;
+        };
+        session
+            .fields
+            .insert(SEEN_FIELD.into(), unix_ms().to_string());
+        let user = session.fields.get(USER_FIELD).cloned();
+        self.refresh(key);
+        // No lease to renew: entries here go only when their session has.
+        Reply::Values(vec![user, None])
+    }
+
+    fn extend(&mut self, key: &str) -> Reply {
+        match self.refresh(key) {
+            true => Reply::Done,
+            false => Reply::Gone,
+        }
+    }
+
+    fn describe(&self, key: &str) -> Reply {
+        let session = self.state.sessions.get(key);
+        let field = |name: &str| session.and_then(|s| s.fields.get(name).cloned());
+        Reply::Values(vec![
+            field(USER_FIELD),
+            field(META_FIELD),
+            field(LOGIN_FIELD),
+            field(SEEN_FIELD),
+            // Whether it exists: what Redis's creation time field says.
+            session.map(|s| format!("{:?}", s.created_at)),
+        ])
+    }
+
+    /// Whether the session `id` lives.
+    fn lives(&self, id: &str) -> bool {
+        let session = self.state.sessions.get(&session_key(self.prefix, id));
+        session.is_some_and(|s| s.is_live(self.now))
+    }
+
+    /// The live ids of the index at `key` (the others leave it), least
+    /// recently active first; one signing in now (not seen yet) last.
+    fn live_ids(&mut self, key: &str) -> Vec<String> {
+        let Some(mut ids) = self.state.users.remove(key) else {
+            return Vec::new();
+        };
+        ids.retain(|id| self.lives(id));
+        let mut listed: Vec<String> = ids.iter().cloned().collect();
+        self.state.users.insert(key.to_owned(), ids);
+        let seen = |id: &String| {
+            let at = self.field(&session_key(self.prefix, id), SEEN_FIELD);
+            at.and_then(|at| at.parse::<u64>().ok()).unwrap_or(u64::MAX)
+        };
+        listed.sort_by_key(seen);
+        listed
+    }
+
+    fn index_add(&mut self, key: &str, id: String, renew: bool) -> Reply {
+        let held = self.live_ids(key).contains(&id);
+        if renew {
+            return Reply::Int(held.into());
+        }
+        self.state
+            .users
+            .entry(key.to_owned())
+            .or_default()
+            .insert(id);
+        Reply::Int(1)
+    }
+
+    fn index_list(&mut self, key: &str) -> Reply {
+        let ids = self.live_ids(key).into_iter().rev();
+        Reply::Values(
+            ids.take(self.limits.max_sessions_per_user)
+                .map(Some)
+                .collect(),
+        )
+    }
+
+    fn index_overflow(&mut self, key: &str) -> Reply {
+        let ids = self.live_ids(key);
+        let over = ids
+            .len()
+            .saturating_sub(self.limits.max_sessions_per_user)
+            .min(super::PRUNE_BATCH);
+        Reply::Values(ids.into_iter().take(over).map(Some).collect())
+    }
+
+    fn index_remove(&mut self, key: &str, gone: &[String]) -> Reply {
+        if let Some(ids) = self.state.users.get_mut(key) {
+            for id in gone {
+                ids.remove(id);
+            }
+        }
+        Reply::Done
+    }
+}
+
+/// A session's key: `prefix:id`.
+fn session_key(prefix: &str, id: &str) -> String {
+    format!("{prefix}:{id}")
 }
 
 /// The error Redis gives for `HINCRBY` on a field that is not an integer.
