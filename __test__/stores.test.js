@@ -1,27 +1,36 @@
 'use strict';
 
-// The Redis and in-memory stores must behave identically: the same sequence of
-// engine calls gives the same results on both (mock() is only useful if it is
-// faithful), including idle expiry.
+// Every store must behave identically: the same sequence of engine calls
+// gives the same results in memory, on one Redis, under Sentinel and on a
+// Redis Cluster (mock() is only useful if it is faithful, and a deployment
+// must not change what the app sees), including idle expiry. One suite, run
+// on each.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { Store } = require('../lib/store');
 const { testRedis } = require('./servers/redis');
+const { startSentinelGroup } = require('./servers/sentinel');
+const { startCluster } = require('./servers/cluster');
 
 let redis;
+let group;
+let cluster;
 const engines = {};
 
 test.before(async () => {
-  redis = await testRedis();
-  const options = (prefix) => JSON.stringify({ redis: { url: redis.url }, session: { tti: 1, prefix, secret: 'k' } });
-  engines.redis = new Store('redis', options(`stores-${process.pid}`));
-  engines.memory = new Store('memory', options('stores'));
+  [redis, group, cluster] = await Promise.all([testRedis(), startSentinelGroup(), startCluster()]);
+  const session = (prefix) => ({ tti: 1, prefix, secret: 'k' });
+  const on = (store, options, prefix) => new Store(store, JSON.stringify({ ...options, session: session(prefix) }));
+  engines.memory = on('memory', {}, 'stores');
+  engines.redis = on('redis', { redis: { url: redis.url } }, `stores-${process.pid}`);
+  engines.sentinel = on('redis', { redis: { sentinel: { name: group.name, nodes: group.sentinels } } }, `stores-${process.pid}`);
+  engines.cluster = on('redis', { redis: { cluster: { nodes: cluster.nodes.slice(0, 2) } } }, `stores-${process.pid}`);
 });
 
 test.after(async () => {
   await Promise.all(Object.values(engines).map((e) => e.close()));
-  await redis.stop();
+  await Promise.all([redis.stop(), group.stop(), cluster.stop()]);
 });
 
 function newId(engine) {
@@ -108,9 +117,10 @@ async function signedInSteps(engine, step) {
   await step('bad user id', () => engine.indexList(''));
 }
 
-test('both stores give the same results for the same calls', async () => {
-  const [onRedis, inMemory] = await Promise.all([script(engines.redis), script(engines.memory)]);
-  assert.deepEqual(inMemory, onRedis);
+test('every store gives the same results for the same calls: memory, one Redis, Sentinel, Cluster', async () => {
+  const logs = Object.fromEntries(await Promise.all(Object.entries(engines).map(async ([name, engine]) => [name, await script(engine)])));
+  const onRedis = logs.redis;
+  for (const [name, log] of Object.entries(logs)) assert.deepEqual(log, onRedis, `${name} against one Redis`);
   // And the script saw what it should (not two equally broken stores).
   assert.deepEqual(onRedis.find(([name]) => name === 'mget')[1], ['1', null, '{"x":[1]}']);
   assert.deepEqual(onRedis.find(([name]) => name === 'mget after')[1], [null, null, '4']);
@@ -165,7 +175,7 @@ test('strings cross whole: non-ASCII and astral, each cut at its own bounds; a l
   }
 });
 
-test('both stores expire idle sessions after tti and keep touched ones', async () => {
+test('every store expires idle sessions after tti and keeps touched ones', async () => {
   const ids = {};
   for (const [name, engine] of Object.entries(engines)) {
     ids[name] = { idle: newId(engine), touched: newId(engine) };
