@@ -234,6 +234,14 @@ impl InFlight {
     }
 }
 
+/// What a slot's pipeline holds: which operations have a command in it (an
+/// `mget` of no keys has none), its `WAIT` if any, and how many replies it gets.
+struct Piped {
+    sent: Vec<bool>,
+    durability: Option<Durability>,
+    count: usize,
+}
+
 /// An operation of a batch, at `index`, waiting to be run.
 struct Pending {
     index: usize,
@@ -255,85 +263,116 @@ fn start_batch(
 ) -> BoxFuture<'static, ()> {
     barriers.retain(|_, barrier| barrier.peek().is_none());
     let Job { items, done, .. } = job;
-    let moving: HashSet<String> = items
-        .iter()
-        .filter_map(|item| match item {
-            Item::Run(key, Op::Rename { to }) => Some([key.clone(), to.clone()]),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let mut results: Vec<Option<Result<Reply>>> = Vec::with_capacity(items.len());
-    let mut groups: Vec<(Slot, Vec<Pending>)> = Vec::new();
-    let mut group_of: HashMap<Slot, usize> = HashMap::new();
-    let mut chained: Vec<(usize, Barrier, Answer)> = Vec::new();
-    for (index, item) in items.into_iter().enumerate() {
-        results.push(None);
-        let (key, op) = match item {
-            Item::Ready(result) => {
-                results[index] = Some(result);
-                continue;
-            }
-            Item::Run(key, op) => (key, op),
-        };
-        let keys: Vec<String> = keys_of(&key, &op).map(str::to_owned).collect();
-        let behind: Vec<Barrier> = keys
-            .iter()
-            .filter_map(|key| barriers.get(key).cloned())
-            .collect();
-        if behind.is_empty() && !keys.iter().any(|key| moving.contains(key)) {
-            let slot = Slot::for_key(key.as_bytes());
-            let at = *group_of.entry(slot).or_insert_with(|| {
-                groups.push((slot, Vec::new()));
-                groups.len() - 1
-            });
-            groups[at].1.push(Pending { index, key, op });
-            continue;
-        }
-        let result: Answer = Arc::default();
-        let run = {
-            let (call, result) = (Arc::clone(&call), Arc::clone(&result));
-            async move {
-                let answer = call.after(behind, &key, &op).await;
-                *result.lock().unwrap_or_else(|e| e.into_inner()) = Some(answer);
-            }
-            .boxed()
-            .shared()
-        };
-        for key in keys {
-            barriers.insert(key, run.clone());
-        }
-        chained.push((index, run, result));
-    }
+    let plan = Plan::of(&call, barriers, items);
     async move {
-        let grouped = groups.into_iter().map(|(slot, ops)| call.group(slot, ops));
-        let waits = chained.iter().map(|(_, run, _)| run.clone());
-        let (answered, _) = futures_util::future::join(
-            futures_util::future::join_all(grouped),
-            futures_util::future::join_all(waits),
-        )
-        .await;
-        for (index, result) in answered.into_iter().flatten() {
-            results[index] = Some(result);
-        }
-        for (index, _, result) in chained {
-            results[index] = result.lock().unwrap_or_else(|e| e.into_inner()).take();
-        }
-        let results: Vec<Result<Reply>> = results
-            .into_iter()
-            .map(|result| {
-                result.unwrap_or_else(|| {
-                    Err(SessionError::new(
-                        ErrorCode::Store,
-                        "redis cluster: a call got no answer",
-                    ))
-                })
-            })
-            .collect();
+        let results = plan.run(&call).await;
         call.health.record(&results);
         let _ = done.send(results);
     }
     .boxed()
+}
+
+/// How a batch runs: results known already, calls grouped by slot, and
+/// calls chained behind a move of their session.
+struct Plan {
+    results: Vec<Option<Result<Reply>>>,
+    groups: Vec<(Slot, Vec<Pending>)>,
+    chained: Vec<(usize, Barrier, Answer)>,
+}
+
+impl Plan {
+    /// Sorts a batch's items; the chained calls become, key by key, what
+    /// later calls on those keys wait for (`barriers`).
+    fn of(call: &Arc<Call>, barriers: &mut HashMap<String, Barrier>, items: Vec<Item>) -> Plan {
+        let moving: HashSet<String> = items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Run(key, Op::Rename { to }) => Some([key.clone(), to.clone()]),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let mut plan = Plan {
+            results: Vec::with_capacity(items.len()),
+            groups: Vec::new(),
+            chained: Vec::new(),
+        };
+        let mut group_of: HashMap<Slot, usize> = HashMap::new();
+        for (index, item) in items.into_iter().enumerate() {
+            plan.results.push(None);
+            let (key, op) = match item {
+                Item::Ready(result) => {
+                    plan.results[index] = Some(result);
+                    continue;
+                }
+                Item::Run(key, op) => (key, op),
+            };
+            let keys: Vec<String> = keys_of(&key, &op).map(str::to_owned).collect();
+            let behind: Vec<Barrier> = keys
+                .iter()
+                .filter_map(|key| barriers.get(key).cloned())
+                .collect();
+            if behind.is_empty() && !keys.iter().any(|key| moving.contains(key)) {
+                let slot = Slot::for_key(key.as_bytes());
+                let at = *group_of.entry(slot).or_insert_with(|| {
+                    plan.groups.push((slot, Vec::new()));
+                    plan.groups.len() - 1
+                });
+                plan.groups[at].1.push(Pending { index, key, op });
+                continue;
+            }
+            let (run, answer) = chain(Arc::clone(call), behind, key, op);
+            for key in keys {
+                barriers.insert(key, run.clone());
+            }
+            plan.chained.push((index, run, answer));
+        }
+        plan
+    }
+
+    /// Runs the groups and waits for the chained calls; every result, in the batch's order.
+    async fn run(self, call: &Call) -> Vec<Result<Reply>> {
+        let Plan {
+            mut results,
+            groups,
+            chained,
+        } = self;
+        let grouped = groups.into_iter().map(|(slot, ops)| call.group(slot, ops));
+        let waits = chained.iter().map(|(_, run, _)| run.clone());
+        let both = futures_util::future::join(
+            futures_util::future::join_all(grouped),
+            futures_util::future::join_all(waits),
+        );
+        let (answered, _) = both.await;
+        for (index, result) in answered.into_iter().flatten() {
+            results[index] = Some(result);
+        }
+        for (index, _, answer) in chained {
+            results[index] = answer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+        let unanswered = || {
+            Err(SessionError::new(
+                ErrorCode::Store,
+                "redis cluster: a call got no answer",
+            ))
+        };
+        results
+            .into_iter()
+            .map(|result| result.unwrap_or_else(unanswered))
+            .collect()
+    }
+}
+
+/// A call that runs once the calls before it on its keys (`behind`) are
+/// done: what later calls wait for, and where its result lands.
+fn chain(call: Arc<Call>, behind: Vec<Barrier>, key: String, op: Op) -> (Barrier, Answer) {
+    let answer: Answer = Arc::default();
+    let into = Arc::clone(&answer);
+    let run = async move {
+        let result = call.after(behind, &key, &op).await;
+        *into.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+    };
+    (run.boxed().shared(), answer)
 }
 
 /// The session keys a call touches (a move touches two).
@@ -518,16 +557,43 @@ impl Call {
             let Pending { index, key, op } = ops.remove(0);
             return vec![(index, self.one(&key, &op).await)];
         }
+        let (pipe, piped) = self.pipeline(&ops);
+        let route = SingleNodeRoutingInfo::SpecificNode(Route::with_slot(slot, SlotAddr::Master));
+        let mut conn = self.conn.clone();
+        let sending = conn.route_pipeline(pipe, 0, piped.count, route);
+        let replies = match tokio::time::timeout_at(self.deadline, sending).await {
+            Err(_) => {
+                return ops
+                    .iter()
+                    .map(|p| (p.index, Err(self.timed_out())))
+                    .collect()
+            }
+            Ok(Err(err)) if !redirected(err.code()) => {
+                let failed = |p: &Pending| (p.index, Err(failure(&err, Some(&p.key))));
+                return ops.iter().map(failed).collect();
+            }
+            Ok(Err(_)) => Vec::new(), // every call again, alone
+            Ok(Ok(replies)) => replies,
+        };
+        let (mut answered, again) = self.settle(&ops, &piped, replies);
+        for at in again {
+            let pending = &ops[at];
+            answered.push((pending.index, self.one(&pending.key, &pending.op).await));
+        }
+        answered
+    }
+
+    /// The pipeline of a slot's operations (with a `WAIT` at its end under
+    /// `redis.waitReplicas`), and which of them it holds a command for.
+    fn pipeline(&self, ops: &[Pending]) -> (redis::Pipeline, Piped) {
         let limits = self.settings.limits;
         let mut pipe = redis::pipe();
         let sent: Vec<bool> = ops
             .iter()
-            .map(|p| match command(&p.key, &p.op, limits, false) {
-                Some(cmd) => {
-                    pipe.add_command(cmd);
-                    true
-                }
-                None => false,
+            .map(|p| {
+                command(&p.key, &p.op, limits, false)
+                    .map(|cmd| pipe.add_command(cmd))
+                    .is_some()
             })
             .collect();
         let durability = self
@@ -538,80 +604,75 @@ impl Call {
             pipe.add_command(wait_for(durability));
         }
         let count = sent.iter().filter(|s| **s).count() + usize::from(durability.is_some());
-        let route = SingleNodeRoutingInfo::SpecificNode(Route::with_slot(slot, SlotAddr::Master));
-        let mut conn = self.conn.clone();
-        let piped = conn.route_pipeline(pipe, 0, count, route);
-        let replies = match tokio::time::timeout_at(self.deadline, piped).await {
-            Err(_) => {
-                return ops
-                    .iter()
-                    .map(|p| (p.index, Err(self.timed_out())))
-                    .collect()
-            }
-            Ok(Err(err)) if !redirected(err.code()) => {
-                return ops
-                    .iter()
-                    .map(|p| (p.index, Err(failure(&err, Some(&p.key)))))
-                    .collect()
-            }
-            Ok(Err(_)) => Vec::new(), // every call again, alone
-            Ok(Ok(replies)) => replies,
-        };
+        (
+            pipe,
+            Piped {
+                sent,
+                durability,
+                count,
+            },
+        )
+    }
+
+    /// Each operation's result from the pipeline's replies, and the ones to
+    /// run again alone (at their position in `ops`): those redirected (the
+    /// slot is moving) or told `NOSCRIPT` with no later call of their
+    /// session run in the pipeline.
+    fn settle(
+        &self,
+        ops: &[Pending],
+        piped: &Piped,
+        replies: Vec<Value>,
+    ) -> (Vec<(usize, Result<Reply>)>, Vec<usize>) {
+        let limits = self.settings.limits;
         let mut replies = replies.into_iter();
-        let outcomes: Vec<Option<Value>> = sent
-            .iter()
+        let outcomes: Vec<Option<Value>> = (piped.sent.iter())
             .map(|&s| if s { replies.next() } else { Some(Value::Nil) })
             .collect();
-        let unconfirmed_by = match (durability, replies.next()) {
+        let unconfirmed_by = match (piped.durability, replies.next()) {
             (Some(durability), Some(waited)) => unconfirmed(&waited, durability),
             _ => None,
         };
         let mut answered = Vec::with_capacity(ops.len());
         let mut again = Vec::new();
         for (at, pending) in ops.iter().enumerate() {
-            let reply = &outcomes[at];
-            match reply {
-                _ if !sent[at] => answered.push((
-                    pending.index,
-                    decode(&pending.key, &pending.op, None, limits),
-                )),
-                Some(Value::ServerError(err)) if redirected(Some(err.code())) => again.push(at),
-                None => again.push(at),
+            let result = match &outcomes[at] {
+                _ if !piped.sent[at] => decode(&pending.key, &pending.op, None, limits),
+                Some(Value::ServerError(err)) if redirected(Some(err.code())) => {
+                    again.push(at);
+                    continue;
+                }
+                None => {
+                    again.push(at);
+                    continue;
+                }
                 Some(value) if is_noscript(value) => {
                     // Run again only if no later call of its session ran in the pipeline.
-                    let overtaken = ops[at + 1..].iter().zip(&outcomes[at + 1..]).any(
-                        |(later, reply)| {
-                            later.key == pending.key
-                                && matches!(reply, Some(v) if !matches!(v, Value::ServerError(_)))
-                        },
-                    );
-                    if overtaken {
-                        answered.push((
-                            pending.index,
-                            Err(SessionError::new(
-                                ErrorCode::Store,
-                                "a redis node had lost the scripts, and a later call on this session ran first: this one was not applied",
-                            )),
-                        ));
-                    } else {
+                    let later = ops[at + 1..].iter().zip(&outcomes[at + 1..]);
+                    let ran = |reply: &Option<Value>| matches!(reply, Some(v) if !matches!(v, Value::ServerError(_)));
+                    if !later
+                        .clone()
+                        .any(|(later, reply)| later.key == pending.key && ran(reply))
+                    {
                         again.push(at);
+                        continue;
                     }
+                    Err(SessionError::new(
+                        ErrorCode::Store,
+                        "a redis node had lost the scripts, and a later call on this session ran first: this one was not applied",
+                    ))
                 }
-                Some(value) => {
-                    let result = decode(&pending.key, &pending.op, Some(value.clone()), limits);
-                    let result = match (&unconfirmed_by, result) {
-                        (Some(err), Ok(done)) if confirms(&pending.op, &done) => Err(err.clone()),
-                        (_, result) => result,
-                    };
-                    answered.push((pending.index, result));
-                }
-            }
+                Some(value) => match (
+                    &unconfirmed_by,
+                    decode(&pending.key, &pending.op, Some(value.clone()), limits),
+                ) {
+                    (Some(err), Ok(done)) if confirms(&pending.op, &done) => Err(err.clone()),
+                    (_, result) => result,
+                },
+            };
+            answered.push((pending.index, result));
         }
-        for at in again {
-            let pending = &ops[at];
-            answered.push((pending.index, self.one(&pending.key, &pending.op).await));
-        }
-        answered
+        (answered, again)
     }
 
     /// `regenerate()` across slots, where `RENAME` is refused. The steps are
