@@ -2,6 +2,20 @@
 /* eslint-disable */
 
 /**
+ * What a call into the engine produced (written by `Outcome` in src/lib.rs, read by
+ * lib/batch.js): `[flags, batchId, count, result..., batchId, count, result...]`, `flags`
+ * the `LinkFlag` bits, then each finished batch: its id, how many results, the results.
+ */
+type Outcome = [flags: number, ...batches: Array<number | OutcomeResult>];
+
+/**
+ * One operation's result: a string or `null` (get), an array (mget; getAll as flat pairs),
+ * a number (incr), `true` (done), `false` (the session does not exist), or an `Error` with
+ * a `code` (`ErrorCode`).
+ */
+type OutcomeResult = string | null | Array<string | null> | number | boolean | Error;
+
+/**
  * Which binding artifact the generated loader actually loaded: `'native'` for
  * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
  * flavor napi-rs can build is listed, because `NAPI_RS_NATIVE_LIBRARY_PATH`
@@ -109,6 +123,58 @@ export declare class Engine {
    * submitted still finish. JavaScript closes the socket once they have.
    */
   close(): void
+}
+
+/** Stable error codes, surfaced to JavaScript as `err.code`. */
+export declare const enum ErrorCode {
+  /** Invalid middleware options. */
+  Config = 'ERR_SESSION_CONFIG',
+  /** Invalid argument to a session method (key, value, id). */
+  Argument = 'ERR_SESSION_ARGUMENT',
+  /** A value or a session over the configured size limits. */
+  TooLarge = 'ERR_SESSION_TOO_LARGE',
+  /** No usable secret to sign or verify cookies. */
+  Secret = 'ERR_SESSION_SECRET',
+  /** The store could not be reached, or the connection broke. */
+  Connection = 'ERR_SESSION_CONNECTION',
+  /** The store did not answer within `commandTimeout`. */
+  Timeout = 'ERR_SESSION_TIMEOUT',
+  /** The store answered with an error (wrong type, script error, ...). */
+  Store = 'ERR_SESSION_STORE',
+  /** The engine was closed with `close()`. */
+  Closed = 'ERR_SESSION_CLOSED',
+  /**
+   * Another request changed the session at the same moment (two
+   * `regenerate()` calls of one cookie); nothing was done.
+   */
+  Conflict = 'ERR_SESSION_CONFLICT',
+  /** Redis refused the credentials, or wants some that were not given. */
+  Auth = 'ERR_SESSION_AUTH',
+  /** Redis is out of memory (`maxmemory`): nothing was written. */
+  Full = 'ERR_SESSION_STORE_FULL',
+  /**
+   * The TLS handshake with Redis failed: a certificate that does not
+   * verify, a client certificate refused or missing, no TLS on that port.
+   */
+  Tls = 'ERR_SESSION_TLS',
+  /**
+   * The sentinels could not name the primary: none knows that name, or
+   * none answered in time.
+   */
+  Sentinel = 'ERR_SESSION_SENTINEL',
+  /**
+   * A write was applied on the primary, but fewer replicas than
+   * `redis.waitReplicas` confirmed it in time: it may or may not survive
+   * a failover.
+   */
+  NotReplicated = 'ERR_SESSION_NOT_REPLICATED',
+  /** A session method called after the response was sent (raised in JavaScript). */
+  HeadersSent = 'ERR_SESSION_HEADERS_SENT',
+  /**
+   * The native engine could not be loaded nor built (raised in JavaScript,
+   * by the loader, with the code's text: the binding is what failed).
+   */
+  Native = 'ERR_SESSION_NATIVE',
 }
 
 /**

@@ -11,6 +11,7 @@
  * user (lib/users.js) and the loader of the native binary (lib/native.js).
  */
 
+const { ErrorCode } = require('./lib/native');
 const { Store } = require('./lib/store');
 const { listSessions, revokeSessions } = require('./lib/users');
 const { Session, renewLease, isSecure, appendSetCookie, checkUserId, exceptedId, codedError, decode, run } = require('./lib/session');
@@ -36,7 +37,7 @@ function createStore(backend, options) {
   try {
     json = serializeOptions(options);
   } catch (err) {
-    throw codedError('ERR_SESSION_CONFIG', `options cannot be read: ${err.message}`);
+    throw codedError(ErrorCode.Config, `options cannot be read: ${err.message}`);
   }
   return new Store(backend, json);
 }

@@ -30,7 +30,7 @@ const autocannon = require('autocannon');
 const { startRedis, freePort } = require('../__test__/servers/redis');
 const { makeCertificates } = require('../__test__/servers/certificates');
 const { startCluster } = require('../__test__/servers/cluster');
-const { connectRedis } = require('../__test__/servers/redis-client');
+const { connectRedis, replicaOnline } = require('../__test__/servers/redis-client');
 const { until } = require('../__test__/servers/sentinel');
 const { median, rotated } = require('./rounds');
 
@@ -448,9 +448,9 @@ async function main() {
   if (CONFIGS.some((config) => DURABLE_CONFIGS.has(config))) {
     durableRedis = await startRedis({ args: ['--repl-diskless-sync-delay', '0'] });
     replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(durableRedis.port)] });
-    const replicaDb = connectRedis(replica);
-    await until(async () => /master_link_status:up/.test(await replicaDb.command('INFO', 'replication')), 15000, 'the replica in sync');
-    await replicaDb.quit();
+    const primaryDb = connectRedis(durableRedis);
+    await until(() => replicaOnline(primaryDb), 15000, 'the replica in sync');
+    await primaryDb.quit();
   }
   const serverOf = (config) => (TLS_CONFIGS.has(config) ? tlsRedis : DURABLE_CONFIGS.has(config) ? durableRedis : redis);
   const apps = [];

@@ -6,9 +6,9 @@
  * loop crosses into the native engine in one `submit` call, as one
  * `Uint32Array` of numbers (per operation: its `OpKind`, how many strings it
  * takes, a kind-specific `aux` number, then each string's length) and one
- * string joining all its strings. The engine answers with an outcome
- * (src/lib.rs, `Outcome`): `[flags, batchId, count, result..., batchId,
- * count, result...]`; each result goes to its operation's callback.
+ * string joining all its strings. The engine answers with an `Outcome`
+ * (its layout in binding.d.ts): `LinkFlag` bits, then each finished batch's
+ * id, count and results; each result goes to its operation's callback.
  *
  * While calls are in flight the queue is sent from `setImmediate`, so the
  * operations of every request read in one turn share a batch (a `nextTick`

@@ -14,7 +14,7 @@
 
 const net = require('node:net');
 const tls = require('node:tls');
-const { LinkFlag } = require('./native');
+const { ErrorCode, LinkFlag } = require('./native');
 
 const { Output: OUTPUT, Connect: CONNECT, Reset: RESET } = LinkFlag;
 
@@ -115,7 +115,7 @@ class RedisSocket {
     let tcpConnected = false;
     // Over TLS, a server that took the connection but not the handshake (no TLS there) is TLS's failure.
     this.connectTimer = setTimeout(() => {
-      if (tcpConnected) this.abandon(attempt, `the TLS handshake did not finish within ${connectTimeout} ms`, 'ERR_SESSION_TLS');
+      if (tcpConnected) this.abandon(attempt, `the TLS handshake did not finish within ${connectTimeout} ms`, ErrorCode.Tls);
       else this.abandon(attempt, `could not connect within ${connectTimeout} ms`);
     }, connectTimeout);
     this.held = true; // the calls waiting for this connection hold the process open
@@ -141,7 +141,7 @@ class RedisSocket {
       clearTimeout(this.connectTimer);
       this.onOutcome(this.guarded(() => this.native.connected()));
     });
-    const failed = (err) => (this.options.tls && !NETWORK_ERRORS.has(err.code) ? 'ERR_SESSION_TLS' : 'ERR_SESSION_CONNECTION');
+    const failed = (err) => (this.options.tls && !NETWORK_ERRORS.has(err.code) ? ErrorCode.Tls : ErrorCode.Connection);
     socket.on('error', (err) => this.abandon(attempt, describeError(err), failed(err)));
     socket.on('close', () => this.abandon(attempt, 'the connection closed'));
     this.socket = socket;
@@ -149,7 +149,7 @@ class RedisSocket {
   }
 
   /** The connection of `attempt` failed: its calls fail with `code`, and the next call connects anew. */
-  abandon(attempt, reason, code = 'ERR_SESSION_CONNECTION') {
+  abandon(attempt, reason, code = ErrorCode.Connection) {
     if (attempt !== this.attempt) return; // dropped already
     this.drop();
     this.onOutcome(this.native.lost(reason, code));
@@ -202,7 +202,7 @@ class RedisSocket {
       return call();
     } catch (err) {
       this.drop();
-      return this.native.lost(`internal error: ${err.message}`, 'ERR_SESSION_CONNECTION');
+      return this.native.lost(`internal error: ${err.message}`, ErrorCode.Connection);
     }
   }
 

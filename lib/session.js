@@ -8,6 +8,7 @@
  * against (ids, keys, sizes) and resolves a session from its cookie.
  */
 
+const { ErrorCode } = require('./native');
 const { renewLease, endOverflow } = require('./users');
 
 function isSecure(req) {
@@ -225,7 +226,7 @@ class Session {
       }
       this.#store.bind(id, user, meta, (bindErr, bound) => {
         if (bindErr) return done(bindErr);
-        if (!bound) return done(codedError('ERR_SESSION_CONFLICT', `${what}: the session was revoked while it signed in`));
+        if (!bound) return done(codedError(ErrorCode.Conflict, `${what}: the session was revoked while it signed in`));
         this.userId = user;
         if (previous.user !== null) this.#store.indexRemove(previous.user, [previous.id], noop);
         // Beyond maxSessionsPerUser, the user's least recently active sessions end.
@@ -288,7 +289,7 @@ class Session {
    */
   #ensureCookieCanBeSent(what) {
     if (this.#res.headersSent) {
-      throw codedError('ERR_SESSION_HEADERS_SENT', `${what} needs a new session cookie, and the response was already sent: nothing was written`);
+      throw codedError(ErrorCode.HeadersSent, `${what} needs a new session cookie, and the response was already sent: nothing was written`);
     }
   }
 }
@@ -393,7 +394,7 @@ function mapped(done, map) {
 }
 
 function argumentError(message) {
-  return codedError('ERR_SESSION_ARGUMENT', message);
+  return codedError(ErrorCode.Argument, message);
 }
 
 function codedError(code, message) {

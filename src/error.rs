@@ -3,85 +3,79 @@
 
 use std::fmt;
 
-/// Stable error codes, surfaced to JavaScript as `err.code`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    /// Invalid middleware options.
-    Config,
-    /// Invalid argument to a session method (key, value, id).
-    Argument,
-    /// A value or a session over the configured size limits.
-    TooLarge,
-    /// No usable secret to sign or verify cookies.
-    Secret,
-    /// The store could not be reached, or the connection broke.
-    Connection,
-    /// The store did not answer within `commandTimeout`.
-    Timeout,
-    /// The store answered with an error (wrong type, script error, ...).
-    Store,
-    /// The engine was closed with `close()`.
-    Closed,
-    /// Another request changed the session at the same moment (two
-    /// `regenerate()` calls of one cookie); nothing was done.
-    Conflict,
-    /// Redis refused the credentials, or wants some that were not given.
-    Auth,
-    /// Redis is out of memory (`maxmemory`): nothing was written.
-    Full,
-    /// The TLS handshake with Redis failed: a certificate that does not
-    /// verify, a client certificate refused or missing, no TLS on that port.
-    Tls,
-    /// The sentinels could not name the primary: none knows that name, or
-    /// none answered in time.
-    Sentinel,
-    /// A write was applied on the primary, but fewer replicas than
-    /// `redis.waitReplicas` confirmed it in time: it may or may not survive
-    /// a failover.
-    NotReplicated,
+use napi_derive::napi;
+
+/// Declares the error codes once: the Rust enum, its text, and the
+/// JavaScript object the binding exports (`ErrorCode.Config` is
+/// `'ERR_SESSION_CONFIG'`), which the JS half uses for the codes it raises.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])* $name:ident = $code:literal,)*) => {
+        /// Stable error codes, surfaced to JavaScript as `err.code`.
+        #[napi(string_enum)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])* #[napi(value = $code)] $name,)*
+        }
+
+        impl ErrorCode {
+            const ALL: &[ErrorCode] = &[$(ErrorCode::$name),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$name => $code,)*
+                }
+            }
+        }
+    };
+}
+
+// The docs as `#[doc]` attributes: napi-rs copies their text into
+// binding.d.ts, where `///` inside a macro would arrive as raw strings.
+error_codes! {
+    #[doc = " Invalid middleware options."]
+    Config = "ERR_SESSION_CONFIG",
+    #[doc = " Invalid argument to a session method (key, value, id)."]
+    Argument = "ERR_SESSION_ARGUMENT",
+    #[doc = " A value or a session over the configured size limits."]
+    TooLarge = "ERR_SESSION_TOO_LARGE",
+    #[doc = " No usable secret to sign or verify cookies."]
+    Secret = "ERR_SESSION_SECRET",
+    #[doc = " The store could not be reached, or the connection broke."]
+    Connection = "ERR_SESSION_CONNECTION",
+    #[doc = " The store did not answer within `commandTimeout`."]
+    Timeout = "ERR_SESSION_TIMEOUT",
+    #[doc = " The store answered with an error (wrong type, script error, ...)."]
+    Store = "ERR_SESSION_STORE",
+    #[doc = " The engine was closed with `close()`."]
+    Closed = "ERR_SESSION_CLOSED",
+    #[doc = " Another request changed the session at the same moment (two"]
+    #[doc = " `regenerate()` calls of one cookie); nothing was done."]
+    Conflict = "ERR_SESSION_CONFLICT",
+    #[doc = " Redis refused the credentials, or wants some that were not given."]
+    Auth = "ERR_SESSION_AUTH",
+    #[doc = " Redis is out of memory (`maxmemory`): nothing was written."]
+    Full = "ERR_SESSION_STORE_FULL",
+    #[doc = " The TLS handshake with Redis failed: a certificate that does not"]
+    #[doc = " verify, a client certificate refused or missing, no TLS on that port."]
+    Tls = "ERR_SESSION_TLS",
+    #[doc = " The sentinels could not name the primary: none knows that name, or"]
+    #[doc = " none answered in time."]
+    Sentinel = "ERR_SESSION_SENTINEL",
+    #[doc = " A write was applied on the primary, but fewer replicas than"]
+    #[doc = " `redis.waitReplicas` confirmed it in time: it may or may not survive"]
+    #[doc = " a failover."]
+    NotReplicated = "ERR_SESSION_NOT_REPLICATED",
+    #[doc = " A session method called after the response was sent (raised in JavaScript)."]
+    HeadersSent = "ERR_SESSION_HEADERS_SENT",
+    #[doc = " The native engine could not be loaded nor built (raised in JavaScript,"]
+    #[doc = " by the loader, with the code's text: the binding is what failed)."]
+    Native = "ERR_SESSION_NATIVE",
 }
 
 impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::Config => "ERR_SESSION_CONFIG",
-            ErrorCode::Argument => "ERR_SESSION_ARGUMENT",
-            ErrorCode::TooLarge => "ERR_SESSION_TOO_LARGE",
-            ErrorCode::Secret => "ERR_SESSION_SECRET",
-            ErrorCode::Connection => "ERR_SESSION_CONNECTION",
-            ErrorCode::Timeout => "ERR_SESSION_TIMEOUT",
-            ErrorCode::Store => "ERR_SESSION_STORE",
-            ErrorCode::Closed => "ERR_SESSION_CLOSED",
-            ErrorCode::Conflict => "ERR_SESSION_CONFLICT",
-            ErrorCode::Auth => "ERR_SESSION_AUTH",
-            ErrorCode::Full => "ERR_SESSION_STORE_FULL",
-            ErrorCode::Tls => "ERR_SESSION_TLS",
-            ErrorCode::Sentinel => "ERR_SESSION_SENTINEL",
-            ErrorCode::NotReplicated => "ERR_SESSION_NOT_REPLICATED",
-        }
-    }
-
     /// The code named by `as_str`'s text, for codes that come back from JavaScript.
     pub fn from_code(code: &str) -> Option<ErrorCode> {
-        use ErrorCode::*;
-        [
-            Config,
-            Argument,
-            TooLarge,
-            Secret,
-            Connection,
-            Timeout,
-            Store,
-            Closed,
-            Conflict,
-            Auth,
-            Full,
-            Tls,
-            Sentinel,
-            NotReplicated,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == code)
+        ErrorCode::ALL.iter().copied().find(|c| c.as_str() == code)
     }
 }
 

@@ -132,10 +132,9 @@ impl From<config::TlsOptions> for TlsSocketOptions {
 }
 
 /// What a call into the engine produced, delivered to JavaScript as one flat
-/// array: `[flags, batchId, count, result..., batchId, count, result...]`.
-/// `flags` are [`store::redis::link::LinkFlag`] bits; a result is a string or `null` (get),
-/// an array (mget, getAll as flat pairs), a number (incr), `true` (done) or
-/// `false` (the session does not exist), or an `Error` with `code`.
+/// array, whose layout `src/binding-header.d.ts` declares (`Outcome`, in
+/// binding.d.ts): the [`store::redis::link::LinkFlag`] bits, then each
+/// finished batch's id, count and results ([`set_result`]).
 pub struct Outcome {
     flags: u32,
     finished: Vec<Finished>,

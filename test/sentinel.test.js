@@ -63,7 +63,10 @@ async function startApp(group, redis = {}) {
   });
   app.use((err, req, res, next) => res.status(503).json({ code: err.code, message: err.message })); // eslint-disable-line no-unused-vars
   const { origin, close } = await listen(app);
-  return { origin, mw, close: async () => (await close(), await mw.close()) };
+  let closed;
+  // Once, whoever asks first: a test, or its clean-up after a failed assertion.
+  const closeOnce = () => (closed ||= (async () => (await close(), await mw.close()))());
+  return { origin, mw, close: closeOnce };
 }
 
 /**
@@ -198,6 +201,7 @@ describe('Sentinel', () => {
     const sessions = await seed(50);
     const oldPrimary = await group.primaryPort();
     const load = startLoad(app);
+    t.after(load.stop); // a failed assertion must not leave the load running: the file would never end
     await delay(500);
     const asked = Date.now();
     assert.equal(await group.admin.command('SENTINEL', 'FAILOVER', group.name), 'OK');
@@ -222,17 +226,21 @@ describe('Sentinel', () => {
 
   test('kill -9 of the primary under a write load with waitReplicas: 1: no acknowledged write lost; served again after the failover', async (t) => {
     const durable = await startApp(group, { waitReplicas: 1, waitTimeout: 500 });
+    t.after(durable.close);
     const sessions = await seed(20);
     const primaryPort = await group.primaryPort();
     const killed = group.nodes.get(primaryPort);
     const load = startLoad(durable);
+    t.after(load.stop);
     await delay(500);
     const killedAt = Date.now();
     process.kill(killed.pid, 'SIGKILL');
     const announced = await watch.after(killedAt);
     // Back as a replica of the new primary: writes can be confirmed again.
     await killed.start();
-    await until(async () => recoveredAfter(load.outcomes, announced.at) < Infinity, 15000, 'a successful write');
+    // The sentinels make it a replica at their next INFO of it (every 10 s), then it syncs:
+    // about 15 s here.
+    await until(async () => recoveredAfter(load.outcomes, announced.at) < Infinity, 30000, 'a successful write');
     await delay(1000);
     await load.stop();
     await durable.close();
@@ -305,6 +313,7 @@ describe('Sentinel over TLS: the sentinels, the primary and the replica serve TL
       await withRedisClient(group.nodes.get(await group.primaryPort()), (db) => db.command('WAIT', 1, 2000));
       const oldPrimary = await group.primaryPort();
       const load = startLoad(app, 2);
+      t.after(load.stop);
       await delay(300);
       assert.equal(await group.admin.command('SENTINEL', 'FAILOVER', group.name), 'OK');
       await until(async () => (await group.primaryPort()) !== oldPrimary, 10000, 'the failover');

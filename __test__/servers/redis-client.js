@@ -102,4 +102,15 @@ async function withRedisClient(server, fn) {
   }
 }
 
-module.exports = { connectRedis, withRedisClient, CREATED_FIELD };
+/**
+ * Whether a replica of the primary `primaryDb` talks to confirms writes (`WAIT` counts it):
+ * after a diskless sync, Redis 7 sends a replica the command stream only from its first
+ * ACK, up to a second after both sides report the link up and the replica online. Writes
+ * a probe key.
+ */
+async function replicaOnline(primaryDb) {
+  await primaryDb.command('SET', 'replica-probe', '1');
+  return (await primaryDb.command('WAIT', '1', '100')) >= 1;
+}
+
+module.exports = { connectRedis, withRedisClient, replicaOnline, CREATED_FIELD };

@@ -259,3 +259,10 @@ async function counters(session: altSession.Session): Promise<number> {
   return session.incr('visits');
 }
 void counters;
+
+// The documented codes are exactly the ones the engine declares (src/error.rs, exported
+// to binding.d.ts as `ErrorCode`): a code added on one side and not the other fails here.
+import type { ErrorCode } from '../../binding';
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const codesDeclaredOnce: Same<altSession.SessionErrorCode, `${ErrorCode}`> = true;
+void codesDeclaredOnce;

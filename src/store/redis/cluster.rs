@@ -35,7 +35,7 @@ use super::commands::{command, decode, is_noscript, reply_error, unconfirmed, wa
 use super::moves::{
     claim_move, finish_move, mark_move, place_move, release_move_claim, unmark_move,
 };
-use super::scripts;
+use super::scripts::{self, odd_reply, Status};
 use super::tls::certificates;
 use crate::config::{ClusterOptions, Durability};
 use crate::error::{ErrorCode, Result, SessionError};
@@ -707,12 +707,14 @@ impl Call {
                 return Err(err);
             }
         }
-        let (dump, claim) = match self.step(&claim_move(key, to, claim_ms), key).await {
-            Ok(Value::Int(0)) => {
+        let limits = self.settings.limits;
+        let claimed = self.step(&claim_move(key, to, claim_ms, limits), key).await;
+        let (dump, claim) = match claimed.and_then(scripts::reply) {
+            Ok((Status::Ended, _)) => {
                 self.give_up(key, to, false);
                 return self.start_fresh(to).await;
             }
-            Ok(Value::Array(parts)) => match parts.as_slice() {
+            Ok((Status::Done, parts)) => match parts.as_slice() {
                 [Value::BulkString(dump), Value::BulkString(claim)] => {
                     (dump.clone(), String::from_utf8_lossy(claim).into_owned())
                 }
@@ -726,7 +728,6 @@ impl Call {
                 return Err(failed.err().unwrap_or_else(odd_reply));
             }
         };
-        let limits = self.settings.limits;
         let touch = command(to, &Op::Touch, limits, true).expect("a touch is a command");
         let placed = match self.step(&place_move(to, &dump, claim_ms), to).await {
             Ok(_) => self.step(&touch, to).await.map(drop),
@@ -740,11 +741,12 @@ impl Call {
             self.give_up(key, to, true);
             return Err(err);
         }
-        match self.step(&finish_move(key, &claim), key).await {
-            Ok(Value::Int(1)) => Ok(Reply::Done),
+        let finished = self.step(&finish_move(key, to, &claim, limits), key).await;
+        match finished.map(scripts::reply) {
+            Ok(Ok((Status::Done, _))) => Ok(Reply::Done),
             // An invalidate() raced the move and deleted the old key: the
             // session ended, and the new id starts empty, as on one server.
-            Ok(Value::Int(0)) => {
+            Ok(Ok((Status::Ended, _))) => {
                 self.step(&with_key("DEL", to), to).await?;
                 self.start_fresh(to).await
             }
@@ -757,7 +759,7 @@ impl Call {
             // write reached the old key since (the claim): the request takes
             // the new id, and the old key is deleted in the background.
             Err(_) => {
-                self.finish_later(key, &claim);
+                self.finish_later(key, to, &claim);
                 Ok(Reply::Done)
             }
         }
@@ -794,8 +796,8 @@ impl Call {
         let mut conn = self.conn.clone();
         let undo = [
             placed.then(|| with_key("DEL", to)),
-            Some(release_move_claim(key, to)),
-            Some(unmark_move(key, to)),
+            Some(release_move_claim(key, to, self.settings.limits)),
+            Some(unmark_move(key, to, self.settings.limits)),
         ];
         tokio::spawn(async move {
             for cmd in undo.iter().flatten() {
@@ -805,9 +807,9 @@ impl Call {
     }
 
     /// Step 4 again, in the background, until it gets an answer.
-    fn finish_later(&self, key: &str, claim: &str) {
+    fn finish_later(&self, key: &str, to: &str, claim: &str) {
         let mut conn = self.conn.clone();
-        let finish = finish_move(key, claim);
+        let finish = finish_move(key, to, claim, self.settings.limits);
         tokio::spawn(async move {
             for pause in [100, 500, 2000, 5000] {
                 tokio::time::sleep(Duration::from_millis(pause)).await;
@@ -829,13 +831,6 @@ fn with_key(name: &str, key: &str) -> Cmd {
     let mut cmd = redis::cmd(name);
     cmd.arg(key);
     cmd
-}
-
-fn odd_reply() -> SessionError {
-    SessionError::new(
-        ErrorCode::Store,
-        "redis cluster: a moved session came back in an unexpected shape",
-    )
 }
 
 /// A reply that sends the call elsewhere (the slot moved or is moving), or

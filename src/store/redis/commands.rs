@@ -6,7 +6,7 @@
 use redis::{from_redis_value, Cmd, Value};
 
 use super::moves::{moved_marker, moved_marker_ms};
-use super::scripts::Lua;
+use super::scripts::{self, odd_reply, Flags, Lua, Status};
 use super::with;
 use crate::config::Durability;
 use crate::error::{ErrorCode, Result, SessionError};
@@ -33,23 +33,25 @@ pub fn encode(out: &mut Vec<u8>, key: &str, op: &Op, limits: Limits, script_bodi
 }
 
 /// The command of one operation on `key`, as [`encode`] writes it; `None`
-/// when there is nothing to ask.
+/// when there is nothing to ask. The scripts' arguments follow their
+/// convention (see [`super::scripts`]): [`Lua::call`] writes the head, here
+/// is each operation's own.
 pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Option<Cmd> {
-    let eval = |lua: Lua, keys: &[&str]| lua.call(keys, script_bodies);
-    let ttl = limits.ttl_secs;
-    let life = limits.max_lifetime_secs.unwrap_or(0);
+    let eval = |lua: Lua, keys: &[&str], flags: Flags| lua.call(keys, limits, flags, script_bodies);
+    let session = |lua: Lua| eval(lua, &[key], Flags::default());
     // Only for the commands that refresh a TTL: the check costs a scan of the key.
-    let leased = || u8::from(may_be_leased(key));
+    let leased = || Flags::default().with(Flags::LEASED, may_be_leased(key));
+    let creating = |create: bool| leased().with(Flags::CREATE, create);
     Some(match op {
         Op::Get(field) => with(hash_cmd("HGET", key), field),
         Op::MGet(fields) if fields.is_empty() => return None,
         Op::MGet(fields) => with(hash_cmd("HMGET", key), fields),
         Op::GetAll => hash_cmd("HGETALL", key),
-        Op::Start => with(eval(Lua::Start, &[key]), (ttl, life)),
-        Op::Touch => match (limits.max_lifetime_secs, leased()) {
-            (None, 0) => with(hash_cmd("EXPIRE", key), ttl),
-            (life, leased) => with(eval(Lua::Touch, &[key]), (ttl, life.unwrap_or(0), leased)),
-        },
+        Op::Start => session(Lua::Start),
+        Op::Touch if limits.max_lifetime_secs.is_none() && !may_be_leased(key) => {
+            with(hash_cmd("EXPIRE", key), limits.ttl_secs)
+        }
+        Op::Touch => eval(Lua::Touch, &[key], leased()),
         Op::Destroy => hash_cmd("DEL", key),
         Op::Write {
             set,
@@ -57,32 +59,21 @@ pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Optio
             create,
         } => {
             let flat: Vec<&String> = set.iter().flat_map(|(f, v)| [f, v]).collect();
-            let head = (u8::from(*create), ttl, limits.max_fields, life, leased());
-            let head = (head, flat.len());
-            with(eval(Lua::Write, &[key]), (head, flat, delete))
+            let own = (limits.max_fields, flat.len(), flat, delete);
+            with(eval(Lua::Write, &[key], creating(*create)), own)
         }
         Op::Incr { field, by, create } => with(
-            eval(Lua::Incr, &[key]),
-            (
-                u8::from(*create),
-                ttl,
-                limits.max_fields,
-                life,
-                field,
-                by,
-                leased(),
-            ),
+            eval(Lua::Incr, &[key], creating(*create)),
+            (limits.max_fields, field, by),
         ),
+        // A rename always keeps the session within its lease: the old id may be signed in.
         Op::Rename { to } => with(
-            eval(Lua::Rename, &[key, to, &moved_marker(key)]),
-            (ttl, life, moved_marker_ms()),
+            eval(Lua::Rename, &[key, to, &moved_marker(key)], Flags::LEASED),
+            moved_marker_ms(),
         ),
-        Op::Bind { user, meta } => with(
-            eval(Lua::Bind, &[key]),
-            (ttl, life, lease_until(limits), user, meta),
-        ),
-        Op::Seen => with(eval(Lua::Seen, &[key]), (ttl, life, limits.lease_ms())),
-        Op::Extend => with(eval(Lua::Extend, &[key]), (ttl, life, lease_until(limits))),
+        Op::Bind { user, meta } => with(session(Lua::Bind), (lease_until(limits), user, meta)),
+        Op::Seen => with(session(Lua::Seen), limits.lease_ms()),
+        Op::Extend => with(eval(Lua::Extend, &[key], leased()), lease_until(limits)),
         Op::Describe => with(
             hash_cmd("HMGET", key),
             (
@@ -94,20 +85,19 @@ pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Optio
             ),
         ),
         Op::IndexAdd { id, renew } => with(
-            eval(Lua::IndexAdd, &[key]),
-            (
-                PRUNE_BATCH,
-                id,
-                lease_until(limits) + INDEX_MARGIN_MS,
-                u8::from(*renew),
+            eval(
+                Lua::IndexAdd,
+                &[key],
+                Flags::default().with(Flags::RENEW, *renew),
             ),
+            (PRUNE_BATCH, id, lease_until(limits) + INDEX_MARGIN_MS),
         ),
         Op::IndexList => with(
-            eval(Lua::IndexList, &[key]),
+            session(Lua::IndexList),
             (PRUNE_BATCH, limits.max_sessions_per_user),
         ),
         Op::IndexOverflow => with(
-            eval(Lua::IndexOverflow, &[key]),
+            session(Lua::IndexOverflow),
             (PRUNE_BATCH, limits.max_sessions_per_user),
         ),
         Op::IndexRemove(ids) if ids.is_empty() => return None,
@@ -136,53 +126,54 @@ pub fn decode(key: &str, op: &Op, reply: Option<Value>, limits: Limits) -> Resul
         None if matches!(op, Op::IndexRemove(_)) => return Ok(Reply::Done),
         None => return Ok(Reply::Values(Vec::new())),
     };
-    let parsed = match op {
-        Op::Get(_) => from_redis_value(reply).map(Reply::Value),
-        Op::MGet(_) => from_redis_value(reply).map(Reply::Values),
-        Op::GetAll => from_redis_value::<Vec<(String, String)>>(reply).map(|pairs| {
-            // The store's own fields (maxLifetime's creation time) are not the app's.
-            Reply::Pairs(pairs.into_iter().filter(|(f, _)| !is_reserved(f)).collect())
-        }),
-        Op::Start | Op::Touch | Op::IndexRemove(_) => Ok(Reply::Done),
-        Op::Destroy | Op::IndexAdd { .. } => from_redis_value(reply).map(Reply::Int),
-        Op::Describe | Op::IndexList | Op::IndexOverflow => {
-            from_redis_value(reply).map(Reply::Values)
+    match op {
+        Op::Get(_) => typed(from_redis_value(reply).map(Reply::Value)),
+        Op::MGet(_) | Op::Describe => typed(from_redis_value(reply).map(Reply::Values)),
+        Op::GetAll => typed(
+            from_redis_value::<Vec<(String, String)>>(reply).map(|pairs| {
+                // The store's own fields (maxLifetime's creation time) are not the app's.
+                Reply::Pairs(pairs.into_iter().filter(|(f, _)| !is_reserved(f)).collect())
+            }),
+        ),
+        Op::Destroy => typed(from_redis_value(reply).map(Reply::Int)),
+        // A plain `EXPIRE` or the script: either way, nothing to learn.
+        Op::Touch | Op::IndexRemove(_) => Ok(Reply::Done),
+        _ => scripted(op, reply, limits),
+    }
+}
+
+/// The result of an operation its script ran, from the script's status and
+/// value (see [`super::scripts`]).
+fn scripted(op: &Op, reply: Value, limits: Limits) -> Result<Reply> {
+    let (status, value) = scripts::reply(reply)?;
+    match (status, op) {
+        (Status::Done, Op::Incr { .. }) => {
+            typed(from_redis_value(Value::Array(value)).map(|(n,): (i64,)| Reply::Int(n)))
         }
-        Op::Seen => match reply {
-            Value::Nil => Ok(Reply::Gone),
-            value => from_redis_value::<(Option<String>, i64)>(value).map(|(user, renew)| {
+        (Status::Done, Op::Seen) => typed(
+            from_redis_value::<(Option<String>, i64)>(Value::Array(value)).map(|(user, renew)| {
                 Reply::Values(vec![user, (renew == 1).then(|| "renew".to_owned())])
             }),
-        },
-        Op::Bind { .. } | Op::Extend => match from_redis_value::<i64>(reply) {
-            Ok(-2) => return Err(crate::store::being_moved()),
-            done => done.map(done_or_gone),
-        },
-        Op::Write { .. } => match from_redis_value::<i64>(reply) {
-            Ok(-1) => return Err(too_many_fields(limits.max_fields)),
-            Ok(-2) => return Err(crate::store::being_moved()),
-            done => done.map(done_or_gone),
-        },
-        Op::Rename { .. } => match from_redis_value::<i64>(reply) {
-            Ok(-2) => return Err(crate::store::regenerated_elsewhere()),
-            done => done.map(done_or_gone),
-        },
-        Op::Incr { .. } => match reply {
-            Value::Nil => Ok(Reply::Gone),
-            Value::Array(code) if code.first() == Some(&Value::Int(-2)) => {
-                return Err(crate::store::being_moved())
-            }
-            Value::Array(_) => return Err(too_many_fields(limits.max_fields)),
-            value => from_redis_value(value).map(Reply::Int),
-        },
-    };
-    // Not redis-rs's own text: it quotes the reply, which may be a session value.
-    parsed.map_err(|_| {
-        SessionError::new(
-            ErrorCode::Store,
-            "redis answered with a reply of another type than asked for",
-        )
-    })
+        ),
+        (Status::Done, Op::IndexList | Op::IndexOverflow) => {
+            typed(from_redis_value(Value::Array(value)).map(Reply::Values))
+        }
+        (Status::Done | Status::Ended, Op::IndexAdd { .. }) => {
+            Ok(Reply::Int(i64::from(status == Status::Done)))
+        }
+        (Status::Done, _) => Ok(Reply::Done),
+        (Status::Ended, _) => Ok(Reply::Gone),
+        (Status::Full, _) => Err(too_many_fields(limits.max_fields)),
+        (Status::Claimed, _) => Err(crate::store::being_moved()),
+        (Status::Taken, _) => Err(crate::store::regenerated_elsewhere()),
+        (Status::Lapsed, _) => Err(odd_reply()),
+    }
+}
+
+/// A parsed reply, or [`odd_reply`]: not redis-rs's own text, which quotes
+/// the reply, and that may be a session value.
+fn typed<E>(parsed: std::result::Result<Reply, E>) -> Result<Reply> {
+    parsed.map_err(|_| odd_reply())
 }
 
 /// The `WAIT` that follows writes under `redis.waitReplicas`: the error
@@ -208,15 +199,6 @@ pub fn unconfirmed(reply: &Value, durability: Durability) -> Option<SessionError
         _ => format!("the wait for {wanted} replicas got no count"),
     };
     Some(crate::store::not_replicated(&what, durability.timeout))
-}
-
-/// A script's 1 (done) or 0 (the session does not exist).
-fn done_or_gone(done: i64) -> Reply {
-    if done == 0 {
-        Reply::Gone
-    } else {
-        Reply::Done
-    }
 }
 
 /// The error reply to one operation: `HINCRBY` on a field that is not an

@@ -1015,7 +1015,7 @@ mod tests {
         assert!(again.find("\r\nEVAL\r\n").unwrap() > again.rfind("SCRIPT").unwrap());
         assert!(link.take_finished().is_empty());
         link.received(&loaded());
-        link.received(b":1\r\n");
+        link.received(b"*1\r\n:1\r\n");
         assert_eq!(
             link.take_finished()[0].results,
             [Ok(Reply::Done), Ok(Reply::Value(None))]
@@ -1056,7 +1056,7 @@ mod tests {
             second.contains("\r\n$3\r\n300\r\n"),
             "the second incr again: {second}"
         );
-        link.received(b":7\r\n:307\r\n");
+        link.received(b"*2\r\n:1\r\n:7\r\n*2\r\n:1\r\n:307\r\n");
         assert_eq!(
             link.take_finished()[0].results,
             [Ok(Reply::Int(7)), Ok(Reply::Int(307))]
@@ -1259,7 +1259,7 @@ mod tests {
         let released = take_output(&mut link);
         let write = released.find("EVALSHA").expect("the write goes out");
         assert!(write < released.find("HGET").expect("then the read of s:a"));
-        link.received(b":1\r\n$1\r\nx\r\n");
+        link.received(b"*1\r\n:1\r\n$1\r\nx\r\n");
         let finished = link.take_finished();
         assert_eq!(
             finished[0].results,
@@ -1363,7 +1363,7 @@ mod tests {
                 sent.ends_with("*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$2\r\n50\r\n"),
                 "{sent}"
             );
-            link.received(b":1\r\n$-1\r\n");
+            link.received(b"*1\r\n:1\r\n$-1\r\n");
             assert!(
                 link.take_finished().is_empty(),
                 "the write waits for its WAIT"

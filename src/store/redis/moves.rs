@@ -5,9 +5,14 @@
 
 use redis::Cmd;
 
-use super::scripts::Lua;
+use super::scripts::{Flags, Lua};
 use super::with;
-use crate::store::MOVED_MARKER;
+use crate::store::{Limits, MOVED_MARKER};
+
+/// A move script on `key`, the new key its first own argument.
+fn move_script(lua: Lua, key: &str, to: &str, limits: Limits) -> Cmd {
+    with(lua.call(&[key], limits, Flags::default(), true), to)
+}
 
 /// Step 1, on the old key's node: marks the move beside the session (`SET
 /// NX`, as the one-server rename leaves its marker), so that a second
@@ -19,9 +24,9 @@ pub fn mark_move(key: &str, to: &str, ms: u64) -> Cmd {
 }
 
 /// Step 2, on the old key's node: claims the move and copies the session
-/// (`claim_move.lua`): `{DUMP, claim}`, or 0 when the session ended.
-pub fn claim_move(key: &str, to: &str, claim_ms: u64) -> Cmd {
-    with(Lua::ClaimMove.call(&[key], true), (claim_ms, to))
+/// (`claim_move.lua`).
+pub fn claim_move(key: &str, to: &str, claim_ms: u64, limits: Limits) -> Cmd {
+    with(move_script(Lua::ClaimMove, key, to, limits), claim_ms)
 }
 
 /// Step 3, on the new key's node: the copy, under the new key, for no
@@ -33,22 +38,21 @@ pub fn place_move(to: &str, dump: &[u8], ttl_ms: u64) -> Cmd {
 }
 
 /// Step 4, on the old key's node, once the copy is in place: the old key
-/// goes (`finish_move.lua`): 1 when done, 0 when the session ended
-/// meanwhile, -1 when the claim is no longer this move's.
-pub fn finish_move(key: &str, claim: &str) -> Cmd {
-    with(Lua::FinishMove.call(&[key], true), claim)
+/// goes (`finish_move.lua`).
+pub fn finish_move(key: &str, to: &str, claim: &str, limits: Limits) -> Cmd {
+    with(move_script(Lua::FinishMove, key, to, limits), claim)
 }
 
 /// A move to `to` that failed gives up its claim, if it is still its own
 /// (`release_move.lua`): the old key, left in place, is the session's again.
-pub fn release_move_claim(key: &str, to: &str) -> Cmd {
-    with(Lua::ReleaseMove.call(&[key], true), to)
+pub fn release_move_claim(key: &str, to: &str, limits: Limits) -> Cmd {
+    move_script(Lua::ReleaseMove, key, to, limits)
 }
 
 /// A move to `to` that failed, or found nothing to move, takes its marker
 /// back, if it is still its own (`unmark_move.lua`).
-pub fn unmark_move(key: &str, to: &str) -> Cmd {
-    with(Lua::UnmarkMove.call(&[&moved_marker(key)], true), to)
+pub fn unmark_move(key: &str, to: &str, limits: Limits) -> Cmd {
+    move_script(Lua::UnmarkMove, &moved_marker(key), to, limits)
 }
 
 /// The key of the marker a `regenerate()` leaves for [`MOVED_MARKER`] where

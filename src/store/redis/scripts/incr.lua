@@ -1,16 +1,15 @@
--- `HINCRBY` and `EXPIRE`, atomically; as `WRITE` for dead ids (returns
--- false), the field cap (returns a table `{-1}`) and a session being moved
--- (`{-2}`). ARGV: create (0/1), ttl, maxFields, maxLifetime, field,
--- increment, leased.
-local key, ttl, life = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4])
+-- `HINCRBY` and `EXPIRE`, atomically; as write.lua for dead ids, the field
+-- cap and a session being moved. Flags: CREATE, LEASED. ARGV[4..]:
+-- maxFields, field, increment. Reply: {DONE, new value}, {ENDED}, {FULL},
+-- {CLAIMED}.
 local exists = redis.call('EXISTS', key) == 1
-if exists and being_moved(key) then return {-2} end
-if not exists and ARGV[1] == '0' then return false end
-local left = exists and session_ttl(key, ttl, life, ARGV[7] == '1')
-if exists and not left then return false end
+if exists and being_moved() then return {CLAIMED} end
+if not exists and not flag(CREATE) then return {ENDED} end
+local left = exists and session_ttl()
+if exists and not left then return {ENDED} end
 local held = redis.call('HLEN', key) - redis.call('HEXISTS', key, CREATED)
-if redis.call('HEXISTS', key, ARGV[5]) == 0 and held + 1 > tonumber(ARGV[3]) then return {-1} end
+if redis.call('HEXISTS', key, ARGV[5]) == 0 and held + 1 > tonumber(ARGV[4]) then return {FULL} end
 if not exists then redis.call('HSET', key, CREATED, now_ms()) end
 local value = redis.call('HINCRBY', key, ARGV[5], ARGV[6])
-redis.call('PEXPIRE', key, left or lifetime_ttl(key, ttl, life))
-return value
+redis.call('PEXPIRE', key, left or lifetime_ttl())
+return {DONE, value}

@@ -1,10 +1,11 @@
--- A cluster's regenerate() to the key `ARGV[1]` that failed gives up its
--- claim, if it is still its own: the old key, left in place, is the
--- session's again. KEYS: the session. ARGV: the new key.
--- Reply: 1 when the claim was taken back, else 0.
-local held = redis.call('HGET', KEYS[1], MOVING)
-local mine = ':' .. ARGV[1]
+-- A cluster's regenerate() to the new key `ARGV[4]` that failed gives up
+-- its claim, if it is still its own: the old key, left in place, is the
+-- session's again. Reply: {DONE} when the claim was taken back, else
+-- {LAPSED}.
+local held = redis.call('HGET', key, MOVING)
+local mine = ':' .. ARGV[4]
 if held and string.sub(held, -#mine) == mine then
-  return redis.call('HDEL', KEYS[1], MOVING)
+  redis.call('HDEL', key, MOVING)
+  return {DONE}
 end
-return 0
+return {LAPSED}

@@ -1,20 +1,23 @@
--- Shared by the scripts. `now_ms`: Redis's clock in unix milliseconds (one
--- clock for every app server). `start_ttl`: the TTL (ms) of a session that
--- starts now. `lifetime_ttl`: the TTL (in ms, for
--- `PEXPIRE`) to set on a session that exists, its idle timeout capped by what
--- is left of its absolute lifetime (`maxLifetime`, counted from the creation
--- time kept in the hash; a session written before the option was on, or by
+-- Shared by the scripts. `key`, `ttl` and `life`: the session, its idle
+-- timeout and its absolute lifetime (`maxLifetime`, 0 for none), in seconds,
+-- from the head of every script's arguments. `now_ms`: Redis's clock in
+-- unix milliseconds (one clock for every app server). `start_ttl`: the TTL
+-- (ms) of a session that starts now. `lifetime_ttl`: the TTL (in ms, for
+-- `PEXPIRE`) to set on a session that exists, its idle timeout capped by
+-- what is left of its absolute lifetime (counted from the creation time
+-- kept in the hash; a session written before the option was on, or by
 -- alt-session 0.0.1, starts counting now). `false` when the lifetime is
 -- over: the session is deleted.
+local key, ttl, life = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
 local function now_ms()
   local time = redis.call('TIME')
   return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 end
-local function start_ttl(ttl, life)
+local function start_ttl()
   if life > 0 and life < ttl then return life * 1000 end
   return ttl * 1000
 end
-local function lifetime_ttl(key, ttl, life)
+local function lifetime_ttl()
   if life == 0 then return ttl * 1000 end
   local now = now_ms()
   local created = tonumber(redis.call('HGET', key, CREATED))
@@ -34,7 +37,7 @@ end
 -- `left` capped by a signed-in session's lease (unix ms, see Op::Bind): the
 -- session never outlives its entry in the user's index. `false`, and the
 -- session deleted, once the lease is over.
-local function within_lease(key, left, lease, now)
+local function within_lease(left, lease, now)
   if not lease then return left end
   left = math.min(left, lease - now)
   if left > 0 then return left end
@@ -44,14 +47,14 @@ end
 -- Whether a regenerate() on a cluster is copying this session to another
 -- node (its claim, `until:new key`, is in the hash, see claim_move): a
 -- write now would be lost with the old key.
-local function being_moved(key)
+local function being_moved()
   local claim = redis.call('HGET', key, MOVING)
   return claim and tonumber(string.match(claim, '^%d+')) > now_ms()
 end
--- lifetime_ttl, within its lease for a session that may be signed in
--- (`leased`: its id says so). Other sessions pay nothing for it.
-local function session_ttl(key, ttl, life, leased)
-  local left = lifetime_ttl(key, ttl, life)
-  if not left or not leased then return left end
-  return within_lease(key, left, tonumber(redis.call('HGET', key, UNTIL)), now_ms())
+-- lifetime_ttl, within its lease for a session that may be signed in (the
+-- LEASED flag: its id says so). Other sessions pay nothing for it.
+local function session_ttl()
+  local left = lifetime_ttl()
+  if not left or not flag(LEASED) then return left end
+  return within_lease(left, tonumber(redis.call('HGET', key, UNTIL)), now_ms())
 end
