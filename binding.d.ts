@@ -38,6 +38,10 @@ export declare class Engine {
   get socketOptions(): SocketOptions | null
   /** Whether `next()` waits for the per-request idle refresh. */
   get awaitTouch(): boolean
+  /** `session.refreshErrors`: `'next'` or `'ignore'`. */
+  get refreshErrors(): string
+  /** Whether a new visitor's session waits for its first write (`session.lazy`). */
+  get lazy(): boolean
   /** `session.maxSessionsPerUser`: how many ids a user's index lists at most. */
   get maxSessionsPerUser(): number
   /** The cookie's name, for reading `req.signedCookies[name]`. */

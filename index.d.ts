@@ -43,11 +43,11 @@ declare namespace altSession {
     host?: string;
     /** Port, as a number or a string of digits. Default `6379`. Ignored when `url` is given. */
     port?: number | string;
-    /** Password (the original's node_redis 2 option name). Same as `password`. */
+    /** Password (the original's node_redis 2 option name). Used when neither `pass` nor `password` is given. */
     auth_pass?: string;
-    /** Password. Same as `password`. */
+    /** Password. Takes precedence over `password` and `auth_pass`, as in 0.0.1 (`pass || password || auth_pass`). */
     pass?: string;
-    /** Password (`AUTH`). Takes precedence over `auth_pass`, which takes precedence over `pass`, and over the URL's. */
+    /** Password (`AUTH`). Takes precedence over `auth_pass`; `pass` over it; any of them over the URL's. */
     password?: string;
     /** ACL user name (Redis 6+); overrides the URL's. */
     username?: string;
@@ -188,10 +188,34 @@ declare namespace altSession {
     maxSessionsPerUser?: number;
     /**
      * Whether the per-request idle refresh (`EXPIRE`) completes before `next()` is called
-     * (an error there then goes to `next(err)`). `false`: `next()` is called at once and a
-     * failed refresh is ignored. Default `true`.
+     * (an error there goes where `refreshErrors` says; a Redis already slow to answer is not
+     * waited for). `false`: `next()` is called at once and a failed refresh is ignored.
+     * Default `true`.
      */
     awaitTouch?: boolean;
+    /**
+     * What an error of the per-request refresh does: `'ignore'` (the default) runs the route
+     * (its session calls fail on their own; a signed-in visitor reads as signed out);
+     * `'next'` passes it to `next(err)`.
+     */
+    refreshErrors?: 'ignore' | 'next';
+    /**
+     * A new visitor's session is stored, and its cookie sent, at its first write (`set`,
+     * `mset`, `incr`, `regenerate`, `login`): a request that writes nothing gets no
+     * `Set-Cookie` and sends no Redis command (crawlers, health checks, consent rules).
+     * Until then `req.session.id` is the id the first write will issue, stored nowhere, and
+     * reads find nothing. A first write after the response was sent fails with
+     * `ERR_SESSION_HEADERS_SENT`. Default `false` (0.0.1's behaviour: every new visitor gets
+     * a cookie and a key).
+     */
+    lazy?: boolean;
+    /**
+     * Whether a write may create the session of an id in alt-session 0.0.1's shape that is
+     * not stored (0.0.1 issued ids without storing them). Default `true`, for a rollout
+     * from 0.0.1; set `false` once 0.0.1 no longer runs: such an id is then unknown, and a
+     * write moves to a fresh session (live sessions under 0.0.1 ids keep their ids).
+     */
+    legacyIds?: boolean;
   }
 
   /** The middleware: `app.use(middleware)`. */

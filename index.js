@@ -58,7 +58,11 @@ function serializeOptions(options) {
 }
 
 function middleware(store) {
-  const { cookieName, verifiesCookies, awaitTouch, secureFollowsRequest } = store;
+  const { cookieName, verifiesCookies, awaitTouch, secureFollowsRequest, lazy, refreshErrors } = store;
+  // The per-request refresh's outcome, for the route: an error goes to
+  // next(err) only under `session.refreshErrors: 'next'`; by default the
+  // route runs, and only the calls that need the store fail.
+  const proceedAfter = (next) => (refreshErrors === 'next' ? (err) => (err ? next(err) : next()) : () => next());
 
   function session(req, res, next) {
     let opened;
@@ -73,16 +77,24 @@ function middleware(store) {
     } catch (err) {
       return next(err);
     }
+    // session.lazy: a new visitor's cookie waits for its first write, and
+    // nothing is stored before it.
+    if (lazy && opened.isNew) {
+      req.session = new Session(store, opened, req, res, opened.setCookie);
+      return next();
+    }
     if (opened.setCookie) appendSetCookie(res, opened.setCookie);
     req.session = new Session(store, opened, req, res);
 
     // A signed-in session's refresh also tells who the user is, which the
     // route needs: it is awaited whatever awaitTouch says.
-    if (opened.bound) return refreshSignedIn(store, req.session, next);
+    if (opened.bound) return refreshSignedIn(store, req.session, proceedAfter(next));
 
     // One command per request: a new id is recorded (so that any later
-    // request's write lands under it), a returning one has its idle TTL refreshed.
-    if (!awaitTouch) {
+    // request's write lands under it), a returning one has its idle TTL
+    // refreshed. Not awaited when the store is slow to answer: a slow Redis
+    // must not hold every route for commandTimeout.
+    if (!awaitTouch || store.stalled()) {
       if (opened.isNew) store.start(opened.id, noop);
       else store.touchSoon(opened.id);
       // Not at once: every request read in this turn of the event loop is
@@ -91,7 +103,7 @@ function middleware(store) {
       // session when called at once, 0.94x to 1.05x from setImmediate).
       return setImmediate(next);
     }
-    const proceed = (err) => (err ? next(err) : next());
+    const proceed = proceedAfter(next);
     if (opened.isNew) store.start(opened.id, proceed);
     else store.touch(opened.id, proceed);
   }
@@ -113,7 +125,11 @@ function middleware(store) {
   return session;
 }
 
-/** The per-request refresh of a signed-in session, which says its user id. */
+/**
+ * The per-request refresh of a signed-in session, which says its user id.
+ * When it fails, the session reads as signed out: a user is never taken as
+ * signed in when that could not be checked.
+ */
 function refreshSignedIn(store, session, next) {
   store.seen(session.id, (err, seen) => {
     if (err) return next(err);

@@ -66,6 +66,7 @@ class Batches {
     this.startBatch();
     this.batchId = (this.batchId + 1) >>> 0;
     const batchId = this.batchId;
+    waiters.sentAt = performance.now(); // see stalled()
     this.inFlight.set(batchId, waiters);
     let outcome;
     try {
@@ -101,7 +102,19 @@ class Batches {
 
   /** Called after every outcome (see Store). */
   settled() {}
+
+  /**
+   * Whether the store is slow to answer: its oldest batch in flight was sent
+   * more than `STALLED_MS` ago (a healthy Redis answers within a millisecond).
+   */
+  stalled() {
+    const oldest = this.inFlight.values().next().value;
+    return oldest !== undefined && performance.now() - oldest.sentAt > STALLED_MS;
+  }
 }
+
+/** How long a batch may wait for its answer before the store counts as slow (see `stalled()`). */
+const STALLED_MS = 100;
 
 /**
  * Hands one result to its waiter: an `Error` as `done(err)`, anything else as

@@ -44,9 +44,17 @@ class Session {
    * instead (see #retryOnFresh).
    */
   #mayCreate;
+  /**
+   * Under `session.lazy`, a new visitor's Set-Cookie until its first write
+   * sends it (and creates the session); `null` once sent, or when there is none.
+   */
+  #unsentCookie;
 
-  /** @param opened what `store.open` resolved: `{ id, isNew, mayCreate }` */
-  constructor(store, opened, req, res) {
+  /**
+   * @param opened what `store.open` resolved: `{ id, isNew, mayCreate }`
+   * @param {string | null} [unsentCookie] a lazy session's cookie, sent at its first write
+   */
+  constructor(store, opened, req, res, unsentCookie = null) {
     this.id = opened.id;
     this.isNew = opened.isNew;
     /** The user this session signed in as (`login()`), as a string; `null` when signed out. */
@@ -55,6 +63,7 @@ class Session {
     this.#req = req;
     this.#res = res;
     this.#mayCreate = opened.mayCreate;
+    this.#unsentCookie = unsentCookie;
   }
 
   /** Reads one key; a missing key reads as `null`. */
@@ -119,6 +128,7 @@ class Session {
       if (!Number.isSafeInteger(by)) {
         throw argumentError(`incr takes a safe integer increment, got ${describe(by)}`);
       }
+      this.#sendCookie('incr()');
       const incr = (then) => this.#store.incr(this.id, key, by, this.#mayCreate, then);
       this.#retryOnFresh(incr, (value) => value === false, done);
     });
@@ -190,7 +200,7 @@ class Session {
    */
   #renameToFresh(bound, what, done) {
     this.#ensureCookieCanBeSent(what);
-    const before = { id: this.id, mayCreate: this.#mayCreate, setCookie: this.#res.getHeader('Set-Cookie') };
+    const before = { id: this.id, mayCreate: this.#mayCreate, unsentCookie: this.#unsentCookie, setCookie: this.#res.getHeader('Set-Cookie') };
     const fresh = this.#open(bound);
     this.#store.rename(this.id, fresh.id, (err, moved) => {
       if (err) this.#restore(before);
@@ -215,6 +225,13 @@ class Session {
     const id = this.id;
     // Its result comes after the rename's: results arrive in the batch's order.
     this.#store.indexAdd(user, id, false, (err) => {
+      if (renamed.err && renamed.err.code === ErrorCode.Conflict && meta !== undefined) {
+        // Another request moved this session away a moment ago (a double
+        // submit, or a planted cookie its planter regenerated): login()
+        // signs in on a fresh session of its own rather than fail.
+        this.#store.indexRemove(user, [id], noop);
+        return this.#signInFresh(user, meta, what, previous, done);
+      }
       if (renamed.err) return done(renamed.err);
       if (err) return done(err);
       // regenerate() carries the sign-in over from a session that lived: one
@@ -224,19 +241,43 @@ class Session {
         this.#store.indexRemove(user, [id], noop);
         return done(null);
       }
-      this.#store.bind(id, user, meta, (bindErr, bound) => {
-        if (bindErr) return done(bindErr);
-        if (!bound) return done(codedError(ErrorCode.Conflict, `${what}: the session was revoked while it signed in`));
-        this.userId = user;
-        if (previous.user !== null) this.#store.indexRemove(previous.user, [previous.id], noop);
-        // Beyond maxSessionsPerUser, the user's least recently active sessions end.
-        endOverflow(this.#store, user, id, () => done(null));
-      });
+      this.#bind(user, meta, what, previous, done);
+    });
+  }
+
+  /** login() on a fresh, empty signed-in session: recorded, entered in the user's index, bound. */
+  #signInFresh(user, meta, what, previous, done) {
+    let fresh;
+    try {
+      this.#ensureCookieCanBeSent(what);
+      fresh = this.#open(true);
+    } catch (err) {
+      return done(err);
+    }
+    this.#adopt(fresh);
+    this.isNew = true;
+    this.#store.start(fresh.id, noop); // a failed start fails the bind after it
+    this.#store.indexAdd(user, fresh.id, false, (err) => (err ? done(err) : this.#bind(user, meta, what, previous, done)));
+  }
+
+  /** The binding of this session to `user`, the last step of a sign-in. */
+  #bind(user, meta, what, previous, done) {
+    const id = this.id;
+    this.#store.bind(id, user, meta, (bindErr, bound) => {
+      if (bindErr) return done(bindErr);
+      if (!bound) return done(codedError(ErrorCode.Conflict, `${what}: the session was revoked while it signed in`));
+      this.userId = user;
+      if (previous.user !== null) this.#store.indexRemove(previous.user, [previous.id], noop);
+      // Beyond maxSessionsPerUser, the user's least recently active sessions end.
+      endOverflow(this.#store, user, id, () => done(null));
     });
   }
 
   /** Writes; when the session is gone, moves to a fresh one and writes there. */
   #write(set, remove, done) {
+    // A lazy session never stored has no keys to remove.
+    if (this.#unsentCookie !== null && set.length === 0) return done(null);
+    this.#sendCookie('a write');
     const write = (then) => this.#store.write(this.id, set, remove, this.#mayCreate, then);
     // Removing keys from a session that is gone leaves nothing to move.
     this.#retryOnFresh(write, (written) => !written && set.length > 0, mapped(done, noop));
@@ -269,18 +310,31 @@ class Session {
   }
 
   #adopt(fresh) {
+    this.#unsentCookie = null; // the fresh id's cookie takes its place
     this.id = fresh.id;
     this.#mayCreate = true;
     appendSetCookie(this.#res, fresh.setCookie, this.#store.cookieName);
   }
 
   /** Back to the id and Set-Cookie header the request had before a failed regenerate(). */
-  #restore({ id, mayCreate, setCookie }) {
+  #restore({ id, mayCreate, unsentCookie, setCookie }) {
     this.id = id;
     this.#mayCreate = mayCreate;
+    this.#unsentCookie = unsentCookie;
     if (this.#res.headersSent) return;
     if (setCookie === undefined) this.#res.removeHeader('Set-Cookie');
     else this.#res.setHeader('Set-Cookie', setCookie);
+  }
+
+  /**
+   * A lazy session's first write: its cookie goes with this response (the
+   * write creates the session), and must still be able to.
+   */
+  #sendCookie(what) {
+    if (this.#unsentCookie === null) return;
+    this.#ensureCookieCanBeSent(`${what} to a session not stored yet (session.lazy)`);
+    appendSetCookie(this.#res, this.#unsentCookie, this.#store.cookieName);
+    this.#unsentCookie = null;
   }
 
   /**

@@ -36,6 +36,8 @@ class Store extends Batches {
     this.verifiesCookies = engine.hasSecret;
     this.secureFollowsRequest = engine.secureFollowsRequest;
     this.awaitTouch = engine.awaitTouch;
+    this.lazy = engine.lazy;
+    this.refreshErrors = engine.refreshErrors;
     this.maxSessionsPerUser = engine.maxSessionsPerUser;
     this.pendingTouches = new Set();
     this.touchTimer = null;

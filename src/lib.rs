@@ -321,6 +321,22 @@ impl Engine {
         self.sessions.session.await_touch
     }
 
+    /// `session.refreshErrors`: `'next'` or `'ignore'`.
+    #[napi(getter)]
+    pub fn refresh_errors(&self) -> &'static str {
+        if self.sessions.session.refresh_errors_to_next {
+            "next"
+        } else {
+            "ignore"
+        }
+    }
+
+    /// Whether a new visitor's session waits for its first write (`session.lazy`).
+    #[napi(getter)]
+    pub fn lazy(&self) -> bool {
+        self.sessions.session.lazy
+    }
+
     /// `session.maxSessionsPerUser`: how many ids a user's index lists at most.
     #[napi(getter)]
     pub fn max_sessions_per_user(&self) -> u32 {

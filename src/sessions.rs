@@ -14,9 +14,10 @@ pub struct Opened {
     pub id: String,
     pub is_new: bool,
     /// Whether a write may create the session's hash: for an id issued now,
-    /// and for an id of alt-session 0.0.1's shape, which 0.0.1 issued without
-    /// storing anything (so a missing hash need not mean a dead session).
-    /// Every other id whose hash is missing is dead, and never revived.
+    /// and (under `session.legacyIds`) for an id of alt-session 0.0.1's
+    /// shape, which 0.0.1 issued without storing anything (so a missing hash
+    /// need not mean a dead session). Every other id whose hash is missing
+    /// is dead, and never revived.
     pub may_create: bool,
     /// A `Set-Cookie` value to send, when the visitor needs a (new or re-signed) cookie.
     pub set_cookie: Option<String>,
@@ -72,7 +73,7 @@ impl Sessions {
             Some((id, secret_index)) => Opened {
                 set_cookie: (secret_index > 0)
                     .then(|| cookie::set_cookie(&self.session.cookie, &id, signing_secret, secure)),
-                may_create: sid::is_legacy(&id),
+                may_create: self.session.legacy_ids && sid::is_legacy(&id),
                 bound: sid::is_bound(&id),
                 id,
                 is_new: false,

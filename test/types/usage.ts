@@ -266,3 +266,10 @@ import type { ErrorCode } from '../../binding';
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const codesDeclaredOnce: Same<altSession.SessionErrorCode, `${ErrorCode}`> = true;
 void codesDeclaredOnce;
+
+// Lazy sessions, strict refresh errors, 0.0.1 ids off after a rollout.
+const adopted: altSession.Options = { session: { lazy: true, legacyIds: false, refreshErrors: 'next' } };
+void adopted;
+// @ts-expect-error refreshErrors is 'ignore' or 'next'
+const badRefresh: altSession.Options = { session: { refreshErrors: 'throw' } };
+void badRefresh;

@@ -1,6 +1,10 @@
 //! Middleware options: parsed from the object given to `altSession(options)`
 //! and validated once, so a typo fails at start-up with `ERR_SESSION_CONFIG`
-//! instead of at the first request. Unknown keys are ignored, as the original did.
+//! instead of at the first request. Unknown names are refused too
+//! ([`known`]): the original ignored them, and a misspelt option then did
+//! nothing, silently.
+
+mod known;
 
 use std::time::Duration;
 
@@ -112,6 +116,7 @@ impl SentinelOptions {
         let Some(o) = opt_object(value, "redis.sentinel")? else {
             return Ok(None);
         };
+        known::only(o, "redis.sentinel", known::SENTINEL)?;
         let name = opt_string(o, "name", "redis.sentinel.name")?
             .filter(|n| !n.is_empty())
             .ok_or_else(|| {
@@ -147,6 +152,7 @@ impl ClusterOptions {
         let Some(o) = opt_object(value, "redis.cluster")? else {
             return Ok(None);
         };
+        known::only(o, "redis.cluster", known::CLUSTER)?;
         let tls = TlsOptions::parse_verified(o.get("tls"), "redis.cluster.tls", "the nodes'")?;
         Ok(Some(ClusterOptions {
             tls,
@@ -175,6 +181,7 @@ fn nodes(value: Option<&Value>, what: &str, default_port: u16) -> Result<Vec<(St
             let node = node.as_object().ok_or_else(|| {
                 SessionError::config(format!("{what} must be [{{ host, port }}, ...]"))
             })?;
+            known::only(node, &format!("{what}[]"), known::NODE)?;
             let host = opt_string(node, "host", &format!("{what}[].host"))?
                 .unwrap_or_else(|| "127.0.0.1".into());
             let port = match node.get("port") {
@@ -222,6 +229,17 @@ pub struct SessionOptions {
     pub max_sessions_per_user: usize,
     /// Whether the per-request idle refresh completes before `next()`.
     pub await_touch: bool,
+    /// `session.refreshErrors`: whether an error of the per-request refresh
+    /// goes to `next(err)` (`'next'`), or the route runs (`'ignore'`, the default).
+    pub refresh_errors_to_next: bool,
+    /// `session.lazy`: a new visitor's session is stored, and its cookie
+    /// sent, at its first write; a request that writes nothing costs neither.
+    pub lazy: bool,
+    /// `session.legacyIds`: whether an id of alt-session 0.0.1's shape whose
+    /// session does not exist may still be created by a write (0.0.1 issued
+    /// ids without storing anything). On by default, for a rollout from
+    /// 0.0.1; off after it, such an id is unknown, as any other.
+    pub legacy_ids: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -254,9 +272,14 @@ pub enum SecureMode {
 impl Config {
     pub fn from_json(options: &Value) -> Result<Config> {
         let root = object_or_empty(options, "options")?;
+        known::only(&root, "", known::ROOT)?;
+        let redis = object_or_empty(field(&root, "redis"), "redis")?;
+        known::only(&redis, "redis", known::REDIS)?;
+        let session = object_or_empty(field(&root, "session"), "session")?;
+        known::only(&session, "session", known::SESSION)?;
         Ok(Config {
-            redis: RedisOptions::parse(&object_or_empty(field(&root, "redis"), "redis")?)?,
-            session: SessionOptions::parse(&object_or_empty(field(&root, "session"), "session")?)?,
+            redis: RedisOptions::parse(&redis)?,
+            session: SessionOptions::parse(&session)?,
         })
     }
 }
@@ -333,6 +356,7 @@ impl TlsOptions {
                 )))
             }
         };
+        known::only(o, what, known::TLS)?;
         let pem = |key: &str| -> Result<Option<String>> {
             let value = opt_string(o, key, &format!("{what}.{key}"))?;
             if value.as_deref().is_some_and(|v| !v.contains("-----BEGIN ")) {
@@ -438,6 +462,9 @@ impl SessionOptions {
             cookie: CookieOptions::parse(o)?,
             max_value_bytes,
             await_touch: opt_bool(o, "awaitTouch", "session.awaitTouch")?.unwrap_or(true),
+            refresh_errors_to_next: refresh_errors(o.get("refreshErrors"))?,
+            lazy: opt_bool(o, "lazy", "session.lazy")?.unwrap_or(false),
+            legacy_ids: opt_bool(o, "legacyIds", "session.legacyIds")?.unwrap_or(true),
         })
     }
 }
@@ -584,6 +611,18 @@ fn millis(o: &Map<String, Value>, key: &str) -> Result<Duration> {
                     "redis.{key} must be a whole number of milliseconds from 1 to 600000"
                 ))
             }),
+    }
+}
+
+/// `session.refreshErrors`: `'ignore'` (the default) or `'next'`; whether the latter.
+fn refresh_errors(value: Option<&Value>) -> Result<bool> {
+    match value {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::String(s)) if s == "ignore" => Ok(false),
+        Some(Value::String(s)) if s == "next" => Ok(true),
+        Some(_) => Err(SessionError::config(
+            "session.refreshErrors must be 'ignore' (the route runs) or 'next' (next(err))",
+        )),
     }
 }
 
