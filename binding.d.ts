@@ -64,9 +64,17 @@ export declare class Engine {
   open(cookieHeader: string | undefined | null, parserId: string | undefined | null, parserSecret: string | undefined | null, requestSecure: boolean): string | OpenedSession
   /**
    * A fresh session for a request that moves to one; `bound` for one
-   * that signs in (`login()`).
+   * that signs in (`login()`), `remember` for one whose cookie is
+   * persistent (`login(user, { remember: true })`).
    */
-  openFresh(bound: boolean, parserSecret: string | undefined | null, requestSecure: boolean): OpenedSession
+  openFresh(bound: boolean, remember: boolean, parserSecret: string | undefined | null, requestSecure: boolean): OpenedSession
+  /**
+   * The `Set-Cookie` of a persistent session's renewal, `max_age_ms` from
+   * now (what its refresh answered).
+   */
+  renewedCookie(id: string, maxAgeMs: number, parserSecret: string | undefined | null, requestSecure: boolean): string
+  /** Whether every session's cookie is persistent (`session.persistent`). */
+  get persistent(): boolean
   /** Throws what `login(user, { meta })` would fail with, before it moves anything. */
   checkLogin(user: string, meta?: string | undefined | null): void
   /** The `Set-Cookie` value that removes the session cookie. */

@@ -200,6 +200,13 @@ declare namespace altSession {
      */
     refreshErrors?: 'ignore' | 'next';
     /**
+     * Every session's cookie carries `Max-Age` (twice `tti`, never past `maxLifetime`) and
+     * outlives a browser restart; it is sent again when a refresh moves the session's expiry
+     * past the cookie's. Default `false`: only `login(user, { remember: true })` makes one
+     * persistent. Needs `awaitTouch: true`.
+     */
+    persistent?: boolean;
+    /**
      * A new visitor's session is stored, and its cookie sent, at its first write (`set`,
      * `mset`, `incr`, `regenerate`, `login`): a request that writes nothing gets no
      * `Set-Cookie` and sends no Redis command (crawlers, health checks, consent rules).
@@ -260,6 +267,11 @@ declare namespace altSession {
   interface LoginOptions {
     /** Stored with the session (as JSON) and listed by `sessions()`: a device name, an IP address... */
     meta?: unknown;
+    /**
+     * "Remember me": the session's cookie becomes persistent (`Max-Age`, see
+     * `SessionOptions.persistent`) and stays so through `regenerate()`. Default `false`.
+     */
+    remember?: boolean;
   }
 
   /** Node-style callback of a session method that resolves nothing. */

@@ -14,7 +14,7 @@
 const { ErrorCode } = require('./lib/native');
 const { Store } = require('./lib/store');
 const { listSessions, revokeSessions } = require('./lib/users');
-const { Session, renewLease, isSecure, appendSetCookie, checkUserId, exceptedId, codedError, decode, run } = require('./lib/session');
+const { Session, renewCookie, renewLease, isSecure, appendSetCookie, checkUserId, exceptedId, codedError, decode, run } = require('./lib/session');
 
 /**
  * Creates the session middleware on Redis.
@@ -58,7 +58,7 @@ function serializeOptions(options) {
 }
 
 function middleware(store) {
-  const { cookieName, verifiesCookies, awaitTouch, secureFollowsRequest, lazy, refreshErrors } = store;
+  const { cookieName, verifiesCookies, awaitTouch, secureFollowsRequest, lazy, refreshErrors, persistent } = store;
   // The per-request refresh's outcome, for the route: an error goes to
   // next(err) only under `session.refreshErrors: 'next'`; by default the
   // route runs, and only the calls that need the store fail.
@@ -88,7 +88,7 @@ function middleware(store) {
 
     // A signed-in session's refresh also tells who the user is, which the
     // route needs: it is awaited whatever awaitTouch says.
-    if (opened.bound) return refreshSignedIn(store, req.session, proceedAfter(next));
+    if (opened.bound) return refreshSignedIn(store, req, res, proceedAfter(next));
 
     // One command per request: a new id is recorded (so that any later
     // request's write lands under it), a returning one has its idle TTL
@@ -96,7 +96,9 @@ function middleware(store) {
     // must not hold every route for commandTimeout.
     if (!awaitTouch || store.stalled()) {
       if (opened.isNew) store.start(opened.id, noop);
-      else store.touchSoon(opened.id);
+      // A persistent cookie is renewed by a refresh this response waits for
+      // (the renewal must reach the browser): while Redis is slow, the next one.
+      else if (!persistent) store.touchSoon(opened.id);
       // Not at once: every request read in this turn of the event loop is
       // parsed before any of them answers, and the answers leave together
       // (measured: 0.89x of bare Express on a route that never touches the
@@ -105,7 +107,13 @@ function middleware(store) {
     }
     const proceed = proceedAfter(next);
     if (opened.isNew) store.start(opened.id, proceed);
-    else store.touch(opened.id, proceed);
+    else if (!persistent) store.touch(opened.id, proceed);
+    else {
+      store.touch(opened.id, (err, renewal) => {
+        if (typeof renewal === 'number') renewCookie(store, req, res, opened.id, renewal);
+        proceed(err);
+      });
+    }
   }
 
   /**
@@ -130,13 +138,16 @@ function middleware(store) {
  * When it fails, the session reads as signed out: a user is never taken as
  * signed in when that could not be checked.
  */
-function refreshSignedIn(store, session, next) {
+function refreshSignedIn(store, req, res, next) {
+  const { session } = req;
   store.seen(session.id, (err, seen) => {
     if (err) return next(err);
     // `false`: the session ended (revoked, expired); it reads as signed out.
     if (seen && seen[0] !== null) {
-      session.userId = seen[0];
+      Session.signedIn(session, seen);
       if (seen[1]) renewLease(store, seen[0], session.id);
+      // A remembered session's persistent cookie, when its expiry moved past the cookie's.
+      if (seen[2] !== null && seen[2] !== '0') renewCookie(store, req, res, session.id, Number(seen[2]));
     }
     next();
   });

@@ -29,7 +29,7 @@ test.after(async () => {
   await redis.stop();
 });
 
-const newId = (bound = false) => (bound ? engine.openFresh(true, undefined, false) : engine.open(undefined, undefined, undefined, false)).id;
+const newId = (bound = false) => (bound ? engine.openFresh(true, false, undefined, false) : engine.open(undefined, undefined, undefined, false)).id;
 const key = (id) => `${PREFIX}:${id}`;
 const pttl = (k) => db.command('PTTL', k);
 /** The TTL is the idle timeout, give or take the test's own time. */
@@ -95,13 +95,29 @@ test('bind.lua, seen.lua, extend.lua: the user, its times and its lease in the h
   for (const field of ['\0login', '\0seen']) assert.ok(nearNow(bound[field]), field);
   const lease = Number(bound['\0until']);
   assert.ok(lease > Date.now() + 3600 * 1000, 'a lease of at least two hours');
-  assert.deepEqual(await engine.seen(id), ['ann', null], 'no renewal early in the lease');
+  assert.deepEqual(await engine.seen(id), ['ann', null, null], 'no renewal early in the lease; a browser-session cookie');
   await db.command('HSET', key(id), '\0until', Date.now() + 60000);
-  assert.deepEqual(await engine.seen(id), ['ann', 'renew'], 'renew in the second half of the lease');
+  assert.deepEqual(await engine.seen(id), ['ann', 'renew', null], 'renew in the second half of the lease');
   const ms = await pttl(key(id));
   assert.ok(ms <= 60000, `the TTL stays within the lease: ${ms}`);
   assert.equal(await engine.extend(id), true);
   assert.ok(Number((await db.hgetall(key(id)))['\0until']) > Date.now() + 3600 * 1000, 'the lease moved on');
+});
+
+test('bind.lua with remember, seen.lua: a persistent cookie recorded, sent again only when the session would outlive it; a plain bind drops the record', async () => {
+  const id = newId(true);
+  await engine.start(id);
+  assert.equal(await engine.bind(id, 'ann', '{}', true), true);
+  const recorded = Number((await db.hgetall(key(id)))['\0cookie']);
+  assert.ok(Math.abs(recorded - (Date.now() + 2 * TTI * 1000)) < 5000, 'the cookie sent with a Max-Age of twice tti');
+  assert.deepEqual(await engine.seen(id), ['ann', null, '0'], 'remembered; the cookie outlives the session');
+  await db.command('HSET', key(id), '\0cookie', Date.now() + 1000);
+  const [, , renewal] = await engine.seen(id);
+  assert.equal(Number(renewal), 2 * TTI * 1000, 'sent again, for twice tti');
+  assert.ok(Number((await db.hgetall(key(id)))['\0cookie']) > Date.now() + TTI * 1000, 'and recorded');
+  assert.equal(await engine.bind(id, 'ann', undefined, false), true);
+  assert.equal((await db.hgetall(key(id)))['\0cookie'], undefined);
+  assert.deepEqual(await engine.seen(id), ['ann', null, null]);
 });
 
 test('a write, an incr or a bind to a session a cluster move has claimed is refused with ERR_SESSION_CONFLICT, and writes nothing; a lapsed claim is no claim', async () => {

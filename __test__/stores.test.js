@@ -144,7 +144,7 @@ test('every store gives the same results for the same calls: memory, one Redis, 
   assert.deepEqual(result('bind a missing session'), [false]);
   assert.deepEqual(result('describe unbound'), [[null, null, false, false, true]]);
   assert.deepEqual(result('index add again'), [1]);
-  assert.deepEqual(result('seen'), [['ann', null]]);
+  assert.deepEqual(result('seen'), [['ann', null, null]]);
   assert.deepEqual(result('seen missing'), [false]);
   assert.deepEqual(result('describe'), [['ann', '{"d":1}', true, true, true]]);
   assert.deepEqual(result('describe missing'), [[null, null, false, false, false]]);

@@ -31,6 +31,8 @@ const CONFIGS = {
   bare: () => bare,
   ours: (redisPort) => ours(redisPort, {}),
   'ours-nonblocking': (redisPort) => ours(redisPort, { awaitTouch: false }),
+  // session.lazy: a new visitor that writes nothing costs no cookie and no Redis command (/new).
+  'ours-lazy': (redisPort) => ours(redisPort, { lazy: true }),
   // Sessions per user on: every session signs in as it starts (one of 20 users).
   'ours-signed-in': (redisPort) => ours(redisPort, {}, {}, signInNewSessions),
   original,

@@ -47,6 +47,7 @@ const ALL_CONFIGS = [
   'ours',
   'ours-signed-in',
   'ours-nonblocking',
+  'ours-lazy',
   'original',
   'express-session',
   'ours-tls',
@@ -60,6 +61,8 @@ const TLS_CONFIGS = new Set(['ours-tls', 'express-session-tls']);
 const CLUSTER_CONFIGS = new Set(['ours-cluster', 'express-session-cluster']);
 // Durable writes (redis.waitReplicas: 1) on a primary of their own with one replica, /write only.
 const DURABLE_CONFIGS = new Set(['ours-durable']);
+// session.lazy differs from ours only for new visitors: /new only.
+const LAZY_CONFIGS = new Set(['ours-lazy']);
 // `/new` is GET /none from new visitors: no cookie, so every request starts a session.
 const ALL_ROUTES = ['/none', '/read', '/write', '/new'];
 // A subset (for development) is measured the same way but never becomes http-latest.json.
@@ -98,6 +101,7 @@ const SIGNED_IN_CONFIGS = new Set(['ours-signed-in']);
 /** The routes a configuration is measured on. */
 function routesOf(config) {
   if (CLUSTER_CONFIGS.has(config) || DURABLE_CONFIGS.has(config)) return ROUTES.filter((route) => route === '/write');
+  if (LAZY_CONFIGS.has(config)) return ROUTES.filter((route) => route === '/new');
   if (SIGNED_IN_CONFIGS.has(config)) return ROUTES.filter((route) => route === '/read' || route === '/write');
   return ROUTES;
 }

@@ -16,6 +16,15 @@ function isSecure(req) {
   return Boolean(req.socket && req.socket.encrypted);
 }
 
+/**
+ * Sends a persistent cookie again, `maxAgeMs` from now: what a refresh
+ * answered once the session's expiry moved past the cookie's (the store
+ * recorded it as sent, so it must be sent now).
+ */
+function renewCookie(store, req, res, id, maxAgeMs) {
+  appendSetCookie(res, store.renewedCookie(id, maxAgeMs, req.secret, isSecure(req)), store.cookieName);
+}
+
 /** Adds a Set-Cookie header without clobbering those other code has set. */
 function appendSetCookie(res, cookie, replacingName) {
   if (res.headersSent) return;
@@ -49,6 +58,8 @@ class Session {
    * sends it (and creates the session); `null` once sent, or when there is none.
    */
   #unsentCookie;
+  /** Whether the session was signed in to be remembered: its cookie persistent (`login(user, { remember })`). */
+  #remember = false;
 
   /**
    * @param opened what `store.open` resolved: `{ id, isNew, mayCreate }`
@@ -144,8 +155,8 @@ class Session {
   regenerate(callback) {
     return run(callback, (done) => {
       // A signed-in session stays signed in, under its new id.
-      if (this.userId !== null) return this.#signIn(this.userId, undefined, 'regenerate()', done);
-      this.#renameToFresh(false, 'regenerate()', mapped(done, noop));
+      if (this.userId !== null) return this.#signIn(this.userId, undefined, this.#remember, 'regenerate()', done);
+      this.#renameToFresh(false, false, 'regenerate()', mapped(done, noop));
     });
   }
 
@@ -159,9 +170,20 @@ class Session {
     return run(callback, (done) => {
       const user = checkUserId(userId);
       const meta = encode('meta', options != null && options.meta !== undefined ? options.meta : null);
+      const remember = options != null && options.remember !== undefined ? options.remember : false;
+      if (typeof remember !== 'boolean') throw argumentError(`login(): remember is true or false, got ${describe(remember)}`);
       this.#store.checkLogin(user, meta);
-      this.#signIn(user, meta, 'login()', done);
+      this.#signIn(user, meta, remember, 'login()', done);
     });
+  }
+
+  /**
+   * What the middleware's refresh of a signed-in session said (`seen`,
+   * see lib/store.js): who is signed in, and whether to be remembered.
+   */
+  static signedIn(session, seen) {
+    session.userId = seen[0];
+    session.#remember = seen[2] !== null;
   }
 
   /** Signs out: the session ends (as `invalidate()`) and leaves the user's list. */
@@ -185,9 +207,15 @@ class Session {
   /** Refreshes the idle timeout (the middleware does this on every request). */
   touch(callback) {
     return run(callback, (done) => {
+      // A persistent cookie goes again when the refresh says so (see renewCookie).
+      const renewed = (err, result) => {
+        const renewal = Array.isArray(result) ? Number(result[2]) : result;
+        if (typeof renewal === 'number' && renewal > 0) renewCookie(this.#store, this.#req, this.#res, this.id, renewal);
+        done(err);
+      };
       // A signed-in session's refresh keeps within its lease (see lib/users.js).
-      if (this.userId !== null) this.#store.seen(this.id, mapped(done, noop));
-      else this.#store.touch(this.id, mapped(done, noop));
+      if (this.userId !== null) this.#store.seen(this.id, renewed);
+      else this.#store.touch(this.id, renewed);
     });
   }
 
@@ -198,10 +226,10 @@ class Session {
    * rename. On failure the request keeps its old id and cookie. `done(err,
    * moved)`: `moved` false when the session had ended (nothing to move).
    */
-  #renameToFresh(bound, what, done) {
+  #renameToFresh(bound, remember, what, done) {
     this.#ensureCookieCanBeSent(what);
     const before = { id: this.id, mayCreate: this.#mayCreate, unsentCookie: this.#unsentCookie, setCookie: this.#res.getHeader('Set-Cookie') };
-    const fresh = this.#open(bound);
+    const fresh = this.#open(bound, remember);
     this.#store.rename(this.id, fresh.id, (err, moved) => {
       if (err) this.#restore(before);
       done(err, moved);
@@ -216,12 +244,13 @@ class Session {
    * login() and a signed-in regenerate(): the move to a fresh signed-in id,
    * its entry in the user's index, then the binding. The entry comes before
    * the binding, so that no session is bound without being where revoke()
-   * looks; `meta` undefined (regenerate()) keeps the meta bound before.
+   * looks; `meta` undefined (regenerate()) keeps the meta bound before;
+   * `remember`: a persistent cookie, the session remembered.
    */
-  #signIn(user, meta, what, done) {
+  #signIn(user, meta, remember, what, done) {
     const previous = { user: this.userId, id: this.id };
     let renamed;
-    this.#renameToFresh(true, what, (err, moved) => (renamed = { err, moved }));
+    this.#renameToFresh(true, remember, what, (err, moved) => (renamed = { err, moved }));
     const id = this.id;
     // Its result comes after the rename's: results arrive in the batch's order.
     this.#store.indexAdd(user, id, false, (err) => {
@@ -230,7 +259,7 @@ class Session {
         // submit, or a planted cookie its planter regenerated): login()
         // signs in on a fresh session of its own rather than fail.
         this.#store.indexRemove(user, [id], noop);
-        return this.#signInFresh(user, meta, what, previous, done);
+        return this.#signInFresh(user, meta, remember, what, previous, done);
       }
       if (renamed.err) return done(renamed.err);
       if (err) return done(err);
@@ -241,32 +270,33 @@ class Session {
         this.#store.indexRemove(user, [id], noop);
         return done(null);
       }
-      this.#bind(user, meta, what, previous, done);
+      this.#bind(user, meta, remember, what, previous, done);
     });
   }
 
   /** login() on a fresh, empty signed-in session: recorded, entered in the user's index, bound. */
-  #signInFresh(user, meta, what, previous, done) {
+  #signInFresh(user, meta, remember, what, previous, done) {
     let fresh;
     try {
       this.#ensureCookieCanBeSent(what);
-      fresh = this.#open(true);
+      fresh = this.#open(true, remember);
     } catch (err) {
       return done(err);
     }
     this.#adopt(fresh);
     this.isNew = true;
     this.#store.start(fresh.id, noop); // a failed start fails the bind after it
-    this.#store.indexAdd(user, fresh.id, false, (err) => (err ? done(err) : this.#bind(user, meta, what, previous, done)));
+    this.#store.indexAdd(user, fresh.id, false, (err) => (err ? done(err) : this.#bind(user, meta, remember, what, previous, done)));
   }
 
   /** The binding of this session to `user`, the last step of a sign-in. */
-  #bind(user, meta, what, previous, done) {
+  #bind(user, meta, remember, what, previous, done) {
     const id = this.id;
-    this.#store.bind(id, user, meta, (bindErr, bound) => {
+    this.#store.bind(id, user, meta, remember, (bindErr, bound) => {
       if (bindErr) return done(bindErr);
       if (!bound) return done(codedError(ErrorCode.Conflict, `${what}: the session was revoked while it signed in`));
       this.userId = user;
+      this.#remember = remember;
       if (previous.user !== null) this.#store.indexRemove(previous.user, [previous.id], noop);
       // Beyond maxSessionsPerUser, the user's least recently active sessions end.
       endOverflow(this.#store, user, id, () => done(null));
@@ -304,9 +334,12 @@ class Session {
     });
   }
 
-  /** A fresh id and its Set-Cookie, signed as the middleware would sign it; `bound` for one that signs in. */
-  #open(bound = false) {
-    return this.#store.openFresh(bound, this.#req.secret, isSecure(this.#req));
+  /**
+   * A fresh id and its Set-Cookie, signed as the middleware would sign it;
+   * `bound` for one that signs in, `remember` for a persistent cookie.
+   */
+  #open(bound = false, remember = false) {
+    return this.#store.openFresh(bound, remember, this.#req.secret, isSecure(this.#req));
   }
 
   #adopt(fresh) {
@@ -461,6 +494,7 @@ function noop() {}
 
 module.exports = {
   Session,
+  renewCookie,
   renewLease,
   isSecure,
   appendSetCookie,

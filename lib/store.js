@@ -37,6 +37,7 @@ class Store extends Batches {
     this.secureFollowsRequest = engine.secureFollowsRequest;
     this.awaitTouch = engine.awaitTouch;
     this.lazy = engine.lazy;
+    this.persistent = engine.persistent;
     this.refreshErrors = engine.refreshErrors;
     this.maxSessionsPerUser = engine.maxSessionsPerUser;
     this.pendingTouches = new Set();
@@ -64,8 +65,13 @@ class Store extends Batches {
   }
 
   /** A fresh session for a request that moves to one; `bound` for one that signs in. */
-  openFresh(bound, parserSecret, secure) {
-    return this.native.openFresh(bound, parserSecret, secure);
+  openFresh(bound, remember, parserSecret, secure) {
+    return this.native.openFresh(bound, remember, parserSecret, secure);
+  }
+
+  /** The Set-Cookie of a persistent cookie's renewal, `maxAgeMs` from now (what a refresh answered). */
+  renewedCookie(id, maxAgeMs, parserSecret, secure) {
+    return this.native.renewedCookie(id, maxAgeMs, parserSecret, secure);
   }
 
   /** Throws (with its code) what `login(user, { meta })` would fail with. */
@@ -150,14 +156,19 @@ class Store extends Batches {
   // --- signed-in sessions and their users' indexes (src/store/mod.rs) ---
 
   /** Binds a live session to `user`; `meta` (JSON) replaces the bound one when given. `false`: it ended. */
-  bind(id, user, meta, done) {
+  bind(id, user, meta, remember, done) {
     this.strings.push(id, user);
-    if (meta === undefined) return this.enqueue(Op.Bind, 2, 0, done);
+    const persistent = remember ? 2 : 0;
+    if (meta === undefined) return this.enqueue(Op.Bind, 2, persistent, done);
     this.strings.push(meta);
-    return this.enqueue(Op.Bind, 3, 1, done);
+    return this.enqueue(Op.Bind, 3, 1 | persistent, done);
   }
 
-  /** A signed-in session's per-request refresh: `[userId, renew]`, or `false` when it ended. */
+  /**
+   * A signed-in session's per-request refresh: `[userId, renew, cookie]` (`cookie`: `null`
+   * for a browser-session cookie, else a persistent one's renewal in ms, `'0'` for none), or
+   * `false` when it ended.
+   */
   seen(id, done) {
     this.strings.push(id);
     return this.enqueue(Op.Seen, 1, 0, done);

@@ -145,7 +145,8 @@ fn not_well_formed() -> SessionError {
 ///   fields to delete;
 /// - `Incr`: a field and the increment (decimal); `aux` 1: it may create;
 /// - `Rename`: the new id; `Bind`: the user id, then the meta JSON when
-///   `aux` is 1; `IndexAdd`: a session id, `aux` 1 to renew;
+///   `aux` bit 0 is set (bit 1: persistent); `IndexAdd`: a session id,
+///   `aux` 1 to renew;
 ///   `IndexRemove`: the session ids to take out.
 fn operation(kind: u32, aux: usize, mut args: Vec<String>) -> Result<Op> {
     let kind = OpKind::from_word(kind).ok_or_else(|| malformed("operation"))?;
@@ -177,11 +178,12 @@ fn operation(kind: u32, aux: usize, mut args: Vec<String>) -> Result<Op> {
         OpKind::Touch => Op::Touch,
         OpKind::Start => Op::Start,
         OpKind::Destroy => Op::Destroy,
-        OpKind::Bind if args.len() == 1 + aux && aux <= 1 => {
-            let meta = (aux == 1).then(|| args.pop().unwrap_or_default());
+        OpKind::Bind if aux <= 3 && args.len() == 1 + (aux & 1) => {
+            let meta = (aux & 1 == 1).then(|| args.pop().unwrap_or_default());
             Op::Bind {
                 user: args.pop().unwrap_or_default(),
                 meta,
+                persistent: aux & 2 == 2,
             }
         }
         OpKind::Seen => Op::Seen,
@@ -409,6 +411,7 @@ mod tests {
         let bind = |meta: Option<&str>| Op::Bind {
             user: "ann".into(),
             meta: meta.map(str::to_owned),
+            persistent: false,
         };
         assert_eq!(
             ops,

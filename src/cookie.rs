@@ -137,18 +137,39 @@ fn parser_secret_index(header: Option<&str>, cookie_name: &str, current: &str) -
 
 /// `Set-Cookie` value carrying the signed id, in the attribute order of the
 /// `cookie` npm package's `serialize`.
-pub fn set_cookie(options: &CookieOptions, id: &str, secret: &str, secure: bool) -> String {
+/// `max_age` (seconds): a persistent cookie; `None`, one that ends with the
+/// browser session.
+pub fn set_cookie(
+    options: &CookieOptions,
+    id: &str,
+    secret: &str,
+    secure: bool,
+    max_age: Option<u64>,
+) -> String {
     let value = format!("{SIGNED_PREFIX}{}", sign(id, secret));
-    serialize(options, &value, None, secure)
+    serialize(options, &value, max_age.map(Lifetime::MaxAge), secure)
 }
 
 /// `Set-Cookie` value that deletes the cookie: same name, path and domain as
 /// the one that set it (a different path or domain would leave it in place).
 pub fn clear_cookie(options: &CookieOptions, secure: bool) -> String {
-    serialize(options, "", Some("Thu, 01 Jan 1970 00:00:00 GMT"), secure)
+    serialize(options, "", Some(Lifetime::Expired), secure)
 }
 
-fn serialize(options: &CookieOptions, value: &str, expires: Option<&str>, secure: bool) -> String {
+/// A cookie's lifetime attributes, when it has any.
+enum Lifetime {
+    /// `Max-Age`, in seconds.
+    MaxAge(u64),
+    /// Gone at once (an `Expires` in the past, which every browser honours).
+    Expired,
+}
+
+fn serialize(
+    options: &CookieOptions,
+    value: &str,
+    lifetime: Option<Lifetime>,
+    secure: bool,
+) -> String {
     let mut out = String::with_capacity(160);
     out.push_str(&options.name);
     out.push('=');
@@ -159,9 +180,10 @@ fn serialize(options: &CookieOptions, value: &str, expires: Option<&str>, secure
     }
     out.push_str("; Path=");
     out.push_str(&options.path);
-    if let Some(expires) = expires {
-        out.push_str("; Expires=");
-        out.push_str(expires);
+    match lifetime {
+        Some(Lifetime::MaxAge(secs)) => out.push_str(&format!("; Max-Age={secs}")),
+        Some(Lifetime::Expired) => out.push_str("; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
+        None => {}
     }
     if options.http_only {
         out.push_str("; HttpOnly");
@@ -290,7 +312,7 @@ mod tests {
 
     #[test]
     fn set_cookie_is_percent_encoded_like_express() {
-        let header = set_cookie(&options(), "a+b/c=", "k", true);
+        let header = set_cookie(&options(), "a+b/c=", "k", true, None);
         let expected_value = format!("s:{}", sign("a+b/c=", "k"))
             .replace(':', "%3A")
             .replace('+', "%2B")

@@ -389,18 +389,46 @@ impl Engine {
     }
 
     /// A fresh session for a request that moves to one; `bound` for one
-    /// that signs in (`login()`).
+    /// that signs in (`login()`), `remember` for one whose cookie is
+    /// persistent (`login(user, { remember: true })`).
     #[napi]
     pub fn open_fresh(
         &self,
         bound: bool,
+        remember: bool,
         parser_secret: Option<String>,
         request_secure: bool,
     ) -> Result<OpenedSession, Thrown> {
-        let opened = self
-            .sessions
-            .open_fresh(bound, parser_secret.as_deref(), request_secure)?;
+        let opened =
+            self.sessions
+                .open_fresh(bound, remember, parser_secret.as_deref(), request_secure)?;
         Ok(opened.into())
+    }
+
+    /// The `Set-Cookie` of a persistent session's renewal, `max_age_ms` from
+    /// now (what its refresh answered).
+    #[napi]
+    pub fn renewed_cookie(
+        &self,
+        id: String,
+        max_age_ms: f64,
+        parser_secret: Option<String>,
+        request_secure: bool,
+    ) -> Result<String, Thrown> {
+        let max_age = if max_age_ms.is_finite() && max_age_ms > 0.0 {
+            max_age_ms as u64
+        } else {
+            0
+        };
+        Ok(self
+            .sessions
+            .renewed_cookie(&id, max_age, parser_secret.as_deref(), request_secure)?)
+    }
+
+    /// Whether every session's cookie is persistent (`session.persistent`).
+    #[napi(getter)]
+    pub fn persistent(&self) -> bool {
+        self.sessions.limits.persistent
     }
 
     /// Throws what `login(user, { meta })` would fail with, before it moves anything.

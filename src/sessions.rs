@@ -44,6 +44,7 @@ impl Sessions {
             max_fields: session.max_fields,
             max_lifetime_secs: session.max_lifetime_secs,
             max_sessions_per_user: session.max_sessions_per_user,
+            persistent: session.persistent,
         };
         Sessions {
             session,
@@ -71,32 +72,71 @@ impl Sessions {
         Ok(match known {
             // Signed by a retired secret: re-sign with the current one.
             Some((id, secret_index)) => Opened {
-                set_cookie: (secret_index > 0)
-                    .then(|| cookie::set_cookie(&self.session.cookie, &id, signing_secret, secure)),
+                set_cookie: (secret_index > 0).then(|| {
+                    let max_age = self.max_age(false);
+                    cookie::set_cookie(&self.session.cookie, &id, signing_secret, secure, max_age)
+                }),
                 may_create: self.session.legacy_ids && sid::is_legacy(&id),
                 bound: sid::is_bound(&id),
                 id,
                 is_new: false,
             },
-            None => self.issue(false, signing_secret, secure)?,
+            None => self.issue(false, false, signing_secret, secure)?,
         })
     }
 
+    /// A fresh cookie's `Max-Age`: under `session.persistent`, or for a
+    /// session that asks to be remembered; `None` otherwise.
+    fn max_age(&self, remember: bool) -> Option<u64> {
+        (self.limits.persistent || remember).then(|| self.limits.cookie_max_age_secs())
+    }
+
+    /// The `Set-Cookie` of a persistent session's renewal (the refresh said
+    /// when, see `Op::Touch`): `max_age_ms` from now, rounded up.
+    pub fn renewed_cookie(
+        &self,
+        id: &str,
+        max_age_ms: u64,
+        parser_secret: Option<&str>,
+        request_secure: bool,
+    ) -> Result<String> {
+        sid::ensure_valid(id)?;
+        let name = &self.session.cookie.name;
+        let (_, secret) = cookie::identify(&self.session.secrets, name, None, None, parser_secret)?;
+        let secure = self.is_secure(request_secure);
+        let max_age = Some(max_age_ms.div_ceil(1000));
+        Ok(cookie::set_cookie(
+            &self.session.cookie,
+            id,
+            secret,
+            secure,
+            max_age,
+        ))
+    }
+
     /// A fresh session for a request that moves to one (`regenerate()`, a
-    /// write to an ended session), or (`bound`) that signs in.
+    /// write to an ended session), or (`bound`) that signs in; `remember`:
+    /// its cookie is persistent whatever `session.persistent` says.
     pub fn open_fresh(
         &self,
         bound: bool,
+        remember: bool,
         parser_secret: Option<&str>,
         request_secure: bool,
     ) -> Result<Opened> {
         let name = &self.session.cookie.name;
         let (_, secret) = cookie::identify(&self.session.secrets, name, None, None, parser_secret)?;
-        self.issue(bound, secret, self.is_secure(request_secure))
+        self.issue(bound, remember, secret, self.is_secure(request_secure))
     }
 
     /// A fresh id and its cookie, signed with `signing_secret`.
-    fn issue(&self, bound: bool, signing_secret: &str, secure: bool) -> Result<Opened> {
+    fn issue(
+        &self,
+        bound: bool,
+        remember: bool,
+        signing_secret: &str,
+        secure: bool,
+    ) -> Result<Opened> {
         let id = if bound {
             sid::generate_bound()?
         } else {
@@ -108,6 +148,7 @@ impl Sessions {
                 &id,
                 signing_secret,
                 secure,
+                self.max_age(remember),
             )),
             id,
             is_new: true,
@@ -200,7 +241,7 @@ impl Sessions {
                 sid::ensure_valid(to)?;
                 Box::new(std::iter::empty())
             }
-            Op::Bind { user, meta } => {
+            Op::Bind { user, meta, .. } => {
                 self.check_login(user, meta.as_deref())?;
                 Box::new(std::iter::empty())
             }
@@ -377,7 +418,7 @@ mod tests {
         assert!(matches!(&items[0], Item::Run(key, _) if key == "app:user:ann"));
         let codes: Vec<_> = items[1..].iter().map(error_code).collect();
         assert_eq!(codes, [Some(ErrorCode::Argument); 4]);
-        let bound = core.open_fresh(true, None, false).unwrap();
+        let bound = core.open_fresh(true, false, None, false).unwrap();
         assert!(bound.bound && sid::is_bound(&bound.id) && !sid::is_bound(&id));
         let reopened = core.open(
             Some(&format!(

@@ -46,6 +46,7 @@ pub const SESSION: &[&str] = &[
     "awaitTouch",
     "refreshErrors",
     "lazy",
+    "persistent",
     "legacyIds",
 ];
 

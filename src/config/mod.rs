@@ -232,6 +232,8 @@ pub struct SessionOptions {
     /// `session.refreshErrors`: whether an error of the per-request refresh
     /// goes to `next(err)` (`'next'`), or the route runs (`'ignore'`, the default).
     pub refresh_errors_to_next: bool,
+    /// `session.persistent`: every session's cookie carries `Max-Age`.
+    pub persistent: bool,
     /// `session.lazy`: a new visitor's session is stored, and its cookie
     /// sent, at its first write; a request that writes nothing costs neither.
     pub lazy: bool,
@@ -451,6 +453,13 @@ impl SessionOptions {
                 SessionError::config("session.maxLifetime must be a whole number of seconds > 0")
             })?),
         };
+        let persistent = opt_bool(o, "persistent", "session.persistent")?.unwrap_or(false);
+        let await_touch = opt_bool(o, "awaitTouch", "session.awaitTouch")?.unwrap_or(true);
+        if persistent && !await_touch {
+            return Err(SessionError::config(
+                "session.persistent needs session.awaitTouch: true: a refresh may send the cookie again, and must do so before the response",
+            ));
+        }
         Ok(SessionOptions {
             db_index,
             max_fields,
@@ -461,9 +470,10 @@ impl SessionOptions {
             secrets: secrets(o.get("secret"))?,
             cookie: CookieOptions::parse(o)?,
             max_value_bytes,
-            await_touch: opt_bool(o, "awaitTouch", "session.awaitTouch")?.unwrap_or(true),
+            await_touch,
             refresh_errors_to_next: refresh_errors(o.get("refreshErrors"))?,
             lazy: opt_bool(o, "lazy", "session.lazy")?.unwrap_or(false),
+            persistent,
             legacy_ids: opt_bool(o, "legacyIds", "session.legacyIds")?.unwrap_or(true),
         })
     }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{is_reserved, LOGIN_FIELD, META_FIELD, SEEN_FIELD, USER_FIELD};
+use super::{is_reserved, COOKIE_FIELD, LOGIN_FIELD, META_FIELD, SEEN_FIELD, USER_FIELD};
 use super::{too_many_fields, unix_ms, Limits, Op, Reply};
 use crate::error::{Result, SessionError};
 
@@ -120,7 +120,11 @@ impl MemoryStore {
             Op::Start => Ok(call.start(key)),
             Op::Touch => Ok(call.touch(key)),
             Op::Destroy => Ok(call.destroy(key)),
-            Op::Bind { user, meta } => Ok(call.bind(key, user, meta)),
+            Op::Bind {
+                user,
+                meta,
+                persistent,
+            } => Ok(call.bind(key, user, meta, persistent)),
             Op::Seen => Ok(call.seen(key)),
             Op::Extend => Ok(call.extend(key)),
             Op::Describe => Ok(call.describe(key)),
@@ -291,19 +295,68 @@ impl Call<'_> {
     fn start(&mut self, key: &str) -> Reply {
         self.session_or_new(key);
         self.refresh(key);
+        if self.limits.persistent {
+            self.record_cookie(key);
+        }
         Reply::Done
     }
 
     fn touch(&mut self, key: &str) -> Reply {
-        self.refresh(key);
-        Reply::Done
+        if !self.refresh(key) || !self.limits.persistent {
+            return Reply::Done;
+        }
+        match self.cookie_renewal(key) {
+            0 => Reply::Done,
+            ms => Reply::Int(ms as i64),
+        }
+    }
+
+    /// A persistent cookie sent now with the `Max-Age` of a new session's.
+    fn record_cookie(&mut self, key: &str) {
+        let until = unix_ms() + self.limits.cookie_max_age_secs() * 1000;
+        if let Some(session) = self.state.sessions.get_mut(key) {
+            session
+                .fields
+                .insert(COOKIE_FIELD.into(), until.to_string());
+        }
+    }
+
+    /// A persistent session's cookie, once its expiry moved: the `Max-Age`
+    /// (ms) to send it again with when it would expire first, recorded;
+    /// else 0 (as session.lua's `cookie_renewal`).
+    fn cookie_renewal(&mut self, key: &str) -> u64 {
+        let (now, limits) = (self.now, self.limits);
+        let Some(session) = self.state.sessions.get_mut(key) else {
+            return 0;
+        };
+        let ms = |d: Duration| d.as_millis() as u64;
+        let left = session
+            .expires_at
+            .map_or(0, |at| ms(at.saturating_duration_since(now)));
+        let unix_now = unix_ms();
+        let sent = session
+            .fields
+            .get(COOKIE_FIELD)
+            .and_then(|v| v.parse::<u64>().ok());
+        if sent.is_some_and(|sent| sent >= unix_now + left) {
+            return 0;
+        }
+        let mut max_age = limits.ttl_secs * 2000;
+        if let Some(life) = limits.max_lifetime_secs {
+            let lived = ms(now.saturating_duration_since(session.created_at));
+            max_age = left.max(max_age.min((life * 1000).saturating_sub(lived)));
+        }
+        session
+            .fields
+            .insert(COOKIE_FIELD.into(), (unix_now + max_age).to_string());
+        max_age
     }
 
     fn destroy(&mut self, key: &str) -> Reply {
         Reply::Int(self.state.sessions.remove(key).is_some().into())
     }
 
-    fn bind(&mut self, key: &str, user: String, meta: Option<String>) -> Reply {
+    fn bind(&mut self, key: &str, user: String, meta: Option<String>, persistent: bool) -> Reply {
         let Some(session) = self.state.sessions.get_mut(key) else {
             return Reply::Gone;
         };
@@ -316,6 +369,11 @@ impl Call<'_> {
         session.fields.insert(LOGIN_FIELD.into(), at.clone());
         session.fields.insert(SEEN_FIELD.into(), at);
         self.refresh(key);
+        if persistent || self.limits.persistent {
+            self.record_cookie(key);
+        } else if let Some(session) = self.state.sessions.get_mut(key) {
+            session.fields.remove(COOKIE_FIELD);
+        }
         Reply::Done
     }
 
@@ -327,9 +385,11 @@ impl Call<'_> {
             .fields
             .insert(SEEN_FIELD.into(), unix_ms().to_string());
         let user = session.fields.get(USER_FIELD).cloned();
+        let remembered = session.fields.contains_key(COOKIE_FIELD) || self.limits.persistent;
         self.refresh(key);
+        let cookie = remembered.then(|| self.cookie_renewal(key).to_string());
         // No lease to renew: entries here go only when their session has.
-        Reply::Values(vec![user, None])
+        Reply::Values(vec![user, None, cookie])
     }
 
     fn extend(&mut self, key: &str) -> Reply {
@@ -454,6 +514,7 @@ mod tests {
             max_fields: 3,
             max_lifetime_secs: None,
             max_sessions_per_user: 100,
+            persistent: false,
         }
     }
 
@@ -710,6 +771,7 @@ mod tests {
         let bind = Op::Bind {
             user: "ann".into(),
             meta: Some("{}".into()),
+            persistent: false,
         };
         assert_eq!(run("s:a", bind.clone(), t0), Ok(Reply::Gone), "strict");
         for id in ["a", "b"] {
@@ -720,7 +782,7 @@ mod tests {
         let Ok(Reply::Values(seen)) = run("s:a", Op::Seen, t0) else {
             panic!("a live session is seen")
         };
-        assert_eq!(seen, [Some("ann".to_owned()), None]);
+        assert_eq!(seen, [Some("ann".to_owned()), None, None]);
         let Ok(Reply::Values(described)) = run("s:a", Op::Describe, t0) else {
             panic!("a live session is described")
         };

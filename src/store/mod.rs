@@ -43,6 +43,9 @@ pub enum Op {
     /// session lives", so a later request's write to it lands under its id.
     Start,
     /// `EXPIRE` (refresh the idle TTL); a missing session stays missing.
+    /// Under `session.persistent`: [`Reply::Int`], the `Max-Age` (ms) to
+    /// send the cookie again with, when its expiry would come before the
+    /// session's (see [`COOKIE_FIELD`]).
     Touch,
     /// `DEL` the whole session: [`Reply::Int`] 1 when it existed, else 0.
     Destroy,
@@ -51,11 +54,19 @@ pub enum Op {
     /// last-seen times, and its lease ([`lease_until`]): the session never
     /// outlives its entry in the user's index, so a `revoke()` that reads the
     /// index finds every session still alive.
-    Bind { user: String, meta: Option<String> },
+    /// `persistent`: the session is remembered, its cookie persistent
+    /// (recorded in [`COOKIE_FIELD`]).
+    Bind {
+        user: String,
+        meta: Option<String>,
+        persistent: bool,
+    },
     /// The per-request refresh of a signed-in session: [`Op::Touch`] that
     /// also records when it was last seen. [`Reply::Values`] `[user id,
-    /// renew]`, `renew` set when less than half of its lease is left;
-    /// [`Reply::Gone`] when the session ended.
+    /// renew, cookie]`, `renew` set when less than half of its lease is
+    /// left, `cookie` `None` for a cookie that ends with the browser
+    /// session, else the `Max-Age` (ms) to send it again with, `"0"` when
+    /// it need not be; [`Reply::Gone`] when the session ended.
     Seen,
     /// Moves a signed-in session's lease on (once its index entry was moved)
     /// and refreshes its idle TTL; [`Reply::Gone`] when it ended.
@@ -155,6 +166,9 @@ pub struct Limits {
     pub max_lifetime_secs: Option<u64>,
     /// The most sessions a user's index lists (`maxSessionsPerUser`).
     pub max_sessions_per_user: usize,
+    /// `session.persistent`: every session's cookie carries `Max-Age` (see
+    /// [`COOKIE_FIELD`]); otherwise only those signed in to be remembered.
+    pub persistent: bool,
 }
 
 impl Limits {
@@ -163,6 +177,16 @@ impl Limits {
     /// use renews it at most about once an hour ([`Op::Seen`]).
     pub fn lease_ms(&self) -> u64 {
         self.ttl_secs.max(3600) * 2000
+    }
+
+    /// The `Max-Age` (seconds) of a persistent cookie sent now for a new
+    /// session: twice the idle timeout, so that a session in use sends it
+    /// again about once per idle timeout ([`COOKIE_FIELD`]), and never
+    /// beyond `maxLifetime`. A renewal's is the same, capped by what is left
+    /// of the session's lifetime.
+    pub fn cookie_max_age_secs(&self) -> u64 {
+        let twice = self.ttl_secs * 2;
+        self.max_lifetime_secs.map_or(twice, |life| twice.min(life))
     }
 }
 
@@ -195,6 +219,11 @@ pub const UNTIL_FIELD: &str = "\0until";
 /// The claim of a move under way on a cluster (`regenerate()`, see
 /// `cluster::Call::rename`), in the hash being moved.
 pub const MOVING_FIELD: &str = "\0moving";
+/// A persistent session's record of the cookie last sent: when it expires
+/// in the browser (unix ms). A refresh that moves the session's expiry past
+/// it sends the cookie again ([`Op::Touch`], [`Op::Seen`]); a session
+/// without it has a cookie that ends with the browser session.
+pub const COOKIE_FIELD: &str = "\0cookie";
 
 /// Whether a hash field is the store's own (never handed to the application).
 pub fn is_reserved(field: &str) -> bool {

@@ -273,3 +273,13 @@ void adopted;
 // @ts-expect-error refreshErrors is 'ignore' or 'next'
 const badRefresh: altSession.Options = { session: { refreshErrors: 'throw' } };
 void badRefresh;
+
+// Persistent cookies: every session's, or one remembered at login.
+const remembered: altSession.Options = { session: { persistent: true } };
+void remembered;
+async function rememberMe(session: altSession.Session): Promise<void> {
+  await session.login('ann', { remember: true, meta: { device: 'laptop' } });
+  // @ts-expect-error remember is a boolean
+  await session.login('ann', { remember: 'yes' });
+}
+void rememberMe;

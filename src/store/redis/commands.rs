@@ -42,16 +42,24 @@ pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Optio
     // Only for the commands that refresh a TTL: the check costs a scan of the key.
     let leased = || Flags::default().with(Flags::LEASED, may_be_leased(key));
     let creating = |create: bool| leased().with(Flags::CREATE, create);
+    let persistent = persistent_flag(limits.persistent);
+    let cookie_ms = limits.cookie_max_age_secs() * 1000;
     Some(match op {
         Op::Get(field) => with(hash_cmd("HGET", key), field),
         Op::MGet(fields) if fields.is_empty() => return None,
         Op::MGet(fields) => with(hash_cmd("HMGET", key), fields),
         Op::GetAll => hash_cmd("HGETALL", key),
-        Op::Start => session(Lua::Start),
-        Op::Touch if limits.max_lifetime_secs.is_none() && !may_be_leased(key) => {
+        Op::Start => with(eval(Lua::Start, &[key], persistent), cookie_ms),
+        Op::Touch
+            if limits.max_lifetime_secs.is_none() && !limits.persistent && !may_be_leased(key) =>
+        {
             with(hash_cmd("EXPIRE", key), limits.ttl_secs)
         }
-        Op::Touch => eval(Lua::Touch, &[key], leased()),
+        Op::Touch => eval(
+            Lua::Touch,
+            &[key],
+            leased().with(Flags::PERSISTENT, limits.persistent),
+        ),
         Op::Destroy => hash_cmd("DEL", key),
         Op::Write {
             set,
@@ -71,8 +79,24 @@ pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Optio
             eval(Lua::Rename, &[key, to, &moved_marker(key)], Flags::LEASED),
             moved_marker_ms(),
         ),
-        Op::Bind { user, meta } => with(session(Lua::Bind), (lease_until(limits), user, meta)),
-        Op::Seen => with(session(Lua::Seen), limits.lease_ms()),
+        Op::Bind {
+            user,
+            meta,
+            persistent,
+        } => with(
+            eval(
+                Lua::Bind,
+                &[key],
+                persistent_flag(*persistent || limits.persistent),
+            ),
+            (
+                lease_until(limits),
+                user,
+                meta.as_deref().unwrap_or(""),
+                cookie_ms,
+            ),
+        ),
+        Op::Seen => with(eval(Lua::Seen, &[key], persistent), limits.lease_ms()),
         Op::Extend => with(eval(Lua::Extend, &[key], leased()), lease_until(limits)),
         Op::Describe => with(
             hash_cmd("HMGET", key),
@@ -103,6 +127,10 @@ pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Optio
         Op::IndexRemove(ids) if ids.is_empty() => return None,
         Op::IndexRemove(ids) => with(hash_cmd("ZREM", key), ids),
     })
+}
+
+fn persistent_flag(on: bool) -> Flags {
+    Flags::default().with(Flags::PERSISTENT, on)
 }
 
 /// Whether the session at `key` (`prefix:id`) may be signed in, so that its
@@ -136,8 +164,9 @@ pub fn decode(key: &str, op: &Op, reply: Option<Value>, limits: Limits) -> Resul
             }),
         ),
         Op::Destroy => typed(from_redis_value(reply).map(Reply::Int)),
-        // A plain `EXPIRE` or the script: either way, nothing to learn.
-        Op::Touch | Op::IndexRemove(_) => Ok(Reply::Done),
+        // A plain `EXPIRE`: nothing to learn.
+        Op::Touch if !matches!(reply, Value::Array(_)) => Ok(Reply::Done),
+        Op::IndexRemove(_) => Ok(Reply::Done),
         _ => scripted(op, reply, limits),
     }
 }
@@ -151,10 +180,21 @@ fn scripted(op: &Op, reply: Value, limits: Limits) -> Result<Reply> {
             typed(from_redis_value(Value::Array(value)).map(|(n,): (i64,)| Reply::Int(n)))
         }
         (Status::Done, Op::Seen) => typed(
-            from_redis_value::<(Option<String>, i64)>(Value::Array(value)).map(|(user, renew)| {
-                Reply::Values(vec![user, (renew == 1).then(|| "renew".to_owned())])
-            }),
+            from_redis_value::<(Option<String>, i64, i64)>(Value::Array(value)).map(
+                |(user, renew, cookie)| {
+                    let renew = (renew == 1).then(|| "renew".to_owned());
+                    Reply::Values(vec![user, renew, (cookie >= 0).then(|| cookie.to_string())])
+                },
+            ),
         ),
+        // The cookie's renewal, when it needs one.
+        (Status::Done, Op::Touch) => match from_redis_value(Value::Array(value)) {
+            Ok((0,)) => Ok(Reply::Done),
+            Ok((ms,)) => Ok(Reply::Int(ms)),
+            Err(_) => Err(odd_reply()),
+        },
+        // A missing session stays missing.
+        (Status::Ended, Op::Touch) => Ok(Reply::Done),
         (Status::Done, Op::IndexList | Op::IndexOverflow) => {
             typed(from_redis_value(Value::Array(value)).map(Reply::Values))
         }

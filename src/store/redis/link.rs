@@ -879,6 +879,7 @@ mod tests {
         max_fields: 10,
         max_lifetime_secs: None,
         max_sessions_per_user: 100,
+        persistent: false,
     };
 
     fn take_output(link: &mut Link) -> String {

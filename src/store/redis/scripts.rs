@@ -21,8 +21,8 @@ use redis::{Cmd, Script, Value};
 use super::with;
 use crate::error::{ErrorCode, Result, SessionError};
 use crate::store::{
-    Limits, CREATED_FIELD, LOGIN_FIELD, META_FIELD, MOVING_FIELD, SEEN_FIELD, UNTIL_FIELD,
-    USER_FIELD,
+    Limits, COOKIE_FIELD, CREATED_FIELD, LOGIN_FIELD, META_FIELD, MOVING_FIELD, SEEN_FIELD,
+    UNTIL_FIELD, USER_FIELD,
 };
 
 /// What a script answers first.
@@ -76,10 +76,13 @@ impl Flags {
     pub const LEASED: Flags = Flags(2);
     /// An index entry is renewed, not added.
     pub const RENEW: Flags = Flags(4);
-    const ALL: [(&'static str, Flags); 3] = [
+    /// The session's cookie is persistent (`COOKIE` records it).
+    pub const PERSISTENT: Flags = Flags(8);
+    const ALL: [(&'static str, Flags); 4] = [
         ("CREATE", Flags::CREATE),
         ("LEASED", Flags::LEASED),
         ("RENEW", Flags::RENEW),
+        ("PERSISTENT", Flags::PERSISTENT),
     ];
 
     /// `self`, and `other` when `on`.
@@ -216,6 +219,7 @@ fn shared_names() -> String {
         ("SEEN", SEEN_FIELD),
         ("UNTIL", UNTIL_FIELD),
         ("MOVING", MOVING_FIELD),
+        ("COOKIE", COOKIE_FIELD),
     ];
     let mut lua = String::from("-- The reserved hash fields (store/mod.rs).\n");
     for (name, field) in fields {

@@ -1,9 +1,11 @@
--- The per-request refresh of a signed-in session (see `Op::Seen`).
--- ARGV[4]: the lease's length (ms). Reply: {DONE, user id, renew (0/1)},
--- or {ENDED}.
+-- The per-request refresh of a signed-in session (see `Op::Seen`). Flags:
+-- PERSISTENT (every session's cookie is; else only a remembered one's,
+-- which has a COOKIE record). ARGV[4]: the lease's length (ms).
+-- Reply: {DONE, user id, renew (0/1), cookie}, `cookie` -1 for a cookie
+-- that ends with the browser session, else as touch.lua's; or {ENDED}.
 -- The usual request's one command: as few calls as it can be.
-local fields = redis.call('HMGET', key, USER, UNTIL)
-local user, lease = fields[1], tonumber(fields[2])
+local fields = redis.call('HMGET', key, USER, UNTIL, COOKIE)
+local user, lease, remembered = fields[1], tonumber(fields[2]), fields[3]
 if not user and redis.call('EXISTS', key) == 0 then return {ENDED} end
 local left = lifetime_ttl()
 if not left then return {ENDED} end
@@ -16,4 +18,6 @@ if user then redis.pcall('HSET', key, SEEN, now) end
 redis.call('PEXPIRE', key, left)
 local renew = 0
 if lease and lease - now < tonumber(ARGV[4]) / 2 then renew = 1 end
-return {DONE, user, renew}
+local cookie = -1
+if remembered or flag(PERSISTENT) then cookie = cookie_renewal(left, now) end
+return {DONE, user, renew, cookie}

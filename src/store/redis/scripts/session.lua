@@ -58,3 +58,19 @@ local function session_ttl()
   if not left or not flag(LEASED) then return left end
   return within_lease(left, tonumber(redis.call('HGET', key, UNTIL)), now_ms())
 end
+-- A persistent session's cookie (COOKIE: when the one last sent expires in
+-- the browser, unix ms), once the session's expiry is `left` ms from `now`:
+-- the `Max-Age` (ms) to send it again with when it would expire first,
+-- recorded, else 0. The `Max-Age` is twice the idle timeout, so that a
+-- session in use sends its cookie about once per idle timeout, and never
+-- beyond what is left of its lifetime (at least `left`: the session's own).
+local function cookie_renewal(left, now)
+  local sent = tonumber(redis.call('HGET', key, COOKIE))
+  if sent and sent >= now + left then return 0 end
+  local max_age = 2 * ttl * 1000
+  local created = life > 0 and tonumber(redis.call('HGET', key, CREATED))
+  if created then max_age = math.max(left, math.min(max_age, created + life * 1000 - now)) end
+  -- A pcall: out of memory the record is lost, and the cookie sent again next time.
+  redis.pcall('HSET', key, COOKIE, now + max_age)
+  return max_age
+end
