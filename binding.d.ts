@@ -73,6 +73,8 @@ export declare class Engine {
    * now (what its refresh answered).
    */
   renewedCookie(id: string, maxAgeMs: number, parserSecret: string | undefined | null, requestSecure: boolean): string
+  /** A new persistent cookie's `Max-Age`, in ms (see `Limits::cookie_max_age_secs`). */
+  get cookieMaxAgeMs(): number
   /** Whether every session's cookie is persistent (`session.persistent`). */
   get persistent(): boolean
   /** Throws what `login(user, { meta })` would fail with, before it moves anything. */

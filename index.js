@@ -64,6 +64,8 @@ function middleware(store) {
   // route runs, and only the calls that need the store fail.
   const proceedAfter = (next) => (refreshErrors === 'next' ? (err) => (err ? next(err) : next()) : () => next());
 
+  let warnedOfSecret = false;
+
   function session(req, res, next) {
     let opened;
     try {
@@ -75,20 +77,27 @@ function middleware(store) {
         secureFollowsRequest && isSecure(req)
       );
     } catch (err) {
+      // No secret cannot be known before a request shows whether cookie-parser
+      // runs: said once on the process (a warning), and to each request.
+      if (err.code === ErrorCode.Secret && !warnedOfSecret) {
+        warnedOfSecret = true;
+        process.emitWarning(err.message, { code: err.code });
+      }
       return next(err);
     }
     // session.lazy: a new visitor's cookie waits for its first write, and
     // nothing is stored before it.
     if (lazy && opened.isNew) {
       req.session = new Session(store, opened, req, res, opened.setCookie);
-      return next();
+      // From setImmediate, as below: the requests read in one turn answer together.
+      return setImmediate(next);
     }
     if (opened.setCookie) appendSetCookie(res, opened.setCookie);
     req.session = new Session(store, opened, req, res);
 
     // A signed-in session's refresh also tells who the user is, which the
     // route needs: it is awaited whatever awaitTouch says.
-    if (opened.bound) return refreshSignedIn(store, req, res, proceedAfter(next));
+    if (opened.bound) return refreshSignedIn(store, req, res, Boolean(opened.setCookie), proceedAfter(next));
 
     // One command per request: a new id is recorded (so that any later
     // request's write lands under it), a returning one has its idle TTL
@@ -138,7 +147,7 @@ function middleware(store) {
  * When it fails, the session reads as signed out: a user is never taken as
  * signed in when that could not be checked.
  */
-function refreshSignedIn(store, req, res, next) {
+function refreshSignedIn(store, req, res, resigned, next) {
   const { session } = req;
   store.seen(session.id, (err, seen) => {
     if (err) return next(err);
@@ -146,8 +155,11 @@ function refreshSignedIn(store, req, res, next) {
     if (seen && seen[0] !== null) {
       Session.signedIn(session, seen);
       if (seen[1]) renewLease(store, seen[0], session.id);
-      // A remembered session's persistent cookie, when its expiry moved past the cookie's.
+      // A remembered session's persistent cookie, when its expiry moved past
+      // the cookie's, or when the cookie was just signed again with a new
+      // secret (open() cannot know that it is persistent).
       if (seen[2] !== null && seen[2] !== '0') renewCookie(store, req, res, session.id, Number(seen[2]));
+      else if (seen[2] !== null && resigned) renewCookie(store, req, res, session.id, store.cookieMaxAgeMs);
     }
     next();
   });

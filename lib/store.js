@@ -38,6 +38,7 @@ class Store extends Batches {
     this.awaitTouch = engine.awaitTouch;
     this.lazy = engine.lazy;
     this.persistent = engine.persistent;
+    this.cookieMaxAgeMs = engine.cookieMaxAgeMs;
     this.refreshErrors = engine.refreshErrors;
     this.maxSessionsPerUser = engine.maxSessionsPerUser;
     this.pendingTouches = new Set();

@@ -425,6 +425,12 @@ impl Engine {
             .renewed_cookie(&id, max_age, parser_secret.as_deref(), request_secure)?)
     }
 
+    /// A new persistent cookie's `Max-Age`, in ms (see `Limits::cookie_max_age_secs`).
+    #[napi(getter)]
+    pub fn cookie_max_age_ms(&self) -> f64 {
+        (self.sessions.limits.cookie_max_age_secs() * 1000) as f64
+    }
+
     /// Whether every session's cookie is persistent (`session.persistent`).
     #[napi(getter)]
     pub fn persistent(&self) -> bool {

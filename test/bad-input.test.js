@@ -126,7 +126,10 @@ describe('bad options: the factory throws ERR_SESSION_CONFIG synchronously', () 
   }
 });
 
-test('no secret anywhere (no session.secret, cookie-parser without one): ERR_SESSION_SECRET through next(err)', async () => {
+test('no secret anywhere (no session.secret, cookie-parser without one): ERR_SESSION_SECRET through next(err), and said once as a process warning', async () => {
+  const warnings = [];
+  const onWarning = (warning) => warnings.push(warning);
+  process.on('warning', onWarning);
   const mw = altSession({ redis: redis.server.options });
   for (const middlewares of [[mw], [cookieParser(), mw]]) {
     const server = await sessionServer(express, middlewares);
@@ -141,6 +144,11 @@ test('no secret anywhere (no session.secret, cookie-parser without one): ERR_SES
     }
   }
   await mw.close();
+  await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on a tick of their own
+  process.off('warning', onWarning);
+  const said = warnings.filter((w) => w.code === 'ERR_SESSION_SECRET');
+  assert.equal(said.length, 1, 'once, for two failing requests');
+  assert.match(said[0].message, /session\.secret.*cookie-parser/);
 });
 
 for (const [modeName, modeOptions] of Object.entries(MODES)) {

@@ -159,3 +159,20 @@ describe('Chromium, a persistent profile closed and opened again', () => {
     });
   }
 });
+
+describe('Redis: a remembered session across a secret rotation', () => {
+  test('the cookie signed again with the new secret stays persistent', async () => {
+    const before = await startSessionApp(express, { redis: redis.server, session: { secret: 'old' } });
+    const after = await startSessionApp(express, { redis: redis.server, session: { secret: ['new', 'old'] } });
+    try {
+      const jar = new CookieJar();
+      const login = await before.run((s) => s.login('dan', { remember: true }), { jar });
+      assert.ok(maxAgeOf(login) > 0);
+      const rotated = await after.run((s) => s.userId, { jar });
+      assert.equal(rotated.value, 'dan');
+      assert.ok(maxAgeOf(rotated) > 0, `re-signed with Max-Age: ${rotated.setCookies}`);
+    } finally {
+      await Promise.all([before.close(), after.close()]);
+    }
+  });
+});
