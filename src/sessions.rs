@@ -101,8 +101,7 @@ impl Sessions {
         request_secure: bool,
     ) -> Result<String> {
         sid::ensure_valid(id)?;
-        let name = &self.session.cookie.name;
-        let (_, secret) = cookie::identify(&self.session.secrets, name, None, None, parser_secret)?;
+        let secret = self.signing_secret(parser_secret)?;
         let secure = self.is_secure(request_secure);
         let max_age = Some(max_age_ms.div_ceil(1000));
         Ok(cookie::set_cookie(
@@ -124,9 +123,16 @@ impl Sessions {
         parser_secret: Option<&str>,
         request_secure: bool,
     ) -> Result<Opened> {
+        let secret = self.signing_secret(parser_secret)?;
+        self.issue(bound, remember, secret, self.is_secure(request_secure))
+    }
+
+    /// The secret that signs a cookie set now: `session.secret`'s first, or
+    /// cookie-parser's (`parser_secret`); `ERR_SESSION_SECRET` without either.
+    fn signing_secret<'a>(&'a self, parser_secret: Option<&'a str>) -> Result<&'a str> {
         let name = &self.session.cookie.name;
         let (_, secret) = cookie::identify(&self.session.secrets, name, None, None, parser_secret)?;
-        self.issue(bound, remember, secret, self.is_secure(request_secure))
+        Ok(secret)
     }
 
     /// A fresh id and its cookie, signed with `signing_secret`.

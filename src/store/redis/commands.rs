@@ -50,16 +50,15 @@ pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Optio
         Op::MGet(fields) => with(hash_cmd("HMGET", key), fields),
         Op::GetAll => hash_cmd("HGETALL", key),
         Op::Start => with(eval(Lua::Start, &[key], persistent), cookie_ms),
-        Op::Touch
-            if limits.max_lifetime_secs.is_none() && !limits.persistent && !may_be_leased(key) =>
-        {
-            with(hash_cmd("EXPIRE", key), limits.ttl_secs)
+        Op::Touch => {
+            let flags = leased().with(Flags::PERSISTENT, limits.persistent);
+            // No lifetime, lease or cookie to mind: a plain `EXPIRE` does it all.
+            if flags == Flags::default() && limits.max_lifetime_secs.is_none() {
+                with(hash_cmd("EXPIRE", key), limits.ttl_secs)
+            } else {
+                eval(Lua::Touch, &[key], flags)
+            }
         }
-        Op::Touch => eval(
-            Lua::Touch,
-            &[key],
-            leased().with(Flags::PERSISTENT, limits.persistent),
-        ),
         Op::Destroy => hash_cmd("DEL", key),
         Op::Write {
             set,
