@@ -25,12 +25,20 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 export declare class Engine {
   /**
-   * An engine on Redis. `options_json` is `JSON.stringify(options)`.
+   * An engine on Redis. `options_json` is `JSON.stringify(options)`;
+   * `express`: the express-session entry point's options.
    * Nothing connects until the first batch.
    */
-  static redis(optionsJson: string): Engine
+  static redis(optionsJson: string, express?: boolean | undefined | null): Engine
   /** An engine on the embedded in-memory store (`mock()`); Redis options are ignored. */
-  static memory(optionsJson: string): Engine
+  static memory(optionsJson: string, express?: boolean | undefined | null): Engine
+  /** The express-session entry point's own options; `null` for alt-session's. */
+  get express(): ExpressSettings | null
+  /**
+   * The express-session entry point's `Set-Cookie` for `id`, expiring at
+   * `expires_at` (unix ms), or with the browser session (`null`).
+   */
+  cookieUntil(id: string, expiresAt: number | undefined | null, parserSecret: string | undefined | null, requestSecure: boolean): string
   /**
    * Where to open the Redis socket; `null` for the in-memory store and a
    * cluster (whose connections are redis-rs's).
@@ -192,6 +200,29 @@ export declare const enum ErrorCode {
 }
 
 /**
+ * What the express-session entry point (lib/express-session.js) does
+ * beyond the engine's options: express-session's, read by `config::express`.
+ */
+export interface ExpressSettings {
+  rolling: boolean
+  resave: boolean
+  saveUninitialized: boolean
+  /** `unset: 'destroy'`. */
+  unsetDestroy: boolean
+  /** `proxy`; `null` to follow Express's `trust proxy`. */
+  proxy?: boolean
+  /** `cookie.maxAge` (ms); `null` for a cookie that ends with the browser. */
+  maxAge?: number
+  /** `cookie.expires`, as JSON wrote the app's `Date`. */
+  expires?: string
+  /** `cookie.secure: true`: the cookie is set over HTTPS only. */
+  secureOnly: boolean
+  userOf: boolean
+  /** `cookie.path`: the paths the session is for. */
+  path: string
+}
+
+/**
  * What JavaScript must do after a call into the link: the bits of
  * [`Link::take_flags`], the first number of every outcome. Exported to
  * JavaScript (`LinkFlag` of binding.js), which acts on them (lib/link.js).
@@ -247,7 +278,15 @@ export declare const enum OpKind {
   IndexList = 15,
   IndexRemove = 16,
   IndexOverflow = 17,
+  /** The express-session entry point's load (`Op::Load`). */
+  Load = 18,
 }
+
+/**
+ * What an option that is a function (`userOf`) crosses as in the options'
+ * JSON, which cannot hold a function.
+ */
+export declare const OPTION_FUNCTION: string
 
 /** An address the sentinels named. */
 export interface PrimaryAddress {

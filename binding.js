@@ -839,5 +839,6 @@ module.exports.Engine = nativeBinding.Engine
 module.exports.ErrorCode = nativeBinding.ErrorCode
 module.exports.LinkFlag = nativeBinding.LinkFlag
 module.exports.OpKind = nativeBinding.OpKind
+module.exports.OPTION_FUNCTION = nativeBinding.OPTION_FUNCTION
 module.exports.signCookie = nativeBinding.signCookie
 module.exports.unsignCookie = nativeBinding.unsignCookie

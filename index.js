@@ -12,9 +12,9 @@
  */
 
 const { ErrorCode } = require('./lib/native');
-const { Store } = require('./lib/store');
+const { createStore } = require('./lib/store');
 const { listSessions, revokeSessions } = require('./lib/users');
-const { Session, renewCookie, renewLease, isSecure, appendSetCookie, checkUserId, exceptedId, codedError, decode, run } = require('./lib/session');
+const { Session, renewCookie, renewLease, isSecure, appendSetCookie, checkUserId, exceptedId, decode, run } = require('./lib/session');
 
 /**
  * Creates the session middleware on Redis.
@@ -31,31 +31,6 @@ function altSession(options) {
 altSession.mock = function mock(options) {
   return middleware(createStore('memory', options));
 };
-
-function createStore(backend, options) {
-  let json;
-  try {
-    json = serializeOptions(options);
-  } catch (err) {
-    throw codedError(ErrorCode.Config, `options cannot be read: ${err.message}`);
-  }
-  return new Store(backend, json);
-}
-
-/**
- * Options cross as JSON; numbers JSON cannot hold are kept visible so they
- * fail validation, and Buffers (TLS certificates and keys) cross as their text.
- */
-function serializeOptions(options) {
-  if (options === undefined) return 'null';
-  return JSON.stringify(options, function replacer(key, value) {
-    const raw = this[key]; // before toJSON: a Buffer is still a Buffer here
-    if (Buffer.isBuffer(raw)) return raw.toString('utf8');
-    if (typeof value === 'bigint') return String(value);
-    if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
-    return value;
-  });
-}
 
 function middleware(store) {
   const { cookieName, verifiesCookies, awaitTouch, secureFollowsRequest, lazy, refreshErrors, persistent } = store;

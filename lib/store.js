@@ -27,9 +27,10 @@ class Store extends Batches {
   /**
    * @param {'redis' | 'memory'} backend
    * @param {string} optionsJson `JSON.stringify(options)`, validated in Rust (throws `ERR_SESSION_CONFIG`)
+   * @param {boolean} [express] the options are the express-session entry point's
    */
-  constructor(backend, optionsJson) {
-    const engine = native.Engine[backend](optionsJson);
+  constructor(backend, optionsJson, express = false) {
+    const engine = native.Engine[backend](optionsJson, express);
     super(engine.submit.bind(engine), (flags) => this.socket && this.socket.act(flags));
     this.native = engine;
     this.cookieName = engine.cookieName;
@@ -41,6 +42,7 @@ class Store extends Batches {
     this.cookieMaxAgeMs = engine.cookieMaxAgeMs;
     this.refreshErrors = engine.refreshErrors;
     this.maxSessionsPerUser = engine.maxSessionsPerUser;
+    this.express = engine.express; // null but for the express-session entry point
     this.pendingTouches = new Set();
     this.touchTimer = null;
     this.flushTouches = this.flushTouches.bind(this);
@@ -73,6 +75,11 @@ class Store extends Batches {
   /** The Set-Cookie of a persistent cookie's renewal, `maxAgeMs` from now (what a refresh answered). */
   renewedCookie(id, maxAgeMs, parserSecret, secure) {
     return this.native.renewedCookie(id, maxAgeMs, parserSecret, secure);
+  }
+
+  /** The express-session entry point's `Set-Cookie` for `id`, until `expiresAt` (unix ms; `null`: the browser session). */
+  cookieUntil(id, expiresAt, parserSecret, secure) {
+    return this.native.cookieUntil(id, expiresAt, parserSecret, secure);
   }
 
   /** Throws (with its code) what `login(user, { meta })` would fail with. */
@@ -175,6 +182,16 @@ class Store extends Batches {
     return this.enqueue(Op.Seen, 1, 0, done);
   }
 
+  /**
+   * The express-session entry point's load: `seen`'s refresh and answer,
+   * then the session's fields, `[userId, renew, cookie, field, json, ...]`;
+   * or `false` when it ended.
+   */
+  load(id, done) {
+    this.strings.push(id);
+    return this.enqueue(Op.Load, 1, 0, done);
+  }
+
   /** Moves a signed-in session's lease on, once its index entry was. */
   extend(id, done) {
     this.strings.push(id);
@@ -235,6 +252,39 @@ class Store extends Batches {
   }
 }
 
+/**
+ * The store of a middleware, from the options the app gave: they cross as
+ * JSON, validated in Rust (`express`: as the express-session entry point's).
+ */
+function createStore(backend, options, express = false) {
+  let json;
+  try {
+    json = serializeOptions(options);
+  } catch (err) {
+    const error = new Error(`options cannot be read: ${err.message}`);
+    error.code = native.ErrorCode.Config;
+    throw error;
+  }
+  return new Store(backend, json, express);
+}
+
+/**
+ * Options as JSON: numbers JSON cannot hold are kept visible so that they
+ * fail validation, Buffers (TLS certificates and keys) cross as their text,
+ * and a function (`userOf`) as the marker the engine knows it by.
+ */
+function serializeOptions(options) {
+  if (options === undefined) return 'null';
+  return JSON.stringify(options, function replacer(key, value) {
+    const raw = this[key]; // before toJSON: a Buffer is still a Buffer here
+    if (Buffer.isBuffer(raw)) return raw.toString('utf8');
+    if (typeof value === 'function') return native.OPTION_FUNCTION;
+    if (typeof value === 'bigint') return String(value);
+    if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+    return value;
+  });
+}
+
 function noop() {}
 
-module.exports = { Store };
+module.exports = { Store, createStore };

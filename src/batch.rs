@@ -38,11 +38,13 @@ pub enum OpKind {
     IndexList = 15,
     IndexRemove = 16,
     IndexOverflow = 17,
+    /// The express-session entry point's load (`Op::Load`).
+    Load = 18,
 }
 
 impl OpKind {
     /// Every kind, at the index of its number.
-    const ALL: [OpKind; 18] = [
+    const ALL: [OpKind; 19] = [
         OpKind::Get,
         OpKind::MGet,
         OpKind::GetAll,
@@ -61,6 +63,7 @@ impl OpKind {
         OpKind::IndexList,
         OpKind::IndexRemove,
         OpKind::IndexOverflow,
+        OpKind::Load,
     ];
 
     fn from_word(word: u32) -> Option<OpKind> {
@@ -140,7 +143,7 @@ fn not_well_formed() -> SessionError {
 /// One operation from its kind, `aux` number and strings (after the id; the
 /// operations on a user's index take the user id in its place):
 /// - `Get`: a field; `MGet`: fields; `GetAll`, `Touch`, `Start`, `Destroy`,
-///   `Seen`, `Extend`, `Describe`, `IndexList`, `IndexOverflow`: nothing;
+///   `Seen`, `Load`, `Extend`, `Describe`, `IndexList`, `IndexOverflow`: nothing;
 /// - `Write` / `Create`: `aux` strings of `field, value` pairs, then the
 ///   fields to delete;
 /// - `Incr`: a field and the increment (decimal); `aux` 1: it may create;
@@ -187,6 +190,7 @@ fn operation(kind: u32, aux: usize, mut args: Vec<String>) -> Result<Op> {
             }
         }
         OpKind::Seen => Op::Seen,
+        OpKind::Load => Op::Load,
         OpKind::Extend => Op::Extend,
         OpKind::Describe => Op::Describe,
         OpKind::IndexAdd if args.len() == 1 => Op::IndexAdd {

@@ -11,7 +11,9 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::config::{CookieOptions, SameSite};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::config::{CookieOptions, Priority, SameSite};
 use crate::error::{ErrorCode, Result, SessionError};
 use crate::sid;
 
@@ -150,6 +152,20 @@ pub fn set_cookie(
     serialize(options, &value, max_age.map(Lifetime::MaxAge), secure)
 }
 
+/// `Set-Cookie` value of the express-session entry point's cookie: as
+/// [`set_cookie`], and for one that expires (`expires_at`, unix ms) its
+/// `Expires` (what express-session sends) with the `Max-Age` it comes to.
+pub fn set_cookie_until(
+    options: &CookieOptions,
+    id: &str,
+    secret: &str,
+    secure: bool,
+    expires_at: Option<u64>,
+) -> String {
+    let value = format!("{SIGNED_PREFIX}{}", sign(id, secret));
+    serialize(options, &value, expires_at.map(Lifetime::Until), secure)
+}
+
 /// `Set-Cookie` value that deletes the cookie: same name, path and domain as
 /// the one that set it (a different path or domain would leave it in place).
 pub fn clear_cookie(options: &CookieOptions, secure: bool) -> String {
@@ -162,6 +178,8 @@ enum Lifetime {
     MaxAge(u64),
     /// Gone at once (an `Expires` in the past, which every browser honours).
     Expired,
+    /// Until this time (unix ms): `Max-Age` and `Expires`.
+    Until(u64),
 }
 
 fn serialize(
@@ -183,10 +201,30 @@ fn serialize(
     match lifetime {
         Some(Lifetime::MaxAge(secs)) => out.push_str(&format!("; Max-Age={secs}")),
         Some(Lifetime::Expired) => out.push_str("; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
+        Some(Lifetime::Until(at)) => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let secs = at.saturating_sub(now.as_millis() as u64).div_ceil(1000);
+            let when = UNIX_EPOCH + Duration::from_millis(at);
+            out.push_str(&format!(
+                "; Max-Age={secs}; Expires={}",
+                httpdate::fmt_http_date(when)
+            ));
+        }
         None => {}
     }
     if options.http_only {
         out.push_str("; HttpOnly");
+    }
+    if options.partitioned {
+        out.push_str("; Partitioned");
+    }
+    match options.priority {
+        Some(Priority::Low) => out.push_str("; Priority=Low"),
+        Some(Priority::Medium) => out.push_str("; Priority=Medium"),
+        Some(Priority::High) => out.push_str("; Priority=High"),
+        None => {}
     }
     match options.same_site {
         SameSite::Lax => out.push_str("; SameSite=Lax"),
@@ -307,6 +345,8 @@ mod tests {
             http_only: true,
             same_site: SameSite::Lax,
             secure: SecureMode::Never,
+            partitioned: false,
+            priority: None,
         }
     }
 

@@ -223,21 +223,60 @@ enum Backend {
 pub struct Engine {
     sessions: Sessions,
     backend: Backend,
+    /// The express-session entry point's own options, for an engine made for it.
+    express: Option<config::ExpressOptions>,
 }
 
-fn parse_config(options_json: &str) -> Result<Config> {
+/// What the express-session entry point (lib/express-session.js) does
+/// beyond the engine's options: express-session's, read by `config::express`.
+#[napi(object)]
+pub struct ExpressSettings {
+    pub rolling: bool,
+    pub resave: bool,
+    pub save_uninitialized: bool,
+    /// `unset: 'destroy'`.
+    pub unset_destroy: bool,
+    /// `proxy`; `null` to follow Express's `trust proxy`.
+    pub proxy: Option<bool>,
+    /// `cookie.maxAge` (ms); `null` for a cookie that ends with the browser.
+    pub max_age: Option<f64>,
+    /// `cookie.expires`, as JSON wrote the app's `Date`.
+    pub expires: Option<String>,
+    /// `cookie.secure: true`: the cookie is set over HTTPS only.
+    pub secure_only: bool,
+    pub user_of: bool,
+    /// `cookie.path`: the paths the session is for.
+    pub path: String,
+}
+
+/// What an option that is a function (`userOf`) crosses as in the options'
+/// JSON, which cannot hold a function.
+#[napi]
+pub const OPTION_FUNCTION: &str = config::EXPRESS_FUNCTION_MARKER;
+
+/// The options as JSON, read as alt-session's (`express` false) or as the
+/// express-session entry point's.
+fn parse_config(
+    options_json: &str,
+    express: bool,
+) -> Result<(Config, Option<config::ExpressOptions>)> {
     let value = serde_json::from_str(options_json)
         .map_err(|err| SessionError::caused_by(ErrorCode::Config, "options", &err))?;
-    Config::from_json(&value)
+    if express {
+        let (config, express) = Config::from_express_json(&value)?;
+        return Ok((config, Some(express)));
+    }
+    Ok((Config::from_json(&value)?, None))
 }
 
 #[napi]
 impl Engine {
-    /// An engine on Redis. `options_json` is `JSON.stringify(options)`.
+    /// An engine on Redis. `options_json` is `JSON.stringify(options)`;
+    /// `express`: the express-session entry point's options.
     /// Nothing connects until the first batch.
     #[napi(factory)]
-    pub fn redis(options_json: String) -> Result<Engine, Thrown> {
-        let config = parse_config(&options_json)?;
+    pub fn redis(options_json: String, express: Option<bool>) -> Result<Engine, Thrown> {
+        let (config, express) = parse_config(&options_json, express.unwrap_or(false))?;
         if let Some(cluster) = &config.redis.cluster {
             let sessions = Sessions::new(config.session);
             let settings = ClusterSettings {
@@ -252,6 +291,7 @@ impl Engine {
             return Ok(Engine {
                 sessions,
                 backend: Backend::Cluster(Some(store)),
+                express,
             });
         }
         let target = store::redis::target::target(&config.redis, config.session.db_index)?;
@@ -292,17 +332,55 @@ impl Engine {
                 socket,
                 sentinels,
             },
+            express,
         })
     }
 
     /// An engine on the embedded in-memory store (`mock()`); Redis options are ignored.
     #[napi(factory)]
-    pub fn memory(options_json: String) -> Result<Engine, Thrown> {
-        let config = parse_config(&options_json)?;
+    pub fn memory(options_json: String, express: Option<bool>) -> Result<Engine, Thrown> {
+        let (config, express) = parse_config(&options_json, express.unwrap_or(false))?;
         Ok(Engine {
             backend: Backend::Memory(MemoryStore::new(&config.session.prefix)),
             sessions: Sessions::new(config.session),
+            express,
         })
+    }
+
+    /// The express-session entry point's own options; `null` for alt-session's.
+    #[napi(getter)]
+    pub fn express(&self) -> Option<ExpressSettings> {
+        let express = self.express.as_ref()?;
+        Some(ExpressSettings {
+            rolling: express.rolling,
+            resave: express.resave,
+            save_uninitialized: express.save_uninitialized,
+            unset_destroy: express.unset_destroy,
+            proxy: express.proxy,
+            max_age: express.max_age_ms,
+            expires: express.expires.clone(),
+            secure_only: self.sessions.session.cookie.secure == config::SecureMode::Always,
+            user_of: express.user_of,
+            path: self.sessions.session.cookie.path.clone(),
+        })
+    }
+
+    /// The express-session entry point's `Set-Cookie` for `id`, expiring at
+    /// `expires_at` (unix ms), or with the browser session (`null`).
+    #[napi]
+    pub fn cookie_until(
+        &self,
+        id: String,
+        expires_at: Option<f64>,
+        parser_secret: Option<String>,
+        request_secure: bool,
+    ) -> Result<String, Thrown> {
+        let expires_at = expires_at
+            .filter(|ms| ms.is_finite() && *ms > 0.0)
+            .map(|ms| ms as u64);
+        Ok(self
+            .sessions
+            .cookie_until(&id, expires_at, parser_secret.as_deref(), request_secure)?)
     }
 
     /// Where to open the Redis socket; `null` for the in-memory store and a

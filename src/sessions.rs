@@ -113,6 +113,27 @@ impl Sessions {
         ))
     }
 
+    /// The express-session entry point's cookie for `id`: expiring at
+    /// `expires_at` (unix ms), or with the browser session.
+    pub fn cookie_until(
+        &self,
+        id: &str,
+        expires_at: Option<u64>,
+        parser_secret: Option<&str>,
+        request_secure: bool,
+    ) -> Result<String> {
+        sid::ensure_valid(id)?;
+        let secret = self.signing_secret(parser_secret)?;
+        let secure = self.is_secure(request_secure);
+        Ok(cookie::set_cookie_until(
+            &self.session.cookie,
+            id,
+            secret,
+            secure,
+            expires_at,
+        ))
+    }
+
     /// A fresh session for a request that moves to one (`regenerate()`, a
     /// write to an ended session), or (`bound`) that signs in; `remember`:
     /// its cookie is persistent whatever `session.persistent` says.

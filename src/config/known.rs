@@ -36,6 +36,8 @@ pub const SESSION: &[&str] = &[
     "secure",
     "sameSite",
     "httpOnly",
+    "partitioned",
+    "priority",
     "tti",
     "prefix",
     "dbIndex",

@@ -4,7 +4,10 @@
 //! ([`known`]): the original ignored them, and a misspelt option then did
 //! nothing, silently.
 
+mod express;
 mod known;
+
+pub use express::{ExpressOptions, FUNCTION as EXPRESS_FUNCTION_MARKER};
 
 use std::time::Duration;
 
@@ -252,6 +255,17 @@ pub struct CookieOptions {
     pub http_only: bool,
     pub same_site: SameSite,
     pub secure: SecureMode,
+    /// `Partitioned` (CHIPS: a cookie kept apart per top-level site).
+    pub partitioned: bool,
+    pub priority: Option<Priority>,
+}
+
+/// The `Priority` attribute (Chrome's eviction order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Low,
+    Medium,
+    High,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,6 +286,11 @@ pub enum SecureMode {
 }
 
 impl Config {
+    /// The options of the express-session entry point (see [`express`]).
+    pub fn from_express_json(options: &Value) -> Result<(Config, ExpressOptions)> {
+        express::from_json(options)
+    }
+
     pub fn from_json(options: &Value) -> Result<Config> {
         let root = object_or_empty(options, "options")?;
         known::only(&root, "", known::ROOT)?;
@@ -538,7 +557,23 @@ impl CookieOptions {
             http_only: opt_bool(o, "httpOnly", "session.httpOnly")?.unwrap_or(true),
             same_site,
             secure,
+            partitioned: opt_bool(o, "partitioned", "session.partitioned")?.unwrap_or(false),
+            priority: priority(o.get("priority"))?,
         })
+    }
+}
+
+fn priority(value: Option<&Value>) -> Result<Option<Priority>> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    match value.as_str().map(str::to_ascii_lowercase).as_deref() {
+        Some("low") => Ok(Some(Priority::Low)),
+        Some("medium") => Ok(Some(Priority::Medium)),
+        Some("high") => Ok(Some(Priority::High)),
+        _ => Err(SessionError::config(
+            "session.priority must be 'low', 'medium' or 'high'",
+        )),
     }
 }
 

@@ -126,6 +126,7 @@ impl MemoryStore {
                 persistent,
             } => Ok(call.bind(key, user, meta, persistent)),
             Op::Seen => Ok(call.seen(key)),
+            Op::Load => Ok(call.load(key)),
             Op::Extend => Ok(call.extend(key)),
             Op::Describe => Ok(call.describe(key)),
             Op::IndexAdd { id, renew } => Ok(call.index_add(key, id, renew)),
@@ -390,6 +391,17 @@ impl Call<'_> {
         let cookie = remembered.then(|| self.cookie_renewal(key).to_string());
         // No lease to renew: entries here go only when their session has.
         Reply::Values(vec![user, None, cookie])
+    }
+
+    /// seen.lua's refresh and the app's fields, as load.lua.
+    fn load(&mut self, key: &str) -> Reply {
+        let Reply::Values(mut values) = self.seen(key) else {
+            return Reply::Gone;
+        };
+        if let Reply::Pairs(pairs) = self.get_all(key) {
+            values.extend(pairs.into_iter().flat_map(|(f, v)| [Some(f), Some(v)]));
+        }
+        Reply::Values(values)
     }
 
     fn extend(&mut self, key: &str) -> Reply {

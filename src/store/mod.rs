@@ -68,6 +68,11 @@ pub enum Op {
     /// session, else the `Max-Age` (ms) to send it again with, `"0"` when
     /// it need not be; [`Reply::Gone`] when the session ended.
     Seen,
+    /// The express-session entry point's per-request load: [`Op::Seen`]
+    /// and `HGETALL`, in one command. [`Reply::Values`] `[user id, renew,
+    /// cookie, field, value, ...]` (the first three as `Seen`'s, then the
+    /// app's fields, not the store's own); [`Reply::Gone`] when it ended.
+    Load,
     /// Moves a signed-in session's lease on (once its index entry was moved)
     /// and refreshes its idle TTL; [`Reply::Gone`] when it ended.
     Extend,
@@ -106,6 +111,7 @@ impl Op {
                 | Op::GetAll
                 | Op::Touch
                 | Op::Seen
+                | Op::Load
                 | Op::Describe
                 | Op::IndexList
                 | Op::IndexOverflow

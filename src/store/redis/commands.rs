@@ -96,6 +96,7 @@ pub fn command(key: &str, op: &Op, limits: Limits, script_bodies: bool) -> Optio
             ),
         ),
         Op::Seen => with(eval(Lua::Seen, &[key], persistent), limits.lease_ms()),
+        Op::Load => with(eval(Lua::Load, &[key], persistent), limits.lease_ms()),
         Op::Extend => with(eval(Lua::Extend, &[key], leased()), lease_until(limits)),
         Op::Describe => with(
             hash_cmd("HMGET", key),
@@ -178,14 +179,7 @@ fn scripted(op: &Op, reply: Value, limits: Limits) -> Result<Reply> {
         (Status::Done, Op::Incr { .. }) => {
             typed(from_redis_value(Value::Array(value)).map(|(n,): (i64,)| Reply::Int(n)))
         }
-        (Status::Done, Op::Seen) => typed(
-            from_redis_value::<(Option<String>, i64, i64)>(Value::Array(value)).map(
-                |(user, renew, cookie)| {
-                    let renew = (renew == 1).then(|| "renew".to_owned());
-                    Reply::Values(vec![user, renew, (cookie >= 0).then(|| cookie.to_string())])
-                },
-            ),
-        ),
+        (Status::Done, Op::Seen | Op::Load) => seen(value),
         // The cookie's renewal, when it needs one.
         (Status::Done, Op::Touch) => match from_redis_value(Value::Array(value)) {
             Ok((0,)) => Ok(Reply::Done),
@@ -207,6 +201,28 @@ fn scripted(op: &Op, reply: Value, limits: Limits) -> Result<Reply> {
         (Status::Taken, _) => Err(crate::store::regenerated_elsewhere()),
         (Status::Lapsed, _) => Err(odd_reply()),
     }
+}
+
+/// [`Op::Seen`]'s reply, `[user id, renew, cookie]` (see there), and for
+/// [`Op::Load`] the fields after it, the store's own left out.
+fn seen(mut value: Vec<Value>) -> Result<Reply> {
+    if value.len() < 3 {
+        return Err(odd_reply());
+    }
+    let fields = value.split_off(3);
+    let (user, renew, cookie): (Option<String>, i64, i64) =
+        from_redis_value(Value::Array(value)).map_err(|_| odd_reply())?;
+    let pairs: Vec<(String, String)> =
+        from_redis_value(Value::Array(fields)).map_err(|_| odd_reply())?;
+    let mut values = vec![
+        user,
+        (renew == 1).then(|| "renew".to_owned()),
+        (cookie >= 0).then(|| cookie.to_string()),
+    ];
+    for (field, value) in pairs.into_iter().filter(|(f, _)| !is_reserved(f)) {
+        values.extend([Some(field), Some(value)]);
+    }
+    Ok(Reply::Values(values))
 }
 
 /// A parsed reply, or [`odd_reply`]: not redis-rs's own text, which quotes

@@ -127,6 +127,7 @@ pub enum Lua {
     Rename,
     Bind,
     Seen,
+    Load,
     Extend,
     IndexAdd,
     IndexList,
@@ -146,7 +147,7 @@ enum Shares {
 }
 
 impl Lua {
-    pub const ALL: [Lua; 15] = [
+    pub const ALL: [Lua; 16] = [
         Lua::Start,
         Lua::Write,
         Lua::Incr,
@@ -154,6 +155,7 @@ impl Lua {
         Lua::Rename,
         Lua::Bind,
         Lua::Seen,
+        Lua::Load,
         Lua::Extend,
         Lua::IndexAdd,
         Lua::IndexList,
@@ -174,6 +176,7 @@ impl Lua {
             Lua::Rename => (Session, include_str!("scripts/rename.lua")),
             Lua::Bind => (Session, include_str!("scripts/bind.lua")),
             Lua::Seen => (Session, include_str!("scripts/seen.lua")),
+            Lua::Load => (Session, include_str!("scripts/load.lua")),
             Lua::Extend => (Session, include_str!("scripts/extend.lua")),
             Lua::IndexAdd => (Index, include_str!("scripts/index_add.lua")),
             Lua::IndexList => (Index, include_str!("scripts/index_list.lua")),

@@ -1,0 +1,500 @@
+'use strict';
+
+/**
+ * `alt-session/express-session`: express-session's middleware over the same
+ * engine. `req.session` is a plain object, loaded before the route with one
+ * store command (the load and the idle refresh, `store.load`) and saved when
+ * the response ends. A save writes only the properties that changed since
+ * the load, compared as JSON, each one a field of the session's hash: two
+ * requests that change different properties at once both keep their change,
+ * and the per-key API (index.js) reads the same session. Its Rust twin,
+ * src/config/express.rs, reads the options (express-session's names).
+ */
+
+const onHeaders = require('on-headers');
+const { ErrorCode } = require('./native');
+const { createStore } = require('./store');
+const { listSessions, revokeSessions, renewLease, endOverflow } = require('./users');
+const { appendSetCookie, checkUserId, exceptedId, codedError, decode, run } = require('./session');
+
+/**
+ * Creates the middleware on Redis.
+ * @param {object} [options] express-session's, with `redis` in place of `store`; see README.md
+ */
+function session(options) {
+  return middleware(createStore('redis', options, true), options);
+}
+
+/** The same middleware on the embedded in-memory store. */
+session.mock = function mock(options) {
+  return middleware(createStore('memory', options, true), options);
+};
+
+function middleware(store, options) {
+  const settings = store.express;
+  const userOf = settings.userOf ? options.userOf : null;
+  const cookieOptions = (options && options.cookie) || {};
+  let warnedOfSecret = false;
+
+  function expressSession(req, res, next) {
+    if (req.session) return next(); // mounted twice
+    if (!pathOf(req).startsWith(settings.path)) return next();
+    const secure = isSecure(req, settings.proxy);
+    let opened;
+    try {
+      const parsed = store.verifiesCookies ? undefined : parsedSessionId(req, store.cookieName);
+      opened = store.open(req.headers.cookie, parsed, store.verifiesCookies ? undefined : req.secret, secure);
+    } catch (err) {
+      if (err.code === ErrorCode.Secret && !warnedOfSecret) {
+        warnedOfSecret = true;
+        process.emitWarning(err.message, { code: err.code });
+      }
+      return next(err);
+    }
+    const visit = { store, settings, userOf, cookieOptions, req, res, secure, cookieId: undefined, originalId: opened.id, touched: false, resigned: false };
+    hookResponse(visit, next);
+    if (opened.isNew) {
+      Session.generate(visit, opened.id, opened.bound);
+      return next();
+    }
+    store.load(opened.id, (err, loaded) => {
+      if (err) return next(err);
+      if (loaded === false) {
+        // Expired, revoked or destroyed: a new session, never the dead id.
+        req.sessionEnded = true;
+        Session.generate(visit, fresh(visit, false).id, false);
+        visit.originalId = req.sessionID;
+        return next();
+      }
+      visit.cookieId = opened.id;
+      visit.resigned = Boolean(opened.setCookie); // signed again after a secret rotation
+      Session.loaded(visit, opened.id, opened.bound, loaded);
+      next();
+    });
+  }
+
+  expressSession.close = (callback) => run(callback, (done) => store.close().then(() => process.nextTick(done, null)));
+  expressSession.sessions = (userId, callback) => run(callback, (done) => listSessions(store, checkUserId(userId), decode, done));
+  expressSession.revoke = (userId, options, callback) => {
+    if (typeof options === 'function' && callback === undefined) [options, callback] = [undefined, options];
+    return run(callback, (done) => revokeSessions(store, checkUserId(userId), exceptedId(options), done));
+  };
+  return expressSession;
+}
+
+/**
+ * As express-session: the cookie is set just before the headers go, and the
+ * session saved when the response ends (the response waits for the save, so
+ * that the next request reads what this one wrote).
+ */
+function hookResponse(visit, next) {
+  const { req, res, store } = visit;
+  onHeaders(res, () => {
+    const sess = req.session;
+    if (!sess || !shouldSetCookie(visit, sess)) return;
+    // A cookie marked Secure is not sent over plain HTTP (express-session's rule).
+    if (visit.settings.secureOnly && !visit.secure) return;
+    touchOnce(visit, sess);
+    const expires = sess.cookie.expires;
+    const cookie = store.cookieUntil(sess.id, expires ? expires.getTime() : null, req.secret, visit.secure);
+    appendSetCookie(res, cookie, store.cookieName);
+  });
+  const end = res.end;
+  let ended = false;
+  res.end = function endAfterSave(chunk, encoding, callback) {
+    if (ended) return false;
+    ended = true;
+    const finish = (err) => {
+      if (err) setImmediate(next, err); // as express-session: to the app's error handler
+      end.call(res, chunk, encoding, callback);
+    };
+    const sess = req.session;
+    if (!sess) {
+      if (visit.settings.unsetDestroy && req.sessionID) return store.destroy(req.sessionID, (err) => finish(err));
+      return end.call(res, chunk, encoding, callback);
+    }
+    touchOnce(visit, sess);
+    if (!Session.shouldSave(sess)) return end.call(res, chunk, encoding, callback);
+    Session.save(sess, finish);
+    return true;
+  };
+}
+
+function touchOnce(visit, sess) {
+  if (visit.touched) return;
+  visit.touched = true;
+  sess.touch();
+}
+
+/** express-session's rule for when the response carries the cookie. */
+function shouldSetCookie(visit, sess) {
+  if (visit.cookieId !== sess.id) return visit.settings.saveUninitialized || Session.isModified(sess);
+  return visit.settings.rolling || visit.resigned || (sess.cookie.expires !== null && Session.isModified(sess));
+}
+
+/** A fresh id and its cookie for this request; `bound` for one that signs in. */
+function fresh(visit, bound) {
+  return visit.store.openFresh(bound, false, visit.req.secret, visit.secure);
+}
+
+/**
+ * `req.session.cookie`: express-session's Cookie. Its expiry is the
+ * session's own (`maxAge`, `expires`); the other attributes are the
+ * options', which the engine checked and writes into every `Set-Cookie`.
+ */
+class Cookie {
+  constructor(settings, cookieOptions = {}) {
+    this.path = settings.path;
+    this.httpOnly = cookieOptions.httpOnly !== undefined ? cookieOptions.httpOnly : true;
+    if (cookieOptions.domain !== undefined) this.domain = cookieOptions.domain;
+    if (cookieOptions.secure !== undefined) this.secure = cookieOptions.secure;
+    if (cookieOptions.sameSite !== undefined) this.sameSite = cookieOptions.sameSite;
+    this._expires = null;
+    this.originalMaxAge = null;
+    if (settings.maxAge !== null) this.maxAge = settings.maxAge;
+    else if (settings.expires !== null) this.expires = new Date(settings.expires);
+  }
+
+  get expires() {
+    return this._expires;
+  }
+
+  set expires(date) {
+    this._expires = date;
+    this.originalMaxAge = this.maxAge;
+  }
+
+  /** Milliseconds left; setting it sets `expires` that far from now. */
+  get maxAge() {
+    return this._expires instanceof Date ? this._expires.valueOf() - Date.now() : this._expires;
+  }
+
+  set maxAge(ms) {
+    if (ms !== null && ms !== undefined && typeof ms !== 'number' && !(ms instanceof Date)) {
+      throw new TypeError('maxAge must be a number or Date');
+    }
+    this.expires = typeof ms === 'number' ? new Date(Date.now() + ms) : ms === undefined ? null : ms;
+  }
+
+  toJSON() {
+    const { originalMaxAge, expires, secure, httpOnly, domain, path, sameSite } = this;
+    return { originalMaxAge, expires, secure, httpOnly, domain, path, sameSite };
+  }
+}
+
+/**
+ * `req.session`: the data as its own properties (`cookie` aside), and
+ * express-session's methods. What the store holds is kept as it was read,
+ * field by field, so that a save sends only what changed.
+ */
+class Session {
+  #visit;
+  /** Each stored property as the JSON the store holds. */
+  #stored = new Map();
+  /** Whether a write may create the hash: an id issued in this request. */
+  #mayCreate;
+  /** Whether the hash exists (read, started or written). */
+  #exists;
+  /** Whether the id has a signed-in session's shape (see src/sid.rs). */
+  #bound;
+  /** The user the store binds this session to (`userOf`'s answer when saved). */
+  #user = null;
+  /** The data's JSON when read or generated: what isModified compares (express-session's originalHash). */
+  #originalJson = '{}';
+  /** The data's JSON when last read or saved: what the response's end compares. */
+  #savedJson = '{}';
+
+  constructor(visit, id, bound, exists) {
+    Object.defineProperty(this, 'id', { value: id, writable: true, enumerable: false, configurable: true });
+    this.cookie = new Cookie(visit.settings, visit.cookieOptions);
+    this.#visit = visit;
+    this.#bound = bound;
+    this.#exists = exists;
+    this.#mayCreate = !exists;
+  }
+
+  /** A new, empty session for this request, as `req.session`. */
+  static generate(visit, id, bound) {
+    const sess = new Session(visit, id, bound, false);
+    visit.req.sessionID = id;
+    visit.req.session = sess;
+    return sess;
+  }
+
+  /** The session `store.load` answered: `[userId, renew, cookie, field, json, ...]`. */
+  static loaded(visit, id, bound, loaded) {
+    const sess = Session.generate(visit, id, bound);
+    sess.#adoptLoaded(loaded);
+    return sess;
+  }
+
+  #adoptLoaded(loaded) {
+    const visit = this.#visit;
+    this.#exists = true;
+    this.#mayCreate = false;
+    this.#bound = this.#bound || loaded[0] !== null;
+    this.#user = loaded[0];
+    if (loaded[1] !== null) renewLease(visit.store, loaded[0], this.id);
+    this.#stored.clear();
+    for (let i = 3; i < loaded.length; i += 2) {
+      const key = loaded[i];
+      this.#stored.set(key, loaded[i + 1]);
+      // `cookie` is the Cookie's place (a per-key API's field of that name stays stored, unread).
+      if (key === 'cookie') continue;
+      // A field named __proto__ is data, never the object's prototype.
+      Object.defineProperty(this, key, { value: decode(loaded[i + 1]), writable: true, enumerable: true, configurable: true });
+    }
+    this.#originalJson = this.#json();
+    this.#savedJson = this.#originalJson;
+  }
+
+  /** Whether the request changed the session: its id, or any property. */
+  static isModified(sess) {
+    return sess.id !== sess.#visit.originalId || sess.#json() !== sess.#originalJson;
+  }
+
+  /**
+   * Whether the response's end saves it: a change since the last read or
+   * save, or a session not stored yet that is to be (saveUninitialized, or
+   * modified).
+   */
+  static shouldSave(sess) {
+    if (sess.#json() !== sess.#savedJson) return true;
+    return !sess.#exists && (sess.#visit.settings.saveUninitialized || Session.isModified(sess));
+  }
+
+  static save(sess, done) {
+    sess.#save(done);
+  }
+
+  /** Resets the cookie's expiry (express-session does it on every request). */
+  touch() {
+    return this.resetMaxAge();
+  }
+
+  resetMaxAge() {
+    this.cookie.maxAge = this.cookie.originalMaxAge;
+    return this;
+  }
+
+  /** Saves what changed now (the response's end saves what changes after). */
+  save(callback) {
+    this.#save(callback || noop);
+    return this;
+  }
+
+  /** Reads the session again from the store. */
+  reload(callback) {
+    const done = callback || noop;
+    this.#visit.store.load(this.id, (err, loaded) => {
+      if (err) return done(err);
+      if (loaded === false) return done(new Error('failed to load session'));
+      for (const key of Object.keys(this)) if (key !== 'cookie') delete this[key];
+      this.#adoptLoaded(loaded);
+      done();
+    });
+    return this;
+  }
+
+  /** Ends the session: deleted from the store, `req.session` removed. */
+  destroy(callback) {
+    const { store, req, res } = this.#visit;
+    delete req.session;
+    this.#end();
+    // The browser holds a cookie for it: cleared, with the attributes it was set with.
+    if (this.#visit.cookieId === this.id) appendSetCookie(res, store.clearCookie(this.#visit.secure), store.cookieName);
+    store.destroy(this.id, (err) => (callback || noop)(err || undefined));
+    return this;
+  }
+
+  /** A new id with empty data, as express-session; the old id ends at once. */
+  regenerate(callback) {
+    const visit = this.#visit;
+    let id;
+    try {
+      id = fresh(visit, visit.userOf !== null).id;
+    } catch (err) {
+      process.nextTick(callback || noop, err);
+      return this;
+    }
+    const old = this.id;
+    this.#end();
+    Session.generate(visit, id, visit.userOf !== null);
+    visit.store.destroy(old, (err) => (callback || noop)(err || undefined));
+    return this;
+  }
+
+  /** This session's id leaves the store and its user's index. */
+  #end() {
+    const { store } = this.#visit;
+    if (this.#user !== null) store.indexRemove(this.#user, [this.id], noop);
+    this.#user = null;
+  }
+
+  /** The data as one JSON text: what `isModified` compares; `null` when it has none (a cycle: the save says so). */
+  #json() {
+    const { cookie, ...data } = this;
+    try {
+      return JSON.stringify(data);
+    } catch {
+      return null;
+    }
+  }
+
+  /** The fields to set (`[field, json, ...]`) and to delete since the store was read. */
+  #changes() {
+    const set = [];
+    const remove = [];
+    for (const key of Object.keys(this)) {
+      if (key === 'cookie') continue;
+      let json;
+      try {
+        json = JSON.stringify(this[key]);
+      } catch (err) {
+        throw codedError(ErrorCode.Argument, `req.session.${key} cannot be stored as JSON: ${err.message}`);
+      }
+      if (json === undefined) {
+        if (this.#stored.has(key)) remove.push(key);
+      } else if (this.#stored.get(key) !== json) {
+        set.push(key, json);
+      }
+    }
+    for (const key of this.#stored.keys()) if (!Object.hasOwn(this, key)) remove.push(key);
+    return { set, remove };
+  }
+
+  /**
+   * Writes what changed; a session `userOf` now says belongs to another
+   * user (or to none) moves to a fresh id first, as a sign-in must.
+   */
+  #save(done) {
+    let changes;
+    let user;
+    try {
+      changes = this.#changes();
+      user = this.#userNow();
+    } catch (err) {
+      return process.nextTick(done, err);
+    }
+    if (user !== this.#user && !(this.#mayCreate && this.#bound === (user !== null))) {
+      return this.#moveTo(user, done);
+    }
+    this.#write(changes, user, done);
+  }
+
+  #write({ set, remove }, user, done) {
+    const { store } = this.#visit;
+    const savedJson = this.#json();
+    const written = (err, result) => {
+      if (err) return done(err);
+      if (result === false) return this.#moveTo(user, done, { set, remove }); // it ended meanwhile
+      for (let i = 0; i < set.length; i += 2) this.#stored.set(set[i], set[i + 1]);
+      for (const key of remove) this.#stored.delete(key);
+      this.#exists = true;
+      this.#mayCreate = false;
+      this.#savedJson = savedJson;
+      if (user === this.#user) return done();
+      this.#signIn(user, done);
+    };
+    if (set.length === 0 && remove.length === 0) {
+      if (this.#exists) return written(null, true);
+      return store.start(this.id, written);
+    }
+    store.write(this.id, set, remove, this.#mayCreate, written);
+  }
+
+  /**
+   * To a fresh id: the old one ends, and what the request holds is written
+   * under the new one (`changes`: only those, when the session had ended:
+   * what another request ended is not brought back).
+   */
+  #moveTo(user, done, changes) {
+    const { res, store } = this.#visit;
+    if (res.headersSent) {
+      return process.nextTick(
+        done,
+        codedError(
+          ErrorCode.HeadersSent,
+          'the session must move to a new id (its user changed, or it ended), and the response was already sent: nothing was written'
+        )
+      );
+    }
+    let id;
+    try {
+      id = fresh(this.#visit, user !== null).id;
+    } catch (err) {
+      return process.nextTick(done, err);
+    }
+    if (!changes) store.destroy(this.id, noop);
+    this.#end();
+    this.id = id;
+    this.#visit.req.sessionID = id;
+    this.#bound = user !== null;
+    this.#exists = false;
+    this.#mayCreate = true;
+    const kept = changes ? new Set(changes.set.filter((_, i) => i % 2 === 0)) : null;
+    this.#stored.clear();
+    let all;
+    try {
+      all = this.#changes();
+    } catch (err) {
+      return process.nextTick(done, err);
+    }
+    if (kept) all.set = all.set.filter((_, i, list) => kept.has(list[i - (i % 2)]));
+    all.remove = [];
+    this.#write(all, user, done);
+  }
+
+  /** Enters the session in `user`'s index, then binds it (as login() does). */
+  #signIn(user, done) {
+    const { store, req } = this.#visit;
+    const meta = JSON.stringify({ userAgent: String(req.headers['user-agent'] || '').slice(0, 256) });
+    const id = this.id;
+    store.indexAdd(user, id, false, (err) => {
+      if (err) return done(err);
+      store.bind(id, user, meta, false, (bindErr, bound) => {
+        if (bindErr) return done(bindErr);
+        if (!bound) return done(codedError(ErrorCode.Conflict, 'the session was revoked while it signed in'));
+        this.#user = user;
+        endOverflow(store, user, id, () => done());
+      });
+    });
+  }
+
+  /** `userOf(session)` as a user id (a string), or `null`. */
+  #userNow() {
+    const { userOf } = this.#visit;
+    if (userOf === null) return null;
+    const user = userOf(this);
+    return user === null || user === undefined || user === false ? null : checkUserId(user);
+  }
+}
+
+/** Whether the request came over HTTPS, as express-session's `proxy` says. */
+function isSecure(req, proxy) {
+  if (req.connection && req.connection.encrypted) return true;
+  if (proxy === false) return false;
+  if (proxy !== true) return req.secure === true;
+  const header = req.headers['x-forwarded-proto'] || '';
+  const index = header.indexOf(',');
+  const proto = index !== -1 ? header.substring(0, index) : header;
+  return proto.trim().toLowerCase() === 'https';
+}
+
+function pathOf(req) {
+  const url = req.originalUrl || req.url || '/';
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
+/** The id cookie-parser verified, if any. */
+function parsedSessionId(req, cookieName) {
+  const value = req.signedCookies && req.signedCookies[cookieName];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function noop() {}
+
+module.exports = session;
+module.exports.default = session;
+module.exports.session = session;
