@@ -60,6 +60,25 @@ test('write.lua: sets and deletes at once; strict to a missing session (false, n
   assert.deepEqual(await db.sessionData(key(id)), { b: '2', c: '3' }, 'nothing written');
 });
 
+test("load.lua: seen.lua's answer, then every field but the store's own; the idle TTL refreshed; false for a missing session", async () => {
+  const id = newId();
+  assert.equal(await engine.load(id), false);
+  assert.equal(await db.exists(key(id)), false, 'nothing made');
+  assert.equal(await engine.write(id, ['a', '1', 'b', '"x"'], [], true), true);
+  await db.command('PEXPIRE', key(id), 2000);
+  const loaded = await engine.load(id);
+  assert.deepEqual(loaded.slice(0, 3), [null, null, null], 'not signed in, no persistent cookie');
+  assert.deepEqual(
+    Object.fromEntries([
+      [loaded[3], loaded[4]],
+      [loaded[5], loaded[6]],
+    ]),
+    { a: '1', b: '"x"' }
+  );
+  assert.equal(loaded.length, 7, 'the creation time is not a field of the app');
+  await assertIdleTtl(key(id));
+});
+
 test('incr.lua: the new value; strict as write.lua; the field cap', async () => {
   const id = newId();
   assert.equal(await engine.incr(id, 'n', 2, false), false);

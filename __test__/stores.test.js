@@ -78,9 +78,11 @@ async function script(engine) {
   await step('remove its last key', () => engine.write(started, [], ['s'], false));
   await step('strict write after emptying it', () => engine.write(started, ['t', '2'], [], false));
   await step('getAll after emptying and writing', () => engine.getAll(started));
+  await step('load', () => engine.load(started));
   await step('destroy', () => engine.destroy(moved));
   await step('get destroyed', () => engine.get(moved, 'd'));
   await step('touch missing', () => engine.touch(id));
+  await step('load missing', () => engine.load(id));
   await step('getAll destroyed', () => engine.getAll(id));
   await signedInSteps(engine, step);
   return log;
@@ -100,6 +102,7 @@ async function signedInSteps(engine, step) {
   await step('index add again', () => engine.indexAdd(user, a, false));
   await step('seen', () => engine.seen(a));
   await step('seen missing', () => engine.seen(gone));
+  await step('load signed in', () => engine.load(a));
   await step('extend', () => engine.extend(a));
   await step('describe', async () => shape(await engine.describe(a)));
   await step('describe missing', async () => shape(await engine.describe(gone)));
@@ -146,6 +149,9 @@ test('every store gives the same results for the same calls: memory, one Redis, 
   assert.deepEqual(result('index add again'), [1]);
   assert.deepEqual(result('seen'), [['ann', null, null]]);
   assert.deepEqual(result('seen missing'), [false]);
+  assert.deepEqual(result('load'), [[null, null, null, 't', '2']], "seen's answer, then the app's fields alone");
+  assert.deepEqual(result('load missing'), [false]);
+  assert.deepEqual(result('load signed in'), [['ann', null, null]]);
   assert.deepEqual(result('describe'), [['ann', '{"d":1}', true, true, true]]);
   assert.deepEqual(result('describe missing'), [[null, null, false, false, false]]);
   assert.deepEqual(result('describe kept meta'), ['{"d":1}']);

@@ -10,6 +10,9 @@
 //   GET /none   never touches the session          -> 'ok'
 //   GET /read   reads key `n`                       -> n
 //   GET /write  reads `n`, stores n + 1 (a counter) -> n + 1
+// and the express-session-style apps (express-session, ours-express) also
+//   GET /passport  reads `passport.user` (as passport's deserializeUser
+//                  would), changes one other property -> the user
 // `bare` has no session middleware at all: Express alone on this machine (the
 // reference every ratio to it is a share of; not always a ceiling, see README.md).
 //
@@ -37,6 +40,8 @@ const CONFIGS = {
   'ours-signed-in': (redisPort) => ours(redisPort, {}, {}, signInNewSessions),
   original,
   'express-session': expressSession,
+  // alt-session/express-session: express-session's API on our engine, the options of the express-session config.
+  'ours-express': (redisPort) => expressStyleRoutes(require('../express-session'), { redis: { host: '127.0.0.1', port: redisPort } }),
   // Over TLS: <redisPort> is a TLS port, BENCH_TLS_CA the file of the CA that signed its certificate.
   'ours-tls': (redisPort) => ours(redisPort, {}, { tls: { ca: fs.readFileSync(process.env.BENCH_TLS_CA) } }),
   'express-session-tls': expressSessionOnIoredisTls,
@@ -125,21 +130,28 @@ async function expressSession(redisPort) {
 
 /** The express-session app on a connected client, through connect-redis's `RedisStore`. */
 function expressSessionRoutes(client, RedisStore = require('connect-redis').RedisStore) {
-  const session = require('express-session');
+  return expressStyleRoutes(require('express-session'), { store: new RedisStore({ client }) });
+}
+
+/**
+ * An app on express-session's API (`session` is express-session or ours),
+ * `resave: false, saveUninitialized: false`. A pooled session is created by
+ * its first /write, which also signs it in as passport would (`passport.user`).
+ */
+function expressStyleRoutes(session, storeOptions) {
   return (app) => {
-    app.use(
-      session({
-        store: new RedisStore({ client }),
-        secret: SECRET,
-        resave: false,
-        saveUninitialized: false,
-      })
-    );
+    app.use(session({ ...storeOptions, secret: SECRET, resave: false, saveUninitialized: false }));
     app.get('/none', (req, res) => res.send('ok'));
     app.get('/read', (req, res) => res.send(String(req.session.n)));
     app.get('/write', (req, res) => {
+      if (!req.session.passport) req.session.passport = { user: `user${signedIn++ % 20}` };
       req.session.n = (req.session.n || 0) + 1;
       res.send(String(req.session.n));
+    });
+    app.get('/passport', (req, res) => {
+      const user = req.session.passport && req.session.passport.user;
+      req.session.lastSeen = Date.now();
+      res.send(String(user));
     });
   };
 }

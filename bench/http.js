@@ -50,6 +50,7 @@ const ALL_CONFIGS = [
   'ours-lazy',
   'original',
   'express-session',
+  'ours-express',
   'ours-tls',
   'express-session-tls',
   'ours-cluster',
@@ -63,8 +64,11 @@ const CLUSTER_CONFIGS = new Set(['ours-cluster', 'express-session-cluster']);
 const DURABLE_CONFIGS = new Set(['ours-durable']);
 // session.lazy differs from ours only for new visitors: /new only.
 const LAZY_CONFIGS = new Set(['ours-lazy']);
+// express-session's API (express-session and ours): also /passport.
+const EXPRESS_STYLE_CONFIGS = new Set(['express-session', 'ours-express']);
 // `/new` is GET /none from new visitors: no cookie, so every request starts a session.
-const ALL_ROUTES = ['/none', '/read', '/write', '/new'];
+// `/passport`: a passport-style route (read passport.user, change one property).
+const ALL_ROUTES = ['/none', '/read', '/write', '/new', '/passport'];
 // A subset (for development) is measured the same way but never becomes http-latest.json.
 const CONFIGS = listArgument('--configs', ALL_CONFIGS);
 const ROUTES = listArgument('--routes', ALL_ROUTES);
@@ -103,6 +107,7 @@ function routesOf(config) {
   if (CLUSTER_CONFIGS.has(config) || DURABLE_CONFIGS.has(config)) return ROUTES.filter((route) => route === '/write');
   if (LAZY_CONFIGS.has(config)) return ROUTES.filter((route) => route === '/new');
   if (SIGNED_IN_CONFIGS.has(config)) return ROUTES.filter((route) => route === '/read' || route === '/write');
+  if (!EXPRESS_STYLE_CONFIGS.has(config)) return ROUTES.filter((route) => route !== '/passport');
   return ROUTES;
 }
 

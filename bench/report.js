@@ -23,6 +23,9 @@ const ROUTE_NOTES = {
     'GET /none from new visitors (no cookie): every request starts a session. alt-session records it ' +
     '(one Redis script: its creation time and TTL), 0.0.1 sends an `EXPIRE`, express-session ' +
     '(`saveUninitialized: false`) stores nothing and sends no cookie',
+  '/passport':
+    "a passport-style route on express-session's API (express-session and ours-express only): loads the session, " +
+    'reads `passport.user` and changes one other property, so every request saves',
 };
 const CONFIG_NOTES = {
   bare: 'bare Express, no session middleware (its /read and /write just respond): the reference, not always a ceiling',
@@ -32,6 +35,7 @@ const CONFIG_NOTES = {
   'ours-signed-in': 'alt-session, every session signed in with `login()` (sessions per user on; /read and /write only)',
   original: 'alt-session@0.0.1 on redis@3, behind `cookie-parser(secret)`',
   'express-session': 'express-session + connect-redis 9 on node-redis 5, `resave: false, saveUninitialized: false`',
+  'ours-express': "alt-session/express-session (express-session's API on this engine), the same options as express-session",
   'ours-tls': "alt-session over TLS (Node's `tls.connect`, a private CA) to a second redis-server serving TLS only",
   'express-session-tls': 'express-session + connect-redis 7 on ioredis over TLS, to the same TLS server',
   'ours-cluster': 'alt-session on a Redis Cluster of 3 primaries and 3 replicas (/write only)',
@@ -46,6 +50,7 @@ const COLORS = {
   'ours-signed-in': '#2f8fa8',
   original: '#e8842c',
   'express-session': '#3d9a4b',
+  'ours-express': '#5b3fd6',
   'ours-tls': '#0b3a6b',
   'express-session-tls': '#1f6b2b',
   'ours-cluster': '#7a3fa8',
@@ -282,6 +287,14 @@ function targetsSection(http, engine, memory) {
   for (const peer of ['original', 'express-session']) {
     check(`/write: ours at least 1.5x ${peer}`, rate('ours', '/write') / rate(peer, '/write'), times, atLeast(1.5));
     check(`/write: ours, \`awaitTouch: false\`, at least 1.5x ${peer}`, rate('ours-nonblocking', '/write') / rate(peer, '/write'), times, atLeast(1.5));
+  }
+  for (const route of ['/passport', '/write', '/read']) {
+    check(
+      `${route}: alt-session/express-session at least 1.5x express-session's CPU efficiency (app CPU per request)`,
+      cpu('express-session', route) / cpu('ours-express', route),
+      (x) => `${times(x)} (${times(rate('ours-express', route) / rate('express-session', route))} the req/s)`,
+      atLeast(1.5)
+    );
   }
   check('/write: ours at least 0.75x bare Express', rate('ours', '/write') / rate('bare', '/write'), share, atLeast(0.75));
   check('/none: ours, `awaitTouch: false`, at least 0.9x bare Express', rate('ours-nonblocking', '/none') / rate('bare', '/none'), share, atLeast(0.9));
