@@ -116,7 +116,7 @@ function hookResponse(visit, next) {
     touchOnce(visit, sess);
     if (!Session.shouldSave(sess)) return end.call(res, chunk, encoding, callback);
     Session.save(sess, finish);
-    return true;
+    return res;
   };
 }
 

@@ -4,8 +4,8 @@
 // Express app on this package: right after its first load the page fires 20
 // fetch() writes at once with the cookie it just got; a reload shows all 20
 // under the same id. The cookie is HttpOnly (not in document.cookie), and
-// logging out ends the session. And the example app's "your sessions" page,
-// with two browser contexts as two devices. On Redis and on the memory backend.
+// logging out ends the session. On Redis and on the memory backend (the
+// example app's own browser test is test/example-app.test.js).
 //
 // Skipped, with the reason, only when Chromium is not installed (.ci/run
 // installs it: apt-get install chromium).
@@ -13,8 +13,6 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const path = require('node:path');
-const { spawn } = require('node:child_process');
 const express = require('express');
 const altSession = require('..');
 const { useRedis } = require('./helpers/fixtures');
@@ -80,32 +78,6 @@ function appOn(mw) {
   return app;
 }
 
-/** Runs examples/app.js (`npm start`) on a free port; resolves `{ origin, stop }`. */
-function startExample(env) {
-  const child = spawn(process.execPath, [path.join(__dirname, '..', 'examples', 'app.js')], {
-    env: { ...process.env, PORT: '0', SESSION_SECRET: SECRET, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const stop = () =>
-    new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve();
-      child.once('exit', resolve);
-      child.kill('SIGTERM');
-    });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the example app did not start within 10 s')), STEP_MS);
-    let output = '';
-    child.stdout.on('data', (chunk) => {
-      output += chunk;
-      const listening = /listening on (http:\/\/\S+)/.exec(output);
-      if (!listening) return;
-      clearTimeout(timer);
-      resolve({ origin: listening[1], stop });
-    });
-    child.once('exit', (code) => reject(new Error(`the example app exited (${code}): ${output}`)));
-  });
-}
-
 /** Loads `url` (or reloads) and waits for the page's script to finish; returns what it found. */
 async function loadState(page, url) {
   if (url) await page.goto(url, { timeout: STEP_MS });
@@ -146,44 +118,6 @@ describe('a real browser (Chromium)', () => {
     Redis: () => altSession({ redis: connectionOptions(redis.server), session: { secret: SECRET } }),
     memory: () => altSession.mock({ session: { secret: SECRET } }),
   };
-
-  for (const storeName of Object.keys(STORES)) {
-    test(`${storeName}: the example app's "your sessions" page lists two devices; "sign out all other sessions" signs the other out`, {
-      skip: SKIP,
-    }, async () => {
-      const env = storeName === 'Redis' ? { REDIS_URL: redis.server.url } : {};
-      const example = await startExample(env);
-      const devices = [];
-      try {
-        for (const name of ['device A', 'device B']) {
-          const context = await browser.newContext({ userAgent: name });
-          const page = await context.newPage();
-          await page.goto(example.origin, { timeout: STEP_MS });
-          await page.fill('input[name=username]', 'ann', { timeout: STEP_MS });
-          await page.click('text=Log in', { timeout: STEP_MS });
-          assert.equal(await page.textContent('#user', { timeout: STEP_MS }), 'ann');
-          devices.push({ context, page });
-        }
-        const [a, b] = devices;
-        await a.page.click('text=Your sessions', { timeout: STEP_MS });
-        const rows = () => a.page.$$eval('tr.session', (trs) => trs.map((tr) => [tr.cells[0].textContent, tr.cells[3].textContent]));
-        assert.deepEqual((await rows()).sort(), [
-          ['device A', 'this device'],
-          ['device B', ''],
-        ]);
-
-        await a.page.click('text=Sign out all other sessions', { timeout: STEP_MS });
-        assert.deepEqual(await rows(), [['device A', 'this device']]);
-        await b.page.reload({ timeout: STEP_MS });
-        assert.equal(await b.page.textContent('body', { timeout: STEP_MS }).then((t) => t.includes('Not logged in.')), true, 'device B is signed out');
-        await a.page.goto(example.origin, { timeout: STEP_MS });
-        assert.equal(await a.page.textContent('#user', { timeout: STEP_MS }), 'ann', 'device A is still signed in');
-      } finally {
-        for (const { context } of devices) await context.close();
-        await example.stop();
-      }
-    });
-  }
 
   for (const [storeName, middleware] of Object.entries(STORES)) {
     test(`${storeName}: 20 parallel fetch() writes after the first load all land in one session; HttpOnly; log-out ends it`, { skip: SKIP }, async () => {
