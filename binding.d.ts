@@ -36,9 +36,12 @@ export declare class Engine {
   get express(): ExpressSettings | null
   /**
    * The express-session entry point's `Set-Cookie` for `id`, expiring at
-   * `expires_at` (unix ms), or with the browser session (`null`).
+   * `expires_at` (unix ms), or with the browser session (`null`);
+   * `attributes_json`: the cookie's own attributes (`{ path, domain,
+   * httpOnly, secure, sameSite, partitioned, priority }`) where they
+   * differ from the options' (`ERR_SESSION_ARGUMENT` when one is wrong).
    */
-  cookieUntil(id: string, expiresAt: number | undefined | null, parserSecret: string | undefined | null, requestSecure: boolean): string
+  cookieUntil(id: string, expiresAt: number | undefined | null, parserSecret: string | undefined | null, requestSecure: boolean, attributesJson?: string | undefined | null): string
   /**
    * Where to open the Redis socket; `null` for the in-memory store and a
    * cluster (whose connections are redis-rs's).
@@ -85,6 +88,11 @@ export declare class Engine {
   get cookieMaxAgeMs(): number
   /** Whether every session's cookie is persistent (`session.persistent`). */
   get persistent(): boolean
+  /**
+   * Throws `ERR_SESSION_ARGUMENT` for an id the engine would not take
+   * (from the express-session entry point's `genid`).
+   */
+  checkId(id: string): void
   /** Throws what `login(user, { meta })` would fail with, before it moves anything. */
   checkLogin(user: string, meta?: string | undefined | null): void
   /** The `Set-Cookie` value that removes the session cookie. */
@@ -213,13 +221,13 @@ export interface ExpressSettings {
   proxy?: boolean
   /** `cookie.maxAge` (ms); `null` for a cookie that ends with the browser. */
   maxAge?: number
-  /** `cookie.expires`, as JSON wrote the app's `Date`. */
-  expires?: string
-  /** `cookie.secure: true`: the cookie is set over HTTPS only. */
-  secureOnly: boolean
+  /** `cookie.expires` (unix ms): every new session's cookie expires then. */
+  expires?: number
   userOf: boolean
-  /** `cookie.path`: the paths the session is for. */
-  path: string
+  /** Whether `cookie` is a function of the request. */
+  cookiePerRequest: boolean
+  /** Whether `genid` makes the ids. */
+  genid: boolean
 }
 
 /**

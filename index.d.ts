@@ -160,11 +160,16 @@ declare namespace altSession {
     path?: string;
     /**
      * Cookie `SameSite` attribute, any letter case. `true` means `'strict'`; `false` sends
-     * no `SameSite` attribute. `'none'` requires `secure: true`. Default `'lax'`.
+     * no `SameSite` attribute. `'none'` requires `secure: true`; `'auto'` is `None` on a
+     * `Secure` cookie, else `Lax`. Default `'lax'`.
      */
-    sameSite?: 'lax' | 'strict' | 'none' | 'Lax' | 'Strict' | 'None' | boolean;
+    sameSite?: 'lax' | 'strict' | 'none' | 'auto' | 'Lax' | 'Strict' | 'None' | 'Auto' | boolean;
     /** Cookie `HttpOnly` attribute. Default `true`. */
     httpOnly?: boolean;
+    /** Cookie `Partitioned` attribute (CHIPS; browsers want `Secure` with it). Default `false`. */
+    partitioned?: boolean;
+    /** Cookie `Priority` attribute (Chrome's eviction order). Default: none. */
+    priority?: 'low' | 'medium' | 'high';
     /**
      * Largest value accepted, in bytes of its JSON text. A larger value fails with
      * `ERR_SESSION_TOO_LARGE` and nothing is written. Default `1048576` (1 MiB).
@@ -274,6 +279,32 @@ declare namespace altSession {
     remember?: boolean;
   }
 
+  /**
+   * The keys an app stores and their values' types, declared by declaration merging;
+   * `req.session.get('views')` then resolves `number | null`, and `set('views', v)`
+   * takes a number. Keys not declared stay allowed, as `unknown` (or the type argument
+   * given: `get<User>('user')`). Declared once, it holds for every session of the app.
+   *
+   * @example
+   * declare module 'alt-session' {
+   *   interface SessionData {
+   *     views: number;
+   *     cart: string[];
+   *   }
+   * }
+   */
+  // biome-ignore lint/suspicious/noEmptyInterface: apps fill it in by declaration merging
+  interface SessionData {}
+
+  /**
+   * Which middleware's properties a request carries in the typings (see the end of this
+   * file): the per-key `{ session: Session }`, unless the typings of
+   * `alt-session/express-session` are in the program (they add `expressSession` here).
+   * Not for apps.
+   */
+  // biome-ignore lint/suspicious/noEmptyInterface: alt-session/express-session's typings fill it in by declaration merging
+  interface RequestTypes {}
+
   /** Node-style callback of a session method that resolves nothing. */
   type Callback = (err: SessionError | null) => void;
 
@@ -302,26 +333,41 @@ declare namespace altSession {
      */
     readonly userId: string | null;
 
-    /** Reads one key (`HGET`); a missing key reads as `null`. */
+    /**
+     * Reads one key (`HGET`); a missing key reads as `null`. A key declared in
+     * {@link SessionData} reads as its declared type; any other as `T` (default `unknown`).
+     */
+    get<K extends keyof SessionData & string>(key: K, callback?: ValueCallback<SessionData[K] | null>): Promise<SessionData[K] | null>;
     get<T = unknown>(key: string, callback?: ValueCallback<T | null>): Promise<T | null>;
 
-    /** Reads several keys (`HMGET`) into `{ key: value }`; missing keys read as `null`. */
-    mget<T = unknown, K extends string = string>(keys: readonly K[] | K, callback?: ValueCallback<Record<K, T | null>>): Promise<Record<K, T | null>>;
+    /**
+     * Reads several keys (`HMGET`) into `{ key: value }`; missing keys read as `null`.
+     * Keys declared in {@link SessionData} read as their declared types, the others as `T`.
+     */
+    mget<T = unknown, K extends string = string>(keys: readonly K[] | K, callback?: ValueCallback<ValuesOf<K, T>>): Promise<ValuesOf<K, T>>;
 
-    /** Reads every key of the session (`HGETALL`) into `{ key: value }`. */
-    getAll<T = unknown>(callback?: ValueCallback<Record<string, T>>): Promise<Record<string, T>>;
+    /**
+     * Reads every key of the session (`HGETALL`) into `{ key: value }`: the keys declared in
+     * {@link SessionData} as their types (each may be missing), any other as `T`.
+     */
+    getAll<T = unknown>(callback?: ValueCallback<AllValues<T>>): Promise<AllValues<T>>;
 
     /**
      * Stores one key (`HSET` and `EXPIRE`, atomically). `undefined` removes the key
-     * (as `JSON.stringify` drops it).
+     * (as `JSON.stringify` drops it). A key declared in {@link SessionData} takes a
+     * value of its declared type.
      */
-    set(key: string, value: unknown, callback?: Callback): Promise<void>;
+    set<K extends string>(key: K, value: ValueToSet<K>, callback?: Callback): Promise<void>;
 
     /**
      * Stores several keys atomically (`HSET`, `HDEL`, `EXPIRE`): all of them, or none
-     * on error. Keys whose value is `undefined` are removed.
+     * on error. Keys whose value is `undefined` are removed. Keys declared in
+     * {@link SessionData} take values of their declared types.
      */
-    mset<T extends object>(values: T extends readonly unknown[] | ((...args: never[]) => unknown) ? never : T, callback?: Callback): Promise<void>;
+    mset<T extends object>(
+      values: T extends readonly unknown[] | ((...args: never[]) => unknown) ? never : T & DeclaredValues<T>,
+      callback?: Callback
+    ): Promise<void>;
 
     /** Removes one key or an array of keys (`HDEL` and `EXPIRE`, atomically). */
     remove(keys: string | readonly string[], callback?: Callback): Promise<void>;
@@ -340,8 +386,8 @@ declare namespace altSession {
      * and resolves the new value. A key holding something other than an integer
      * fails with `ERR_SESSION_ARGUMENT`.
      */
-    incr(key: string, callback?: ValueCallback<number>): Promise<number>;
-    incr(key: string, by?: number, callback?: ValueCallback<number>): Promise<number>;
+    incr<K extends string>(key: NumericKey<K>, callback?: ValueCallback<number>): Promise<number>;
+    incr<K extends string>(key: NumericKey<K>, by?: number, callback?: ValueCallback<number>): Promise<number>;
 
     /**
      * A new id and cookie for the same data; the old id stops working at once
@@ -416,12 +462,68 @@ declare namespace altSession {
   }
 }
 
+/** A value `set()` takes for `key`: its declared type (or `undefined`, which removes it), or anything for a key not declared. */
+type ValueToSet<K extends string> = K extends keyof altSession.SessionData ? altSession.SessionData[K] | undefined : unknown;
+
+/** What `mset()` checks beside the object it is given: the keys of it declared in `SessionData`. */
+type DeclaredValues<T> = { [P in keyof T & keyof altSession.SessionData]?: altSession.SessionData[P] | undefined };
+
+/** `mget()`'s answer: each key's declared type, or `T` for a key not declared; `null` when missing. */
+type ValuesOf<K extends string, T> = { [P in K]: (P extends keyof altSession.SessionData ? altSession.SessionData[P] : T) | null };
+
+/** `getAll()`'s answer: the declared keys as their types (any may be missing), the others as `T`. */
+type AllValues<T> = Partial<altSession.SessionData> & Record<string, T>;
+
+/** A key `incr()` takes: one not declared, or one declared as a number. */
+type NumericKey<K extends string> = K extends keyof altSession.SessionData ? (NonNullable<altSession.SessionData[K]> extends number ? K : never) : K;
+
+/*
+ * `req.session` in the typings.
+ *
+ * Earlier versions of these typings declared `session: Session` on Express's `Request`
+ * (`declare global { namespace Express { interface Request { session: ... } } }`).
+ * @types/express-session declares the same property with its own type, and TypeScript
+ * requires every declaration of one property to have the same type: with both typings in
+ * one program (installed side by side, @types/express-session left from before a
+ * migration, or brought in by a package whose typings import express-session, as
+ * csrf-sync's and connect-redis's do) the compile failed with TS2717 unless `skipLibCheck`.
+ *
+ * Only one middleware can own `req.session` at run time, and TypeScript cannot tell which
+ * one an app mounts; so alt-session's declaration now steps aside for any other instead of
+ * clashing with it. It is made on a base type of Node's `IncomingMessage` (which Express's
+ * `Request` extends), and only while nothing declares `session` on Express's `Request`:
+ *
+ * - alt-session alone (the usual case): `req.session` is `altSession.Session` in Express
+ *   routes, as before, with no extra work; on a plain `http` server's requests too (and,
+ *   as a side effect, on every `IncomingMessage`, an HTTP client's responses included);
+ * - `alt-session/express-session`'s typings in the program: `req.session` and
+ *   `req.sessionID` are express-session's shape (that entry point registers them in
+ *   `altSession.RequestTypes`);
+ * - @types/express-session (or @types/cookie-session...) in the program: `req.session` is
+ *   theirs, and nothing clashes, whatever `skipLibCheck` says. This is the one change for
+ *   the per-key API: with `skipLibCheck`, such a program compiled before and `req.session`
+ *   was whichever declaration TypeScript read first (usually alt-session's). Its routes
+ *   now name the session's type (`const session = req.session as unknown as
+ *   altSession.Session`), or the app leaves @types/express-session out of the program
+ *   (`compilerOptions.types`), or it makes the old declaration itself, in its own code,
+ *   and keeps `skipLibCheck` (these typings then step aside for it too).
+ */
+
+/** The properties alt-session gives a request in the typings; see above. */
+type RequestProperties = 'session' extends keyof Express.Request
+  ? Record<never, never>
+  : altSession.RequestTypes extends { expressSession: infer Properties }
+    ? Properties
+    : { session: altSession.Session };
+
+declare module 'node:http' {
+  interface IncomingMessage extends RequestProperties {}
+}
+
 declare global {
   namespace Express {
-    interface Request {
-      /** The session of this request, set by the alt-session middleware. */
-      session: altSession.Session;
-    }
+    /** Declared here too so that `keyof Express.Request` names something without @types/express. */
+    interface Request {}
   }
 }
 

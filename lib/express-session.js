@@ -33,12 +33,22 @@ session.mock = function mock(options) {
 function middleware(store, options) {
   const settings = store.express;
   const userOf = settings.userOf ? options.userOf : null;
-  const cookieOptions = (options && options.cookie) || {};
+  const genid = settings.genid ? options.genid : null;
+  // express-session's `cookie`: the options, or a function of the request that gives them.
+  const cookieOf = typeof (options && options.cookie) === 'function' ? options.cookie : constant((options && options.cookie) || {});
+  // The attributes the engine was given: a cookie with others sends its own (see Cookie#attributes).
+  const ownAttributes = settings.cookiePerRequest ? null : new Cookie(cookieOf()).attributes();
   let warnedOfSecret = false;
 
   function expressSession(req, res, next) {
     if (req.session) return next(); // mounted twice
-    if (!pathOf(req).startsWith(settings.path)) return next();
+    let cookieOptions;
+    try {
+      cookieOptions = cookieOf(req) || {};
+    } catch (err) {
+      return next(err);
+    }
+    if (!pathOf(req).startsWith(cookieOptions.path || '/')) return next();
     const secure = isSecure(req, settings.proxy);
     let opened;
     try {
@@ -51,10 +61,29 @@ function middleware(store, options) {
       }
       return next(err);
     }
-    const visit = { store, settings, userOf, cookieOptions, req, res, secure, cookieId: undefined, originalId: opened.id, touched: false, resigned: false };
+    const visit = {
+      store,
+      settings,
+      userOf,
+      genid,
+      cookieOptions,
+      ownAttributes,
+      req,
+      res,
+      secure,
+      cookieId: undefined,
+      originalId: opened.id,
+      touched: false,
+      resigned: false,
+    };
     hookResponse(visit, next);
     if (opened.isNew) {
-      Session.generate(visit, opened.id, opened.bound);
+      try {
+        Session.generate(visit, genid ? fresh(visit, false).id : opened.id, false);
+      } catch (err) {
+        return next(err);
+      }
+      visit.originalId = req.sessionID;
       return next();
     }
     store.load(opened.id, (err, loaded) => {
@@ -62,7 +91,11 @@ function middleware(store, options) {
       if (loaded === false) {
         // Expired, revoked or destroyed: a new session, never the dead id.
         req.sessionEnded = true;
-        Session.generate(visit, fresh(visit, false).id, false);
+        try {
+          Session.generate(visit, fresh(visit, false).id, false);
+        } catch (freshErr) {
+          return next(freshErr);
+        }
         visit.originalId = req.sessionID;
         return next();
       }
@@ -91,13 +124,16 @@ function hookResponse(visit, next) {
   const { req, res, store } = visit;
   onHeaders(res, () => {
     const sess = req.session;
-    if (!sess || !shouldSetCookie(visit, sess)) return;
+    // A route that set req.sessionID to something else gets no cookie (express-session's rule).
+    if (!sess || typeof req.sessionID !== 'string' || !shouldSetCookie(visit, sess)) return;
+    const { cookie } = sess;
     // A cookie marked Secure is not sent over plain HTTP (express-session's rule).
-    if (visit.settings.secureOnly && !visit.secure) return;
+    if (cookie.secure === true && !visit.secure) return;
     touchOnce(visit, sess);
-    const expires = sess.cookie.expires;
-    const cookie = store.cookieUntil(sess.id, expires ? expires.getTime() : null, req.secret, visit.secure);
-    appendSetCookie(res, cookie, store.cookieName);
+    const attributes = cookie.attributes();
+    const expires = cookie.expires ? cookie.expires.getTime() : null;
+    const own = attributes === visit.ownAttributes ? undefined : attributes;
+    appendSetCookie(res, store.cookieUntil(sess.id, expires, req.secret, visit.secure, own), store.cookieName);
   });
   const end = res.end;
   let ended = false;
@@ -114,7 +150,7 @@ function hookResponse(visit, next) {
       return end.call(res, chunk, encoding, callback);
     }
     touchOnce(visit, sess);
-    if (!Session.shouldSave(sess)) return end.call(res, chunk, encoding, callback);
+    if (typeof req.sessionID !== 'string' || !Session.shouldSave(sess)) return end.call(res, chunk, encoding, callback);
     Session.save(sess, finish);
     return res;
   };
@@ -132,27 +168,41 @@ function shouldSetCookie(visit, sess) {
   return visit.settings.rolling || visit.resigned || (sess.cookie.expires !== null && Session.isModified(sess));
 }
 
-/** A fresh id and its cookie for this request; `bound` for one that signs in. */
+/**
+ * A fresh id for this request: `genid(req)`'s (checked as the engine's
+ * are), or the engine's, `bound` for one that signs in.
+ */
 function fresh(visit, bound) {
-  return visit.store.openFresh(bound, false, visit.req.secret, visit.secure);
+  if (visit.genid === null) return visit.store.openFresh(bound, false, visit.req.secret, visit.secure);
+  const id = visit.genid(visit.req);
+  if (typeof id !== 'string') throw codedError(ErrorCode.Argument, `genid must return a string, got ${typeof id}`);
+  visit.store.checkId(id);
+  return { id };
 }
 
+const ATTRIBUTES = ['domain', 'secure', 'sameSite', 'partitioned', 'priority'];
+
 /**
- * `req.session.cookie`: express-session's Cookie. Its expiry is the
- * session's own (`maxAge`, `expires`); the other attributes are the
- * options', which the engine checked and writes into every `Set-Cookie`.
+ * `req.session.cookie`: express-session's Cookie, made from the `cookie`
+ * options (or what `cookie(req)` gave). The engine writes the `Set-Cookie`
+ * (src/cookie.rs), from the options it checked at start-up, or from this
+ * cookie's own attributes where a request changed them.
  */
 class Cookie {
-  constructor(settings, cookieOptions = {}) {
-    this.path = settings.path;
-    this.httpOnly = cookieOptions.httpOnly !== undefined ? cookieOptions.httpOnly : true;
-    if (cookieOptions.domain !== undefined) this.domain = cookieOptions.domain;
-    if (cookieOptions.secure !== undefined) this.secure = cookieOptions.secure;
-    if (cookieOptions.sameSite !== undefined) this.sameSite = cookieOptions.sameSite;
+  constructor(options) {
+    this.path = options.path !== undefined ? options.path : '/';
     this._expires = null;
     this.originalMaxAge = null;
-    if (settings.maxAge !== null) this.maxAge = settings.maxAge;
-    else if (settings.expires !== null) this.expires = new Date(settings.expires);
+    this.httpOnly = options.httpOnly !== undefined ? options.httpOnly : true;
+    for (const name of ATTRIBUTES) if (options[name] !== undefined) this[name] = options[name];
+    if (options.maxAge != null) this.maxAge = options.maxAge;
+    else if (options.expires) this.expires = new Date(options.expires);
+  }
+
+  /** Its attributes, as the engine reads them (`CookieOptions::with_attributes`). */
+  attributes() {
+    const { path, httpOnly, domain, secure, sameSite, partitioned, priority } = this;
+    return JSON.stringify({ path, httpOnly, domain, secure, sameSite, partitioned, priority });
   }
 
   get expires() {
@@ -160,7 +210,7 @@ class Cookie {
   }
 
   set expires(date) {
-    this._expires = date;
+    this._expires = date || null; // false, as express-session takes it: the browser session
     this.originalMaxAge = this.maxAge;
   }
 
@@ -170,10 +220,23 @@ class Cookie {
   }
 
   set maxAge(ms) {
-    if (ms !== null && ms !== undefined && typeof ms !== 'number' && !(ms instanceof Date)) {
+    if (ms && typeof ms !== 'number' && !(ms instanceof Date)) {
       throw new TypeError('maxAge must be a number or Date');
     }
-    this.expires = typeof ms === 'number' ? new Date(Date.now() + ms) : ms === undefined ? null : ms;
+    if (typeof ms !== 'number') {
+      this.expires = ms;
+      return;
+    }
+    this._expires = new Date(Date.now() + ms);
+    this.originalMaxAge = ms; // as given: not what is left a millisecond later
+  }
+
+  /** The lifetime a session kept (its `cookie` field): expiring `originalMaxAge` from now, or with the browser. */
+  adopt(kept) {
+    if (kept === null || typeof kept !== 'object') return;
+    const { originalMaxAge } = kept;
+    if (originalMaxAge === null) this.expires = null;
+    else if (typeof originalMaxAge === 'number' && originalMaxAge > 0) this.maxAge = originalMaxAge;
   }
 
   toJSON() {
@@ -206,7 +269,7 @@ class Session {
 
   constructor(visit, id, bound, exists) {
     Object.defineProperty(this, 'id', { value: id, writable: true, enumerable: false, configurable: true });
-    this.cookie = new Cookie(visit.settings, visit.cookieOptions);
+    this.cookie = new Cookie(visit.cookieOptions);
     this.#visit = visit;
     this.#bound = bound;
     this.#exists = exists;
@@ -239,8 +302,10 @@ class Session {
     for (let i = 3; i < loaded.length; i += 2) {
       const key = loaded[i];
       this.#stored.set(key, loaded[i + 1]);
-      // `cookie` is the Cookie's place (a per-key API's field of that name stays stored, unread).
-      if (key === 'cookie') continue;
+      if (key === 'cookie') {
+        this.cookie.adopt(decode(loaded[i + 1]));
+        continue;
+      }
       // A field named __proto__ is data, never the object's prototype.
       Object.defineProperty(this, key, { value: decode(loaded[i + 1]), writable: true, enumerable: true, configurable: true });
     }
@@ -331,14 +396,30 @@ class Session {
     this.#user = null;
   }
 
-  /** The data as one JSON text: what `isModified` compares; `null` when it has none (a cycle: the save says so). */
+  /**
+   * The data as one JSON text, and the cookie's own lifetime: what
+   * `isModified` compares; `null` when it has none (a cycle: the save says so).
+   */
   #json() {
     const { cookie, ...data } = this;
     try {
-      return JSON.stringify(data);
+      return `${this.#cookieJson() || ''}${JSON.stringify(data)}`;
     } catch {
       return null;
     }
+  }
+
+  /**
+   * The `cookie` field: this session's own `cookie.originalMaxAge` where it
+   * differs from the options' (a "remember me" maxAge, or `expires = false`
+   * for a cookie that ends with the browser), so that later requests keep
+   * it; `undefined` where it does not.
+   */
+  #cookieJson() {
+    const own = this.cookie instanceof Cookie ? this.cookie.originalMaxAge : null;
+    const configured = this.#visit.cookieOptions.maxAge;
+    if (own === (configured == null ? null : configured)) return undefined;
+    return JSON.stringify({ originalMaxAge: own });
   }
 
   /** The fields to set (`[field, json, ...]`) and to delete since the store was read. */
@@ -359,7 +440,10 @@ class Session {
         set.push(key, json);
       }
     }
-    for (const key of this.#stored.keys()) if (!Object.hasOwn(this, key)) remove.push(key);
+    for (const key of this.#stored.keys()) if (key !== 'cookie' && !Object.hasOwn(this, key)) remove.push(key);
+    const cookie = this.#cookieJson();
+    if (cookie === undefined && this.#stored.has('cookie')) remove.push('cookie');
+    else if (cookie !== undefined && this.#stored.get('cookie') !== cookie) set.push('cookie', cookie);
     return { set, remove };
   }
 
@@ -491,6 +575,10 @@ function pathOf(req) {
 function parsedSessionId(req, cookieName) {
   const value = req.signedCookies && req.signedCookies[cookieName];
   return typeof value === 'string' ? value : undefined;
+}
+
+function constant(value) {
+  return () => value;
 }
 
 function noop() {}

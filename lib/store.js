@@ -77,9 +77,17 @@ class Store extends Batches {
     return this.native.renewedCookie(id, maxAgeMs, parserSecret, secure);
   }
 
-  /** The express-session entry point's `Set-Cookie` for `id`, until `expiresAt` (unix ms; `null`: the browser session). */
-  cookieUntil(id, expiresAt, parserSecret, secure) {
-    return this.native.cookieUntil(id, expiresAt, parserSecret, secure);
+  /**
+   * The express-session entry point's `Set-Cookie` for `id`, until `expiresAt` (unix ms;
+   * `null`: the browser session); `attributesJson` the cookie's own attributes, if any.
+   */
+  cookieUntil(id, expiresAt, parserSecret, secure, attributesJson) {
+    return this.native.cookieUntil(id, expiresAt, parserSecret, secure, attributesJson);
+  }
+
+  /** Throws `ERR_SESSION_ARGUMENT` for an id the engine would not take (`genid`'s). */
+  checkId(id) {
+    this.native.checkId(id);
   }
 
   /** Throws (with its code) what `login(user, { meta })` would fail with. */
@@ -270,7 +278,7 @@ function createStore(backend, options, express = false) {
 
 /**
  * Options as JSON: numbers JSON cannot hold are kept visible so that they
- * fail validation, Buffers (TLS certificates and keys) cross as their text,
+ * fail validation, Dates cross as their time (ms), Buffers (TLS certificates and keys) cross as their text,
  * and a function (`userOf`) as the marker the engine knows it by.
  */
 function serializeOptions(options) {
@@ -278,6 +286,8 @@ function serializeOptions(options) {
   return JSON.stringify(options, function replacer(key, value) {
     const raw = this[key]; // before toJSON: a Buffer is still a Buffer here
     if (Buffer.isBuffer(raw)) return raw.toString('utf8');
+    // A Date (cookie.expires) as its time; an invalid one kept visible, to be refused.
+    if (raw instanceof Date) return Number.isNaN(raw.getTime()) ? 'Invalid Date' : raw.getTime();
     if (typeof value === 'function') return native.OPTION_FUNCTION;
     if (typeof value === 'bigint') return String(value);
     if (typeof value === 'number' && !Number.isFinite(value)) return String(value);

@@ -43,7 +43,11 @@ if (process.argv.includes('--valkey')) {
   run(process.execPath, ['scripts/lint-workflows.js']);
   // TypeScript's package exports hide bin/tsc from require.resolve; find it beside package.json.
   const typescript = path.dirname(require.resolve('typescript/package.json', { paths: [root] }));
-  run(process.execPath, [path.join(typescript, 'bin', 'tsc'), '-p', 'test/types']);
+  // Three programs: req.session's type is the program's, so the per-key API, the express-session
+  // entry point, and both beside @types/express-session each compile on their own.
+  for (const project of ['test/types', 'test/types/express-session', 'test/types/together']) {
+    run(process.execPath, [path.join(typescript, 'bin', 'tsc'), '-p', project]);
+  }
 }
 // The spec reporter: a line a test (and what it measured), the detail of a failure at the end.
 run(process.execPath, ['--test', '--test-reporter=spec', ...testFiles('__test__'), ...testFiles('test')]);

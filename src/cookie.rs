@@ -110,7 +110,7 @@ pub fn identify<'a>(
     let secret = parser_secret.filter(|s| !s.is_empty()).ok_or_else(|| {
         SessionError::new(
             ErrorCode::Secret,
-            "no secret to sign the session cookie: give session.secret, or mount cookie-parser(secret) before the session middleware",
+            "a secret is required to sign the session cookie: give session.secret, or mount cookie-parser(secret) before the session middleware",
         )
     })?;
     let known = parser_id
@@ -230,6 +230,8 @@ fn serialize(
         SameSite::Lax => out.push_str("; SameSite=Lax"),
         SameSite::Strict => out.push_str("; SameSite=Strict"),
         SameSite::None => out.push_str("; SameSite=None"),
+        SameSite::Auto if secure => out.push_str("; SameSite=None"),
+        SameSite::Auto => out.push_str("; SameSite=Lax"),
         SameSite::Off => {}
     }
     if secure {

@@ -240,13 +240,13 @@ pub struct ExpressSettings {
     pub proxy: Option<bool>,
     /// `cookie.maxAge` (ms); `null` for a cookie that ends with the browser.
     pub max_age: Option<f64>,
-    /// `cookie.expires`, as JSON wrote the app's `Date`.
-    pub expires: Option<String>,
-    /// `cookie.secure: true`: the cookie is set over HTTPS only.
-    pub secure_only: bool,
+    /// `cookie.expires` (unix ms): every new session's cookie expires then.
+    pub expires: Option<f64>,
     pub user_of: bool,
-    /// `cookie.path`: the paths the session is for.
-    pub path: String,
+    /// Whether `cookie` is a function of the request.
+    pub cookie_per_request: bool,
+    /// Whether `genid` makes the ids.
+    pub genid: bool,
 }
 
 /// What an option that is a function (`userOf`) crosses as in the options'
@@ -358,15 +358,18 @@ impl Engine {
             unset_destroy: express.unset_destroy,
             proxy: express.proxy,
             max_age: express.max_age_ms,
-            expires: express.expires.clone(),
-            secure_only: self.sessions.session.cookie.secure == config::SecureMode::Always,
+            expires: express.expires,
             user_of: express.user_of,
-            path: self.sessions.session.cookie.path.clone(),
+            cookie_per_request: express.cookie_per_request,
+            genid: express.genid,
         })
     }
 
     /// The express-session entry point's `Set-Cookie` for `id`, expiring at
-    /// `expires_at` (unix ms), or with the browser session (`null`).
+    /// `expires_at` (unix ms), or with the browser session (`null`);
+    /// `attributes_json`: the cookie's own attributes (`{ path, domain,
+    /// httpOnly, secure, sameSite, partitioned, priority }`) where they
+    /// differ from the options' (`ERR_SESSION_ARGUMENT` when one is wrong).
     #[napi]
     pub fn cookie_until(
         &self,
@@ -374,13 +377,32 @@ impl Engine {
         expires_at: Option<f64>,
         parser_secret: Option<String>,
         request_secure: bool,
+        attributes_json: Option<String>,
     ) -> Result<String, Thrown> {
+        let attributes = match attributes_json {
+            Some(json) => {
+                let value = serde_json::from_str(&json).map_err(|err| {
+                    SessionError::caused_by(ErrorCode::Argument, "req.session.cookie", &err)
+                })?;
+                let own = self.sessions.session.cookie.with_attributes(&value);
+                Some(own.map_err(|err| SessionError {
+                    message: config::in_express_names(&err.message),
+                    ..err
+                })?)
+            }
+            None => None,
+        };
+        // 0, the epoch, is an expiry too: a cookie gone at once.
         let expires_at = expires_at
-            .filter(|ms| ms.is_finite() && *ms > 0.0)
+            .filter(|ms| ms.is_finite() && *ms >= 0.0)
             .map(|ms| ms as u64);
-        Ok(self
-            .sessions
-            .cookie_until(&id, expires_at, parser_secret.as_deref(), request_secure)?)
+        Ok(self.sessions.cookie_until(
+            &id,
+            expires_at,
+            attributes.as_ref(),
+            parser_secret.as_deref(),
+            request_secure,
+        )?)
     }
 
     /// Where to open the Redis socket; `null` for the in-memory store and a
@@ -513,6 +535,13 @@ impl Engine {
     #[napi(getter)]
     pub fn persistent(&self) -> bool {
         self.sessions.limits.persistent
+    }
+
+    /// Throws `ERR_SESSION_ARGUMENT` for an id the engine would not take
+    /// (from the express-session entry point's `genid`).
+    #[napi]
+    pub fn check_id(&self, id: String) -> Result<(), Thrown> {
+        Ok(sid::ensure_valid(&id)?)
     }
 
     /// Throws what `login(user, { meta })` would fail with, before it moves anything.

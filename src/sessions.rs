@@ -2,7 +2,7 @@
 //! from its cookie (or a fresh one), each operation checked, and the store
 //! key built from a checked id. Stores then only run what passed.
 
-use crate::config::{SecureMode, SessionOptions};
+use crate::config::{CookieOptions, SameSite, SecureMode, SessionOptions};
 use crate::cookie;
 use crate::error::{ErrorCode, Result, SessionError};
 use crate::sid;
@@ -24,6 +24,15 @@ pub struct Opened {
     /// Whether the id is a signed-in session's ([`sid::is_bound`]): its
     /// per-request refresh is [`Op::Seen`], which tells the user id.
     pub bound: bool,
+}
+
+/// Whether a cookie set in a request (secure or not) carries `Secure`.
+fn secure_under(mode: SecureMode, request_secure: bool) -> bool {
+    match mode {
+        SecureMode::Never => false,
+        SecureMode::Always => true,
+        SecureMode::Auto => request_secure,
+    }
 }
 
 /// The longest session key (a hash field name), in bytes of UTF-8: a key is
@@ -115,22 +124,36 @@ impl Sessions {
 
     /// The express-session entry point's cookie for `id`: expiring at
     /// `expires_at` (unix ms), or with the browser session.
+    /// `attributes`: this cookie's own (see `CookieOptions::with_attributes`),
+    /// where they differ from the options'.
     pub fn cookie_until(
         &self,
         id: &str,
         expires_at: Option<u64>,
+        attributes: Option<&CookieOptions>,
         parser_secret: Option<&str>,
         request_secure: bool,
     ) -> Result<String> {
         sid::ensure_valid(id)?;
         let secret = self.signing_secret(parser_secret)?;
-        let secure = self.is_secure(request_secure);
+        let mut options = attributes.unwrap_or(&self.session.cookie);
+        let resolved;
+        // express-session's `sameSite: 'auto'` follows the request, not the Secure flag.
+        if options.same_site == SameSite::Auto {
+            let same_site = if request_secure {
+                SameSite::None
+            } else {
+                SameSite::Lax
+            };
+            resolved = CookieOptions {
+                same_site,
+                ..options.clone()
+            };
+            options = &resolved;
+        }
+        let secure = secure_under(options.secure, request_secure);
         Ok(cookie::set_cookie_until(
-            &self.session.cookie,
-            id,
-            secret,
-            secure,
-            expires_at,
+            options, id, secret, secure, expires_at,
         ))
     }
 
@@ -190,11 +213,7 @@ impl Sessions {
     }
 
     fn is_secure(&self, request_secure: bool) -> bool {
-        match self.session.cookie.secure {
-            SecureMode::Never => false,
-            SecureMode::Always => true,
-            SecureMode::Auto => request_secure,
-        }
+        secure_under(self.session.cookie.secure, request_secure)
     }
 
     /// Checks every operation of a batch: each one that passes becomes a

@@ -52,6 +52,7 @@ const ROOT: &[&str] = &[
     "unset",
     "proxy",
     "genid",
+    "key",
     "store",
     "userOf",
     "redis",
@@ -87,10 +88,15 @@ pub struct ExpressOptions {
     pub proxy: Option<bool>,
     /// `cookie.maxAge` (ms): the cookie's `Expires`, and the idle timeout.
     pub max_age_ms: Option<f64>,
-    /// `cookie.expires`, as the app's `Date` was written in JSON.
-    pub expires: Option<String>,
+    /// `cookie.expires` (unix ms): every new session's cookie expires then.
+    pub expires: Option<f64>,
     /// Whether `userOf` was given.
     pub user_of: bool,
+    /// Whether `cookie` is a function of the request.
+    pub cookie_per_request: bool,
+    /// Whether `genid` was given: ids come from the app (checked as the
+    /// engine's are: 22 to 128 characters of the base64url alphabet).
+    pub genid: bool,
 }
 
 /// express-session's options (`value`) as the engine's [`Config`] and the
@@ -98,7 +104,12 @@ pub struct ExpressOptions {
 pub fn from_json(value: &Value) -> Result<(Config, ExpressOptions)> {
     let root = object_or_empty(value, "options")?;
     known::only(&root, "", ROOT)?;
-    let cookie = object_or_empty(root.get("cookie").unwrap_or(&Value::Null), "cookie")?;
+    // `cookie` may be a function of the request, whose answer each request checks.
+    let cookie_per_request = root.get("cookie").and_then(Value::as_str) == Some(FUNCTION);
+    let cookie = match cookie_per_request {
+        true => Map::new(),
+        false => object_or_empty(root.get("cookie").unwrap_or(&Value::Null), "cookie")?,
+    };
     known::only(&cookie, "cookie", COOKIE)?;
     refuse(&root)?;
     let express = ExpressOptions {
@@ -109,7 +120,9 @@ pub fn from_json(value: &Value) -> Result<(Config, ExpressOptions)> {
         proxy: opt_bool(&root, "proxy", "proxy")?,
         max_age_ms: max_age(cookie.get("maxAge"))?,
         expires: expires(cookie.get("expires"))?,
-        user_of: user_of(root.get("userOf"))?,
+        user_of: function(root.get("userOf"), "userOf must be a function (session) => user id, e.g. (s) => s.passport && s.passport.user")?,
+        genid: function(root.get("genid"), "genid must be a function (req) => a new session id")?,
+        cookie_per_request,
     };
     let engine = engine_options(&root, &cookie, &express);
     let config = Config::from_json(&engine).map_err(|err| SessionError {
@@ -126,9 +139,10 @@ fn refuse(root: &Map<String, Value>) -> Result<()> {
             "store: sessions are stored on Redis (the redis option: one server, TLS, Sentinel or Cluster) or in memory (session.mock())",
         ));
     }
-    if root.contains_key("genid") {
+    let given = |name: &str| root.get(name).is_some_and(|v| !v.is_null());
+    if given("genid") && given("userOf") {
         return Err(SessionError::config(
-            "genid: ids come from the operating system's CSPRNG and carry their own shape (an id the engine did not issue is never adopted); remove genid",
+            "genid and userOf cannot go together: a signed-in session's id is the engine's, of a shape of its own (its lease is read from it)",
         ));
     }
     Ok(())
@@ -150,7 +164,11 @@ fn engine_options(
             session.insert(engine["session.".len()..].to_owned(), value.clone());
         }
     }
-    session.entry("name").or_insert(DEFAULT_NAME.into());
+    // `key`: express-session's old name for `name`, still taken there.
+    let name = root.get("key").filter(|v| !v.is_null()).cloned();
+    session
+        .entry("name")
+        .or_insert(name.unwrap_or(DEFAULT_NAME.into()));
     // The store keeps a session as long as its cookie says; without
     // maxAge, connect-redis's day.
     let tti = express
@@ -168,7 +186,7 @@ fn engine_options(
 }
 
 /// An engine's message with the names the app wrote (`cookie.path`, not `session.path`).
-fn in_app_names(message: &str) -> String {
+pub fn in_app_names(message: &str) -> String {
     let mut message = message.to_owned();
     // Longest engine names first: `session.name` is a prefix of none, but keep it safe.
     let mut names: Vec<&(&str, &str)> = NAMES.iter().collect();
@@ -205,22 +223,25 @@ fn max_age(value: Option<&Value>) -> Result<Option<f64>> {
     }
 }
 
-fn expires(value: Option<&Value>) -> Result<Option<String>> {
+/// `cookie.expires`: a `Date`, which crosses as its time (ms); `false` for none.
+fn expires(value: Option<&Value>) -> Result<Option<f64>> {
     match value {
         None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(SessionError::config("cookie.expires must be a Date")),
+        Some(v) => v
+            .as_f64()
+            .filter(|ms| ms.is_finite())
+            .map(Some)
+            .ok_or_else(|| SessionError::config("cookie.expires must be a valid Date")),
     }
 }
 
-/// `userOf` crosses as the marker the JavaScript side puts for a function.
-fn user_of(value: Option<&Value>) -> Result<bool> {
+/// Whether an option that must be a function (`userOf`, `genid`) was given;
+/// it crosses as the marker the JavaScript side puts for a function.
+fn function(value: Option<&Value>, otherwise: &str) -> Result<bool> {
     match value {
         None | Some(Value::Null) => Ok(false),
         Some(Value::String(s)) if s == FUNCTION => Ok(true),
-        Some(_) => Err(SessionError::config(
-            "userOf must be a function (session) => user id, e.g. (s) => s.passport && s.passport.user",
-        )),
+        Some(_) => Err(SessionError::config(otherwise)),
     }
 }
 
@@ -273,8 +294,12 @@ mod tests {
         assert!(message.contains("did you mean cookie.maxAge?"), "{message}");
         let message = parse(json!({"store": {}})).unwrap_err().message;
         assert!(message.contains("redis"), "{message}");
-        let message = parse(json!({"genid": FUNCTION})).unwrap_err().message;
-        assert!(message.contains("CSPRNG"), "{message}");
+        let message = parse(json!({"genid": FUNCTION, "userOf": FUNCTION}))
+            .unwrap_err()
+            .message;
+        assert!(message.contains("cannot go together"), "{message}");
+        let message = parse(json!({"genid": "uuid"})).unwrap_err().message;
+        assert!(message.contains("genid must be a function"), "{message}");
         let message = parse(json!({"userOf": "x"})).unwrap_err().message;
         assert!(message.contains("userOf must be a function"), "{message}");
     }

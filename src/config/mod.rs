@@ -7,7 +7,9 @@
 mod express;
 mod known;
 
-pub use express::{ExpressOptions, FUNCTION as EXPRESS_FUNCTION_MARKER};
+pub use express::{
+    in_app_names as in_express_names, ExpressOptions, FUNCTION as EXPRESS_FUNCTION_MARKER,
+};
 
 use std::time::Duration;
 
@@ -275,6 +277,9 @@ pub enum SameSite {
     None,
     /// No `SameSite` attribute at all.
     Off,
+    /// `None` on a cookie marked `Secure`, `Lax` on one that is not
+    /// (express-session's `'auto'`: a cross-site cookie where it can be one).
+    Auto,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -499,6 +504,15 @@ impl SessionOptions {
 }
 
 impl CookieOptions {
+    /// A cookie's attributes given per request (the express-session entry
+    /// point's `req.session.cookie`, or its `cookie(req)`): checked as the
+    /// options are, under the engine's cookie name.
+    pub fn with_attributes(&self, attributes: &Value) -> Result<CookieOptions> {
+        let mut o = object_or_empty(attributes, "cookie")?;
+        o.insert("name".into(), self.name.clone().into());
+        CookieOptions::parse(&o).map_err(|err| SessionError::argument(err.message))
+    }
+
     fn parse(o: &Map<String, Value>) -> Result<CookieOptions> {
         let name = opt_string(o, "name", "session.name")?.unwrap_or_else(|| "sid".into());
         if name.is_empty() || !name.bytes().all(is_token_byte) {
@@ -541,6 +555,7 @@ impl CookieOptions {
                 "lax" => SameSite::Lax,
                 "strict" => SameSite::Strict,
                 "none" => SameSite::None,
+                "auto" => SameSite::Auto,
                 _ => return Err(same_site_error()),
             },
             Some(_) => return Err(same_site_error()),
@@ -578,7 +593,7 @@ fn priority(value: Option<&Value>) -> Result<Option<Priority>> {
 }
 
 fn same_site_error() -> SessionError {
-    SessionError::config("session.sameSite must be 'lax', 'strict', 'none' or false")
+    SessionError::config("session.sameSite must be 'lax', 'strict', 'none', 'auto' or false")
 }
 
 /// RFC 6265 cookie-name characters (an HTTP token).
