@@ -150,8 +150,8 @@ function hookResponse(visit, next) {
       return end.call(res, chunk, encoding, callback);
     }
     touchOnce(visit, sess);
-    if (typeof req.sessionID !== 'string' || !Session.shouldSave(sess)) return end.call(res, chunk, encoding, callback);
-    Session.save(sess, finish);
+    if (typeof req.sessionID !== 'string') return end.call(res, chunk, encoding, callback);
+    Session.saveAtEnd(sess, finish);
     return res;
   };
 }
@@ -252,6 +252,7 @@ class Cookie {
  */
 class Session {
   #visit;
+  #id;
   /** Each stored property as the JSON the store holds. */
   #stored = new Map();
   /** Whether a write may create the hash: an id issued in this request. */
@@ -262,18 +263,21 @@ class Session {
   #bound;
   /** The user the store binds this session to (`userOf`'s answer when saved). */
   #user = null;
-  /** The data's JSON when read or generated: what isModified compares (express-session's originalHash). */
-  #originalJson = '{}';
-  /** The data's JSON when last read or saved: what the response's end compares. */
-  #savedJson = '{}';
+  /** Whether a save in this request wrote a change (what isModified remembers of it). */
+  #wrote = false;
 
   constructor(visit, id, bound, exists) {
-    Object.defineProperty(this, 'id', { value: id, writable: true, enumerable: false, configurable: true });
+    this.#id = id;
     this.cookie = new Cookie(visit.cookieOptions);
     this.#visit = visit;
     this.#bound = bound;
     this.#exists = exists;
     this.#mayCreate = !exists;
+  }
+
+  /** The session's id (not a property of its data: no key, no JSON). */
+  get id() {
+    return this.#id;
   }
 
   /** A new, empty session for this request, as `req.session`. */
@@ -306,30 +310,34 @@ class Session {
         this.cookie.adopt(decode(loaded[i + 1]));
         continue;
       }
+      const value = decode(loaded[i + 1]);
       // A field named __proto__ is data, never the object's prototype.
-      Object.defineProperty(this, key, { value: decode(loaded[i + 1]), writable: true, enumerable: true, configurable: true });
+      if (key === '__proto__') Object.defineProperty(this, key, { value, writable: true, enumerable: true, configurable: true });
+      else this[key] = value;
     }
-    this.#originalJson = this.#json();
-    this.#savedJson = this.#originalJson;
-  }
-
-  /** Whether the request changed the session: its id, or any property. */
-  static isModified(sess) {
-    return sess.id !== sess.#visit.originalId || sess.#json() !== sess.#originalJson;
   }
 
   /**
-   * Whether the response's end saves it: a change since the last read or
-   * save, or a session not stored yet that is to be (saveUninitialized, or
-   * modified).
+   * Whether the request changed the session (express-session's isModified):
+   * its id, or a property (one a save wrote, or one to write).
    */
-  static shouldSave(sess) {
-    if (sess.#json() !== sess.#savedJson) return true;
-    return !sess.#exists && (sess.#visit.settings.saveUninitialized || Session.isModified(sess));
+  static isModified(sess) {
+    if (sess.id !== sess.#visit.originalId || sess.#wrote) return true;
+    try {
+      return !isEmpty(sess.#changes());
+    } catch {
+      return true; // a value JSON cannot hold: the save says so
+    }
   }
 
-  static save(sess, done) {
-    sess.#save(done);
+  /**
+   * The response's end: saves what changed since the store was read (or
+   * last written), and a new session not stored yet that is to be
+   * (saveUninitialized, or its id changed); `done` at once when there is
+   * nothing to save.
+   */
+  static saveAtEnd(sess, done) {
+    sess.#save(done, true);
   }
 
   /** Resets the cookie's expiry (express-session does it on every request). */
@@ -397,19 +405,6 @@ class Session {
   }
 
   /**
-   * The data as one JSON text, and the cookie's own lifetime: what
-   * `isModified` compares; `null` when it has none (a cycle: the save says so).
-   */
-  #json() {
-    const { cookie, ...data } = this;
-    try {
-      return `${this.#cookieJson() || ''}${JSON.stringify(data)}`;
-    } catch {
-      return null;
-    }
-  }
-
-  /**
    * The `cookie` field: this session's own `cookie.originalMaxAge` where it
    * differs from the options' (a "remember me" maxAge, or `expires = false`
    * for a cookie that ends with the browser), so that later requests keep
@@ -450,15 +445,20 @@ class Session {
   /**
    * Writes what changed; a session `userOf` now says belongs to another
    * user (or to none) moves to a fresh id first, as a sign-in must.
+   * `atEnd`: the response's end, which saves only what needs it.
    */
-  #save(done) {
+  #save(done, atEnd = false) {
     let changes;
     let user;
     try {
       changes = this.#changes();
       user = this.#userNow();
     } catch (err) {
-      return process.nextTick(done, err);
+      return atEnd ? done(err) : process.nextTick(done, err);
+    }
+    if (atEnd && isEmpty(changes) && user === this.#user) {
+      const unstored = !this.#exists && (this.#visit.settings.saveUninitialized || this.id !== this.#visit.originalId || this.#wrote);
+      if (!unstored) return done();
     }
     if (user !== this.#user && !(this.#mayCreate && this.#bound === (user !== null))) {
       return this.#moveTo(user, done);
@@ -468,7 +468,6 @@ class Session {
 
   #write({ set, remove }, user, done) {
     const { store } = this.#visit;
-    const savedJson = this.#json();
     const written = (err, result) => {
       if (err) return done(err);
       if (result === false) return this.#moveTo(user, done, { set, remove }); // it ended meanwhile
@@ -476,7 +475,7 @@ class Session {
       for (const key of remove) this.#stored.delete(key);
       this.#exists = true;
       this.#mayCreate = false;
-      this.#savedJson = savedJson;
+      this.#wrote = this.#wrote || !isEmpty({ set, remove });
       if (user === this.#user) return done();
       this.#signIn(user, done);
     };
@@ -511,7 +510,7 @@ class Session {
     }
     if (!changes) store.destroy(this.id, noop);
     this.#end();
-    this.id = id;
+    this.#id = id;
     this.#visit.req.sessionID = id;
     this.#bound = user !== null;
     this.#exists = false;
@@ -575,6 +574,10 @@ function pathOf(req) {
 function parsedSessionId(req, cookieName) {
   const value = req.signedCookies && req.signedCookies[cookieName];
   return typeof value === 'string' ? value : undefined;
+}
+
+function isEmpty({ set, remove }) {
+  return set.length === 0 && remove.length === 0;
 }
 
 function constant(value) {
