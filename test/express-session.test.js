@@ -398,6 +398,75 @@ for (const storeName of ['Redis', 'memory']) {
     });
   });
 
+  describe(`${storeName}: a request that loaded a session another request then ended`, () => {
+    /**
+     * POST /init stores { x: 1 }; POST /slow loads the session, says so
+     * (`state.loaded`), waits for `state.release`, sets y = 2 and answers;
+     * POST /destroy ends the session; GET /read answers { x, y, ended }.
+     */
+    function routes(state) {
+      return (app) => {
+        app.post('/init', (req, res) => {
+          req.session.x = 1;
+          res.json({ id: req.sessionID });
+        });
+        app.post(
+          '/slow',
+          handle(async (req, res) => {
+            state.loaded.resolve();
+            await state.release.promise;
+            req.session.y = 2;
+            res.json({ id: req.sessionID });
+          })
+        );
+        app.post('/destroy', (req, res, next) => req.session.destroy((err) => (err ? next(err) : res.json({ ok: true }))));
+        app.get('/read', (req, res) => res.json({ id: req.sessionID, x: req.session.x, y: req.session.y, ended: req.sessionEnded === true }));
+      };
+    }
+
+    /** Destroys the session while /slow holds it; resolves what each cookie reads afterwards. */
+    async function destroyDuringSlow(mw, closing) {
+      const state = { loaded: deferred(), release: deferred() };
+      return withApp(
+        [mw],
+        routes(state),
+        async ({ origin }) => {
+          const client = new Client(origin);
+          const { body: init } = await client.post('/init');
+          const slowClient = new Client(origin, client.cookie);
+          const slow = slowClient.post('/slow');
+          await state.loaded.promise;
+          assert.equal((await new Client(origin, client.cookie).post('/destroy')).status, 200);
+          state.release.resolve();
+          await slow;
+          // The id the response's cookie carries (its body was written before the save moved it).
+          const after = { id: idOf(slowClient.cookie) };
+          return { init, after, oldCookie: (await new Client(origin, client.cookie).get('/read')).body, slowCookie: (await slowClient.get('/read')).body };
+        },
+        closing
+      );
+    }
+
+    test('express-session + connect-redis writes the ended session back, under its old id', {
+      skip: storeName === 'memory' && 'connect-redis runs on Redis only',
+    }, async () => {
+      const client = new Redis(redis.server.options);
+      const mw = expressSession({ ...base, store: new RedisStore({ client, prefix: 'es-resurrect:' }) });
+      const { init, after, oldCookie } = await destroyDuringSlow(mw, [{ close: () => client.quit() }]);
+      assert.equal(after.id, init.id);
+      assert.deepEqual({ x: oldCookie.x, y: oldCookie.y }, { x: 1, y: 2 }, 'the destroyed session lives again, with its old data');
+    });
+
+    test("ours never: the late save goes to a fresh session with only that request's change; the old id stays ended", async () => {
+      const { init, after, oldCookie, slowCookie } = await destroyDuringSlow(ours(base));
+      assert.notEqual(after.id, init.id, 'a fresh id');
+      assert.deepEqual({ x: slowCookie.x, y: slowCookie.y, id: slowCookie.id }, { x: undefined, y: 2, id: after.id });
+      assert.equal(oldCookie.ended, true, 'the old cookie names a session that ended');
+      assert.equal(oldCookie.x, undefined);
+      if (storeName === 'Redis') assert.equal(await redis.db.exists(`session:${init.id}`), false);
+    });
+  });
+
   describe(`${storeName}: express-session's behaviours`, () => {
     /** Routes of a plain express-session app; `state.reload` coordinates the reload() test. */
     function plainRoutes(state) {
