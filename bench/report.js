@@ -97,17 +97,19 @@ function machineLine(machine) {
  */
 function routeTable(http, route) {
   const s = http.summary;
-  const header = ['configuration', 'req/s', 'p50 ms', 'p99 ms', 'app CPU µs/req', 'req/s per round', ...OURS.map((o) => `${o} ÷ this`)];
+  // Ours measured on this route: the per-key configurations, and the express-session entry point.
+  const ours = [...OURS, 'ours-express'].filter((o) => s[o] && s[o][route]);
+  const header = ['configuration', 'req/s', 'p50 ms', 'p99 ms', 'app CPU µs/req', 'req/s per round', ...ours.map((o) => `${o} ÷ this`)];
   const rows = http.configs
     .filter((config) => s[config][route])
     .map((config) => {
       const cell = s[config][route];
-      const vs = OURS.map((o) => {
+      const vs = ours.map((o) => {
         if (o === config) return '—';
         const mine = s[o][route].reqPerSec;
         return config === 'bare' ? `${percent(mine, cell.reqPerSec)} of bare` : ratio(mine, cell.reqPerSec);
       });
-      const name = OURS.includes(config) ? `**${config}**` : config === 'bare' ? 'bare (no session)' : config;
+      const name = ours.includes(config) ? `**${config}**` : config === 'bare' ? 'bare (no session)' : config;
       const cpu = cell.appCpuUs === null || cell.appCpuUs === undefined ? '' : cell.appCpuUs;
       return [name, thousands(cell.reqPerSec), cell.p50, cell.p99, cpu, cell.rounds.map(thousands).join(', '), ...vs];
     });

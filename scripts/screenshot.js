@@ -11,43 +11,13 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
-const { chromium } = require('playwright-core');
+const { SKIP, launchChromium, startExample } = require('../test/helpers/chromium');
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const root = path.join(__dirname, '..');
 const docs = path.join(root, 'docs');
 const STEP_MS = 10000;
 const DESKTOP = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1';
-
-/** Runs examples/app.js in memory on a free port; resolves `{ origin, stop }`. */
-function startExample() {
-  const env = { ...process.env, PORT: '0', SESSION_SECRET: 'screenshot' };
-  delete env.REDIS_URL;
-  const child = spawn(process.execPath, [path.join(root, 'examples', 'app.js')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  const stop = () =>
-    new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve();
-      child.once('exit', resolve);
-      child.kill('SIGTERM');
-    });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the example app did not start within 10 s')), STEP_MS);
-    let output = '';
-    child.stdout.on('data', (chunk) => {
-      output += chunk;
-      const listening = /listening on (http:\/\/\S+)/.exec(output);
-      if (!listening) return;
-      clearTimeout(timer);
-      resolve({ origin: listening[1], stop });
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the example app exited (${code}): ${output}`));
-    });
-  });
-}
 
 async function signIn(page, origin, name) {
   await page.goto(origin, { timeout: STEP_MS });
@@ -57,14 +27,10 @@ async function signIn(page, origin, name) {
 }
 
 async function main() {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`);
+  if (SKIP) throw new Error(SKIP);
   fs.mkdirSync(docs, { recursive: true });
   const example = await startExample();
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   try {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 1, isMobile: true, hasTouch: true, userAgent: IPHONE });
     const desktop = await browser.newContext({ viewport: { width: 1000, height: 700 }, colorScheme: 'light', userAgent: DESKTOP });

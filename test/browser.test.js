@@ -12,15 +12,13 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
 const express = require('express');
 const altSession = require('..');
 const { useRedis } = require('./helpers/fixtures');
+const { SKIP, launchChromium } = require('./helpers/chromium');
 const { connectionOptions } = require('../__test__/servers/redis');
 const { listen } = require('./helpers/http');
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const SKIP = fs.existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`;
 const WRITES = 20;
 const SECRET = 'browser test';
 /** Every browser step is bounded: a stuck page fails the test, never hangs it. */
@@ -92,23 +90,7 @@ describe('a real browser (Chromium)', () => {
   let browser;
   before(async () => {
     if (SKIP) return;
-    const { chromium } = require('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30000,
-      // A fresh temporary profile (playwright's); this machine's network is
-      // closed, so Chromium's own background traffic is turned off.
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     if (browser) await browser.close();

@@ -13,47 +13,14 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const path = require('node:path');
-const { spawn } = require('node:child_process');
 const { useRedis } = require('./helpers/fixtures');
+const { SKIP, launchChromium, startExample } = require('./helpers/chromium');
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const SKIP = fs.existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`;
 /** Every browser step is bounded: a stuck page fails the test, never hangs it. */
 const STEP_MS = 10000;
 const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1';
 
 const redis = useRedis();
-
-/** Runs examples/app.js (`npm start`) on a free port; resolves `{ origin, stop }`. */
-function startExample(env) {
-  const child = spawn(process.execPath, [path.join(__dirname, '..', 'examples', 'app.js')], {
-    env: { ...process.env, PORT: '0', SESSION_SECRET: 'example app test', REDIS_URL: '', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const stop = () =>
-    new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve();
-      child.once('exit', resolve);
-      child.kill('SIGTERM');
-    });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the example app did not start within 10 s')), STEP_MS);
-    let output = '';
-    child.stdout.on('data', (chunk) => {
-      output += chunk;
-      const listening = /listening on (http:\/\/\S+)/.exec(output);
-      if (!listening) return;
-      clearTimeout(timer);
-      resolve({ origin: listening[1], stop });
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the example app exited (${code}): ${output}`));
-    });
-  });
-}
 
 /** The session cookie's value: the app sets one cookie. */
 async function sessionCookie(context, origin) {
@@ -85,23 +52,7 @@ describe('the example app in a real browser (Chromium)', () => {
   let browser;
   before(async () => {
     if (SKIP) return;
-    const { chromium } = require('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30000,
-      // A fresh temporary profile (playwright's); this machine's network is
-      // closed, so Chromium's own background traffic is turned off.
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     if (browser) await browser.close();

@@ -610,3 +610,16 @@ for (const storeName of ['Redis', 'memory']) {
     });
   });
 }
+
+describe('options', () => {
+  test('unknown or wrong options are refused at start-up with ERR_SESSION_CONFIG, named as the app wrote them', () => {
+    const refused = (options, message) => assert.throws(() => session.mock(options), { code: 'ERR_SESSION_CONFIG', message });
+    refused({ secret: SECRET, cookie: { maxage: 60000 } }, /unknown option cookie\.maxage: did you mean cookie\.maxAge\?/);
+    refused({ secret: SECRET, cookie: { path: 'app' } }, /^cookie\.path must start with \//);
+    refused({ secret: SECRET, store: {} }, /store: sessions are stored on Redis/);
+    refused({ secret: SECRET, resave: 'no' }, /resave must be a boolean/);
+    refused({ secret: SECRET, userOf: 'passport.user' }, /userOf must be a function/);
+    refused({ secret: SECRET, genid: () => 'x', userOf: () => null }, /genid and userOf cannot go together/);
+    refused({ secret: SECRET, cookie: { expires: new Date(Number.NaN) } }, /cookie\.expires must be a valid Date/);
+  });
+});

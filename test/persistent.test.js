@@ -113,8 +113,7 @@ for (const storeName of ['Redis', 'memory']) {
 
 // Chromium, with a profile on disk closed and opened again: a persistent cookie is kept, a
 // browser-session cookie is not. Skipped, with the reason, where Chromium is not installed.
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const SKIP = fs.existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`;
+const { SKIP, LAUNCH } = require('./helpers/chromium');
 
 describe('Chromium, a persistent profile closed and opened again', () => {
   for (const remember of [true, false]) {
@@ -132,13 +131,7 @@ describe('Chromium, a persistent profile closed and opened again', () => {
       const server = await listen(app);
       const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'alt-session-profile-'));
       const { chromium } = require('playwright-core');
-      const open = () =>
-        chromium.launchPersistentContext(profile, {
-          executablePath: CHROMIUM,
-          headless: true,
-          timeout: 30000,
-          args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-        });
+      const open = () => chromium.launchPersistentContext(profile, LAUNCH);
       try {
         let context = await open();
         let page = await context.newPage();

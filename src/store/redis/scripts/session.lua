@@ -74,3 +74,25 @@ local function cookie_renewal(left, now)
   redis.pcall('HSET', key, COOKIE, now + max_age)
   return max_age
 end
+-- The per-request refresh of a session that may be signed in (seen.lua,
+-- load.lua), given its user, lease and cookie record: its expiry within
+-- its lifetime and lease, and when signed in, when it was last seen (a
+-- pcall: with Redis out of memory, the time goes unrecorded, and the
+-- request still learns who is signed in). `lease_ms`: a lease's length.
+-- {DONE, user id, renew (0/1), cookie}, `cookie` -1 for a cookie that ends
+-- with the browser session, else as cookie_renewal's; `false` once the
+-- session's lifetime or lease is over.
+local function refresh_seen(user, lease, remembered, lease_ms)
+  local left = lifetime_ttl()
+  if not left then return false end
+  local now = now_ms()
+  left = within_lease(left, lease, now)
+  if not left then return false end
+  if user then redis.pcall('HSET', key, SEEN, now) end
+  redis.call('PEXPIRE', key, left)
+  local renew = 0
+  if lease and lease - now < lease_ms / 2 then renew = 1 end
+  local cookie = -1
+  if remembered or flag(PERSISTENT) then cookie = cookie_renewal(left, now) end
+  return {DONE, user or false, renew, cookie}
+end
