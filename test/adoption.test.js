@@ -186,7 +186,7 @@ describe('strict options', () => {
   test("express-session's options say what stands for them here", () => {
     refused(
       { session: { secret: 's', cookie: { secure: true } } },
-      /session\.cookie \(an option of express-session; here the cookie's attributes are session\.secure/
+      /session\.cookie \(an option of express-session, which require\('alt-session\/express-session'\) takes; here the cookie's attributes are session\.secure/
     );
     // Each unknown name at once, each with what stands for it.
     refused(

@@ -52,8 +52,9 @@ pub const SESSION: &[&str] = &[
     "legacyIds",
 ];
 
-/// express-session's options, which this entry point does not take, and
-/// what stands for each here.
+/// express-session's options, which the per-key entry point does not take
+/// (`alt-session/express-session` does: see `express.rs`), and what stands
+/// for each here.
 const EXPRESS_SESSION: &[(&str, &str)] = &[
     ("cookie", "the cookie's attributes are session.secure, session.domain, session.path, session.sameSite and session.httpOnly"),
     ("resave", "alt-session writes each key when it is set, never the whole session"),
@@ -108,7 +109,9 @@ fn hint(at: &str, name: &str, known: &[&str]) -> String {
         return format!(": did you mean {home}.{name}?");
     }
     if let Some((_, instead)) = EXPRESS_SESSION.iter().find(|(n, _)| *n == name) {
-        return format!(" (an option of express-session; here {instead})");
+        return format!(
+            " (an option of express-session, which require('alt-session/express-session') takes; here {instead})"
+        );
     }
     String::new()
 }
