@@ -124,8 +124,10 @@ declare namespace session {
   }
 
   /** The middleware: `app.use(middleware)`; it is also an Express `RequestHandler`. */
-  interface SessionMiddleware {
+  interface SessionMiddleware extends altSession.Events {
     (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void;
+    /** The round trip to the store, in milliseconds (the per-key API's `ping()`). */
+    ping: altSession.Middleware['ping'];
     /**
      * The live sessions whose `userOf()` was `userId` when last saved, most recently seen
      * first (the per-key API's `sessions()`). Needs `userOf`.

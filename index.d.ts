@@ -2,6 +2,7 @@
 
 /// <reference types="node" />
 
+import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /**
@@ -231,8 +232,28 @@ declare namespace altSession {
   }
 
   /** The middleware: `app.use(middleware)`. */
-  interface Middleware {
+  /**
+   * What the middleware tells operators, as an EventEmitter (also logged with
+   * `DEBUG=alt-session`): `connect` (a connection is open), `disconnect` (an open one was
+   * lost), `error` (a connection could not be opened, or a refresh failed where the route
+   * did not see it). An `error` nobody listens to is logged, never thrown.
+   */
+  interface Events extends EventEmitter {
+    on(event: 'connect', listener: (address: { host: string; port: number }) => void): this;
+    on(event: 'disconnect', listener: (detail: { reason: string; code: SessionErrorCode }) => void): this;
+    on(event: 'error', listener: (err: SessionError) => void): this;
+    once(event: 'connect', listener: (address: { host: string; port: number }) => void): this;
+    once(event: 'disconnect', listener: (detail: { reason: string; code: SessionErrorCode }) => void): this;
+    once(event: 'error', listener: (err: SessionError) => void): this;
+  }
+
+  interface Middleware extends Events {
     (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void;
+    /**
+     * The round trip to the store, in milliseconds: one read through the same batches and
+     * connection as every call (so it fails as they would, with their codes). For a health check.
+     */
+    ping(callback?: ValueCallback<number>): Promise<number>;
     /**
      * Graceful shutdown: refuses new calls (they fail with `ERR_SESSION_CLOSED`),
      * lets calls in flight finish and closes the connection.

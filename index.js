@@ -13,6 +13,7 @@
 
 const { ErrorCode } = require('./lib/native');
 const { createStore } = require('./lib/store');
+const { observable } = require('./lib/events');
 const { listSessions, revokeSessions } = require('./lib/users');
 const { Session, renewCookie, renewLease, isSecure, appendSetCookie, checkUserId, exceptedId, decode, run } = require('./lib/session');
 
@@ -37,7 +38,13 @@ function middleware(store) {
   // The per-request refresh's outcome, for the route: an error goes to
   // next(err) only under `session.refreshErrors: 'next'`; by default the
   // route runs, and only the calls that need the store fail.
-  const proceedAfter = (next) => (refreshErrors === 'next' ? (err) => (err ? next(err) : next()) : () => next());
+  const proceedAfter = (next) =>
+    refreshErrors === 'next'
+      ? (err) => (err ? next(err) : next())
+      : (err) => {
+          if (err) store.reportError(err); // the route does not see it: operators do
+          next();
+        };
 
   let warnedOfSecret = false;
 
@@ -79,7 +86,7 @@ function middleware(store) {
     // refreshed. Not awaited when the store is slow to answer: a slow Redis
     // must not hold every route for commandTimeout.
     if (!awaitTouch || store.stalled()) {
-      if (opened.isNew) store.start(opened.id, noop);
+      if (opened.isNew) store.start(opened.id, store.reportError);
       // A persistent cookie is renewed by a refresh this response waits for
       // (the renewal must reach the browser): while Redis is slow, the next one.
       else if (!persistent) store.touchSoon(opened.id);
@@ -104,6 +111,11 @@ function middleware(store) {
    * Graceful shutdown: calls in flight finish, then the connection closes.
    * (`done` on a tick of its own: a throwing callback is no rejection.)
    */
+  store.report = observable(session);
+
+  /** The round trip to the store, in milliseconds (see Store#ping); rejects with the error's code. */
+  session.ping = (callback) => run(callback, (done) => store.ping(done));
+
   session.close = (callback) => run(callback, (done) => store.close().then(() => process.nextTick(done, null)));
 
   /** The live sessions of a user: `[{ id, createdAt, lastSeenAt, meta }]`, most recently seen first. */
@@ -145,8 +157,6 @@ function parsedSessionId(req, cookieName) {
   const value = req.signedCookies && req.signedCookies[cookieName];
   return typeof value === 'string' ? value : undefined;
 }
-
-function noop() {}
 
 module.exports = altSession;
 module.exports.default = altSession;

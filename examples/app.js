@@ -57,7 +57,13 @@ const app = express();
 app.disable('x-powered-by');
 
 // Before the sessions: a health check and the icon request start no session.
-app.get('/healthz', (req, res) => res.type('text').send('ok'));
+// The health check asks the session store for a round trip (503 when it does not answer).
+app.get('/healthz', (req, res) =>
+  sessions.ping().then(
+    (ms) => res.json({ status: 'ok', sessions: backend, roundTripMs: Math.round(ms * 100) / 100 }),
+    (err) => res.status(503).json({ status: 'unavailable', sessions: backend, error: err.code })
+  )
+);
 app.get('/favicon.ico', (req, res) => res.status(204).end());
 
 app.use(express.urlencoded({ extended: false, limit: '2kb' }));

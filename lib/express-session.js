@@ -17,6 +17,7 @@ const { createStore } = require('./store');
 const { listSessions, revokeSessions, renewLease, endOverflow } = require('./users');
 const { appendSetCookie, checkUserId, exceptedId, codedError, decode, run } = require('./session');
 const { Cookie } = require('./cookie');
+const { observable } = require('./events');
 
 /**
  * Creates the middleware on Redis.
@@ -107,6 +108,8 @@ function middleware(store, options) {
     });
   }
 
+  store.report = observable(expressSession);
+  expressSession.ping = (callback) => run(callback, (done) => store.ping(done));
   expressSession.close = (callback) => run(callback, (done) => store.close().then(() => process.nextTick(done, null)));
   expressSession.sessions = (userId, callback) => run(callback, (done) => listSessions(store, checkUserId(userId), decode, done));
   expressSession.revoke = (userId, options, callback) => {

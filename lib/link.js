@@ -45,11 +45,14 @@ class RedisSocket {
    * @param {object} native the engine's native half
    * @param {{ host: string, port: number, connectTimeout: number, commandTimeout: number, tls: object | null }} options
    * @param {(outcome: Array) => void} onOutcome
+   * @param {(event: string, detail: object) => void} report what operators are told (lib/events.js)
    */
-  constructor(native, options, onOutcome) {
+  constructor(native, options, onOutcome, report) {
     this.native = native;
     this.options = options;
     this.onOutcome = onOutcome;
+    this.report = report;
+    this.connectedTo = null; // the open connection's address, once it is open
     this.socket = null;
     this.held = false; // ref'd: calls are in flight
     this.readBuffer = null;
@@ -139,6 +142,8 @@ class RedisSocket {
     socket.once(this.options.tls ? 'secureConnect' : 'connect', () => {
       if (socket !== this.socket) return;
       clearTimeout(this.connectTimer);
+      this.connectedTo = { host, port };
+      this.report('connect', { host, port });
       this.onOutcome(this.guarded(() => this.native.connected()));
     });
     const failed = (err) => (this.options.tls && !NETWORK_ERRORS.has(err.code) ? ErrorCode.Tls : ErrorCode.Connection);
@@ -151,7 +156,10 @@ class RedisSocket {
   /** The connection of `attempt` failed: its calls fail with `code`, and the next call connects anew. */
   abandon(attempt, reason, code = ErrorCode.Connection) {
     if (attempt !== this.attempt) return; // dropped already
+    const connected = this.connectedTo !== null;
     this.drop();
+    if (connected) this.report('disconnect', { reason, code });
+    else this.report('error', Object.assign(new Error(`could not connect to redis: ${reason}`), { code }));
     this.onOutcome(this.native.lost(reason, code));
   }
 
@@ -210,6 +218,7 @@ class RedisSocket {
     const socket = this.socket;
     this.socket = null;
     this.attempt++; // whatever the dropped connection still reports is ignored
+    this.connectedTo = null;
     clearTimeout(this.connectTimer);
     if (socket) socket.destroy();
   }

@@ -23,6 +23,9 @@ const Op = native.OpKind;
  */
 const TOUCH_WINDOW_MS = 100;
 
+/** The id `ping()` reads: of an id's shape, never issued (the engine's ids are random). */
+const PING_ID = 'alt-session-ping'.padEnd(43, '0');
+
 class Store extends Batches {
   /**
    * @param {'redis' | 'memory'} backend
@@ -46,8 +49,12 @@ class Store extends Batches {
     this.pendingTouches = new Set();
     this.touchTimer = null;
     this.flushTouches = this.flushTouches.bind(this);
+    /** `done` of a call nobody waits for: its error is reported (an `error` event), not lost. */
+    this.reportError = (err) => err && this.report('error', err);
     const socketOptions = engine.socketOptions; // null in memory and on a cluster
-    this.socket = socketOptions && new RedisSocket(engine, socketOptions, this.handle);
+    // What the middleware tells operators (lib/events.js): set by the middleware.
+    this.report = noop;
+    this.socket = socketOptions && new RedisSocket(engine, socketOptions, this.handle, (event, detail) => this.report(event, detail));
     // Under Sentinel the engine follows the sentinels' announcements: writes
     // wait while a failover is under way, and the connection moves with the primary.
     if (socketOptions && socketOptions.sentinel) {
@@ -148,6 +155,16 @@ class Store extends Batches {
     return this.enqueue(Op.Touch, 1, 0, done);
   }
 
+  /**
+   * The round trip of one read that finds nothing (`HGET` of a key no
+   * session has), in milliseconds: through the same batches and connection
+   * as every call, so it fails as they would.
+   */
+  ping(done) {
+    const started = performance.now();
+    this.get(PING_ID, 'ping', (err) => (err ? done(err) : done(null, performance.now() - started)));
+  }
+
   /** Refreshes the idle TTL within TOUCH_WINDOW_MS, without a result to wait for. */
   touchSoon(id) {
     this.pendingTouches.add(id);
@@ -159,7 +176,7 @@ class Store extends Batches {
   flushTouches() {
     clearTimeout(this.touchTimer);
     this.touchTimer = null;
-    for (const id of this.pendingTouches) this.touch(id, noop);
+    for (const id of this.pendingTouches) this.touch(id, this.reportError);
     this.pendingTouches.clear();
   }
 

@@ -72,7 +72,10 @@ describe('the example app in a real browser (Chromium)', () => {
       try {
         const health = await fetch(`${example.origin}/healthz`);
         assert.equal(health.status, 200);
-        assert.equal(await health.text(), 'ok');
+        const status = await health.json();
+        assert.equal(status.status, 'ok');
+        assert.equal(status.sessions, storeName);
+        assert.ok(status.roundTripMs >= 0, JSON.stringify(status));
 
         // Device A (this Chromium, on Linux): a first visit, then the sign-in.
         const a = await newPage();

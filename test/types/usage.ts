@@ -175,6 +175,18 @@ function countVisits(session: altSession.Session): Promise<number> {
 }
 void countVisits;
 
+// ---- operating it ------------------------------------------------------------
+
+async function health(): Promise<number> {
+  mw.on('connect', ({ host, port }) => console.log(host, port + 1));
+  mw.on('disconnect', ({ reason, code }) => console.log(reason, code));
+  mw.once('error', (err) => console.log(err.code));
+  // @ts-expect-error a connect's port is a number
+  mw.on('connect', ({ port }: { port: string }) => port);
+  return mw.ping();
+}
+void health;
+
 // ---- shutdown ----------------------------------------------------------------
 
 async function shutdown(): Promise<void> {

@@ -160,6 +160,9 @@ app.get('/wrong', (req) => {
 });
 
 async function shutdown(): Promise<void> {
+  mw.on('error', (err) => void err.code);
+  const ms: number = await mw.ping();
+  void ms;
   await mw.close();
   memory.close((err) => void err?.code);
   // @ts-expect-error except is a session id

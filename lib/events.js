@@ -1,0 +1,51 @@
+'use strict';
+
+/**
+ * What the middleware tells operators: it is an EventEmitter, as Express's
+ * app is one (`mw.on('connect' | 'disconnect' | 'error', listener)`), and
+ * each event is also a line of `DEBUG=alt-session` (the `debug` package,
+ * Express's and express-session's convention). Events and lines carry
+ * addresses, reasons and error codes: never a session id, a value or a
+ * password (error messages from the engine name a key as `<session key>`).
+ *
+ * - `connect` `{ host, port }`: a connection to Redis is open (after TLS).
+ * - `disconnect` `{ reason, code }`: an open connection was lost; the next
+ *   call connects anew.
+ * - `error` (an Error with `code`): a connection could not be opened, or a
+ *   per-request refresh failed where the route did not see it (the default
+ *   `refreshErrors: 'ignore'`, `awaitTouch: false`). Unlike EventEmitter's
+ *   default, an `error` nobody listens to never throws: it is logged.
+ */
+
+const EventEmitter = require('node:events');
+const log = require('debug')('alt-session');
+
+/**
+ * Makes `middleware` (a function) an EventEmitter; returns `report(event,
+ * detail)`, which logs the event and emits it.
+ */
+function observable(middleware) {
+  for (const key of Reflect.ownKeys(EventEmitter.prototype)) {
+    if (key !== 'constructor') Object.defineProperty(middleware, key, Object.getOwnPropertyDescriptor(EventEmitter.prototype, key));
+  }
+  EventEmitter.call(middleware);
+  const emit = (event, detail) => {
+    if (event === 'error' && middleware.listenerCount('error') === 0) return;
+    middleware.emit(event, detail);
+  };
+  return function report(event, detail) {
+    if (log.enabled) log('%s %s', event, describe(event, detail));
+    // On a tick of its own: a listener that throws is the app's uncaught
+    // exception, and never interrupts the connection's bookkeeping.
+    process.nextTick(emit, event, detail);
+  };
+}
+
+function describe(event, detail) {
+  if (event === 'connect') return `${detail.host}:${detail.port}`;
+  if (event === 'disconnect') return `${detail.code}: ${detail.reason}`;
+  if (event === 'error') return `${detail.code}: ${detail.message}`;
+  return JSON.stringify(detail);
+}
+
+module.exports = { observable };
