@@ -16,6 +16,8 @@
  * callback, as nothing could join it anyway.
  */
 
+const { tracing, traced } = require('./events');
+
 class Batches {
   /**
    * @param {(batchId: number, words: Uint32Array, text: string) => Array | Promise<Array>} submit
@@ -46,6 +48,9 @@ class Batches {
    * it is returned.
    */
   enqueue(kind, stringCount, aux, done) {
+    let promise;
+    if (!done) promise = new Promise((resolve, reject) => (done = (err, result) => (err ? reject(err) : resolve(result))));
+    if (tracing()) done = traced(kind, done); // lib/events.js: diagnostics_channel
     const { words, strings } = this;
     words.push(kind, stringCount, aux);
     for (let s = strings.length - stringCount; s < strings.length; s++) words.push(strings[s].length);
@@ -56,8 +61,8 @@ class Batches {
       if (this.inFlight.size === 0) process.nextTick(this.flush);
       else setImmediate(this.flush);
     }
-    if (done) return void this.waiters.push(done);
-    return new Promise((resolve, reject) => this.waiters.push((err, result) => (err ? reject(err) : resolve(result))));
+    this.waiters.push(done);
+    return promise;
   }
 
   flush() {

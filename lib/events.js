@@ -17,7 +17,9 @@
  *   default, an `error` nobody listens to never throws: it is logged.
  */
 
+const diagnosticsChannel = require('node:diagnostics_channel');
 const EventEmitter = require('node:events');
+const { OpKind } = require('./native');
 const log = require('debug')('alt-session');
 
 /**
@@ -48,4 +50,41 @@ function describe(event, detail) {
   return JSON.stringify(detail);
 }
 
-module.exports = { observable };
+/**
+ * Tracing, for APM agents (as undici and node-redis publish theirs):
+ * `diagnostics_channel.tracingChannel('alt-session:operation')` publishes each
+ * store operation's `start` and `end` (it is queued), then `asyncStart` and
+ * `asyncEnd` around its callback, and `error` for one that failed. The
+ * context is `{ operation }` (`'get'`, `'write'`, `'load'`...), and `error`
+ * once it failed: never an id, a key or a value.
+ */
+const operations = diagnosticsChannel.tracingChannel('alt-session:operation');
+
+/** Each `OpKind` by its number, named as a method is (`IndexAdd` -> `indexAdd`). */
+const OPERATION_NAMES = Object.fromEntries(Object.entries(OpKind).map(([name, kind]) => [kind, name[0].toLowerCase() + name.slice(1)]));
+
+/** Whether anyone subscribes to the operations' tracing. */
+function tracing() {
+  return operations.start.hasSubscribers || operations.asyncEnd.hasSubscribers || operations.error.hasSubscribers;
+}
+
+/** `done` of an operation of `kind`, traced: `start` and `end` published now, the rest around `done`. */
+function traced(kind, done) {
+  const context = { operation: OPERATION_NAMES[kind] };
+  operations.start.publish(context);
+  operations.end.publish(context);
+  return (err, result) => {
+    if (err) {
+      context.error = err;
+      operations.error.publish(context);
+    }
+    operations.asyncStart.publish(context);
+    try {
+      done(err, result);
+    } finally {
+      operations.asyncEnd.publish(context);
+    }
+  };
+}
+
+module.exports = { observable, tracing, traced };

@@ -182,3 +182,51 @@ describe('DEBUG=alt-session', () => {
     for (const secret of [id, 'a-value-never-logged', 'a-password-never-logged']) assert.ok(!stderr.includes(secret), `the log holds ${secret}:\n${stderr}`);
   });
 });
+
+test("diagnostics_channel: tracingChannel('alt-session:operation') traces each operation by name, with no id or value", async () => {
+  const channel = require('node:diagnostics_channel').tracingChannel('alt-session:operation');
+  const seen = [];
+  const handlers = {
+    start: (context) => seen.push(['start', context.operation]),
+    end: () => {},
+    asyncStart: () => {},
+    asyncEnd: (context) => seen.push(['asyncEnd', context.operation, Object.keys(context).sort().join()]),
+    error: (context) => seen.push(['error', context.operation, context.error.code]),
+  };
+  const mw = altSession.mock({ session: { secret: SECRET } });
+  const app = express();
+  app.use(mw);
+  app.get('/', async (req, res, next) => {
+    try {
+      await req.session.set('card', 'a-value-never-traced');
+      await req.session.get('card');
+      await req.session.incr('card').catch((err) => err);
+      res.send(req.session.id);
+    } catch (err) {
+      next(err);
+    }
+  });
+  const server = await listen(app);
+  channel.subscribe(handlers);
+  try {
+    const { status, body: id } = await request(server.origin, '/');
+    assert.equal(status, 200);
+    const started = seen.filter(([what]) => what === 'start').map(([, operation]) => operation);
+    assert.deepEqual(started, ['start', 'create', 'get', 'incr'], 'the new visitor recorded, then the route calls');
+    assert.deepEqual(
+      seen.filter(([what]) => what !== 'start'),
+      [
+        ['asyncEnd', 'start', 'operation'],
+        ['asyncEnd', 'create', 'operation'],
+        ['asyncEnd', 'get', 'operation'],
+        ['error', 'incr', 'ERR_SESSION_ARGUMENT'],
+        ['asyncEnd', 'incr', 'error,operation'],
+      ]
+    );
+    for (const secret of [id, 'a-value-never-traced']) assert.ok(!JSON.stringify(seen).includes(secret));
+  } finally {
+    channel.unsubscribe(handlers);
+    await server.close();
+    await mw.close();
+  }
+});
