@@ -13,9 +13,7 @@
 
 const { ErrorCode } = require('./lib/native');
 const { createStore } = require('./lib/store');
-const { observable } = require('./lib/events');
-const { listSessions, revokeSessions } = require('./lib/users');
-const { Session, renewCookie, renewLease, isSecure, appendSetCookie, checkUserId, exceptedId, decode, run } = require('./lib/session');
+const { Session, withStoreMethods, renewCookie, renewLease, isSecure, appendSetCookie } = require('./lib/session');
 
 /**
  * Creates the session middleware on Redis.
@@ -107,26 +105,7 @@ function middleware(store) {
     }
   }
 
-  /**
-   * Graceful shutdown: calls in flight finish, then the connection closes.
-   * (`done` on a tick of its own: a throwing callback is no rejection.)
-   */
-  store.report = observable(session);
-
-  /** The round trip to the store, in milliseconds (see Store#ping); rejects with the error's code. */
-  session.ping = (callback) => run(callback, (done) => store.ping(done));
-
-  session.close = (callback) => run(callback, (done) => store.close().then(() => process.nextTick(done, null)));
-
-  /** The live sessions of a user: `[{ id, createdAt, lastSeenAt, meta }]`, most recently seen first. */
-  session.sessions = (userId, callback) => run(callback, (done) => listSessions(store, checkUserId(userId), decode, done));
-
-  /** Ends every session of a user but `options.except` (a session id); resolves how many ended. */
-  session.revoke = (userId, options, callback) => {
-    if (typeof options === 'function' && callback === undefined) [options, callback] = [undefined, options];
-    return run(callback, (done) => revokeSessions(store, checkUserId(userId), exceptedId(options), done));
-  };
-  return session;
+  return withStoreMethods(session, store);
 }
 
 /**

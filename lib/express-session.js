@@ -14,10 +14,9 @@
 const onHeaders = require('on-headers');
 const { ErrorCode } = require('./native');
 const { createStore } = require('./store');
-const { listSessions, revokeSessions, renewLease, endOverflow } = require('./users');
-const { appendSetCookie, checkUserId, exceptedId, codedError, decode, run } = require('./session');
+const { renewLease, endOverflow } = require('./users');
+const { withStoreMethods, appendSetCookie, checkUserId, codedError, decode } = require('./session');
 const { Cookie } = require('./cookie');
-const { observable } = require('./events');
 
 /**
  * Creates the middleware on Redis.
@@ -108,15 +107,7 @@ function middleware(store, options) {
     });
   }
 
-  store.report = observable(expressSession);
-  expressSession.ping = (callback) => run(callback, (done) => store.ping(done));
-  expressSession.close = (callback) => run(callback, (done) => store.close().then(() => process.nextTick(done, null)));
-  expressSession.sessions = (userId, callback) => run(callback, (done) => listSessions(store, checkUserId(userId), decode, done));
-  expressSession.revoke = (userId, options, callback) => {
-    if (typeof options === 'function' && callback === undefined) [options, callback] = [undefined, options];
-    return run(callback, (done) => revokeSessions(store, checkUserId(userId), exceptedId(options), done));
-  };
-  return expressSession;
+  return withStoreMethods(expressSession, store);
 }
 
 /**

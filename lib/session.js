@@ -9,7 +9,8 @@
  */
 
 const { ErrorCode } = require('./native');
-const { renewLease, endOverflow } = require('./users');
+const { renewLease, endOverflow, listSessions, revokeSessions } = require('./users');
+const { observable } = require('./events');
 
 function isSecure(req) {
   if (typeof req.secure === 'boolean') return req.secure; // Express, honours trust proxy
@@ -381,6 +382,34 @@ class Session {
   }
 }
 
+/**
+ * What both entry points' middleware has beside handling requests, on
+ * `store`: its events (lib/events.js), `ping()`, `close()`, `sessions()` and
+ * `revoke()`. Returns `middleware`.
+ */
+function withStoreMethods(middleware, store) {
+  store.report = observable(middleware);
+
+  /** The round trip to the store, in milliseconds (see Store#ping); rejects with the error's code. */
+  middleware.ping = (callback) => run(callback, (done) => store.ping(done));
+
+  /**
+   * Graceful shutdown: calls in flight finish, then the connection closes.
+   * (`done` on a tick of its own: a throwing callback is no rejection.)
+   */
+  middleware.close = (callback) => run(callback, (done) => store.close().then(() => process.nextTick(done, null)));
+
+  /** The live sessions of a user: `[{ id, createdAt, lastSeenAt, meta }]`, most recently seen first. */
+  middleware.sessions = (userId, callback) => run(callback, (done) => listSessions(store, checkUserId(userId), decode, done));
+
+  /** Ends every session of a user but `options.except` (a session id); resolves how many ended. */
+  middleware.revoke = (userId, options, callback) => {
+    if (typeof options === 'function' && callback === undefined) [options, callback] = [undefined, options];
+    return run(callback, (done) => revokeSessions(store, checkUserId(userId), exceptedId(options), done));
+  };
+  return middleware;
+}
+
 function checkKey(key) {
   if (typeof key !== 'string' || key === '') {
     throw argumentError(`session keys must be non-empty strings, got ${describe(key)}`);
@@ -494,6 +523,7 @@ function noop() {}
 
 module.exports = {
   Session,
+  withStoreMethods,
   renewCookie,
   renewLease,
   isSecure,
