@@ -98,8 +98,8 @@ function connectionOptions({ host, port, password }) {
  * `tls`: `{ cert, key, ca, authClients }` file paths, to serve TLS only;
  * `configFile`: a config file to start from, such as a sentinel's; `port`:
  * a port chosen already). Returns { host, port, password, url, options,
- * stop(), start(), pid }: `stop` kills it (to test Redis being down), `start`
- * brings it back on the same port.
+ * stop(), start(more?), pid }: `stop` kills it (to test Redis being down),
+ * `start` brings it back on the same port.
  */
 async function startRedis({ password, args: extraArgs = [], tls, configFile, port: chosenPort } = {}) {
   const binary = redisServerBinary();
@@ -107,7 +107,8 @@ async function startRedis({ password, args: extraArgs = [], tls, configFile, por
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alt-session-redis-'));
   let child = null;
 
-  async function start() {
+  /** `more`: command-line options for this start only. */
+  async function start(more = []) {
     const listen = tls
       ? [
           '--port',
@@ -126,7 +127,7 @@ async function startRedis({ password, args: extraArgs = [], tls, configFile, por
       : ['--port', String(port)];
     const args = [...(configFile ? [configFile] : []), ...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
     if (password) args.push('--requirepass', password);
-    args.push(...extraArgs);
+    args.push(...extraArgs, ...more);
     child = spawn(binary, args, { stdio: 'ignore' });
     child.unref();
     await waitForPort(port);
