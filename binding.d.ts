@@ -32,6 +32,8 @@ export declare class Engine {
   static redis(optionsJson: string, express?: boolean | undefined | null): Engine
   /** An engine on the embedded in-memory store (`mock()`); Redis options are ignored. */
   static memory(optionsJson: string, express?: boolean | undefined | null): Engine
+  /** What it counted so far (see `stats`). */
+  stats(): EngineStats
   /** The express-session entry point's own options; `null` for alt-session's. */
   get express(): ExpressSettings | null
   /**
@@ -128,6 +130,11 @@ export declare class Engine {
   /** Acts on what the sentinels said since the last call. */
   sentinelNews(): Outcome
   /**
+   * Under Sentinel: the primary as named last (by a lookup or by
+   * `+switch-master`); `null` before the first, or elsewhere.
+   */
+  get sentinelPrimary(): PrimaryAddress | null
+  /**
    * Under Sentinel: a Promise of the primary's address, as the sentinels
    * name it (asked on napi's tokio runtime), or of an `Error` with a code
    * when they cannot, within `connectTimeout` (never rejected).
@@ -153,6 +160,16 @@ export declare class Engine {
    * submitted still finish. JavaScript closes the socket once they have.
    */
   close(): void
+}
+
+/** The engine's counts (lib/session.js's `stats()` names and shapes them). */
+export interface EngineStats {
+  /** Every kind that ran at least once. */
+  operations: Array<OperationStats>
+  /** Operations submitted and not finished yet. */
+  pending: number
+  /** Connections to the store opened (the first, then each reconnection). */
+  connects: number
 }
 
 /** Stable error codes, surfaced to JavaScript as `err.code`. */
@@ -207,6 +224,11 @@ export declare const enum ErrorCode {
   Native = 'ERR_SESSION_NATIVE',
 }
 
+export interface ErrorCount {
+  code: string
+  count: number
+}
+
 /**
  * What the express-session entry point (lib/express-session.js) does
  * beyond the engine's options: express-session's, read by `config::express`.
@@ -230,6 +252,14 @@ export interface ExpressSettings {
   genid: boolean
 }
 
+/** Milliseconds, to 1%. */
+export interface LatencyStats {
+  p50: number
+  p90: number
+  p99: number
+  max: number
+}
+
 /**
  * What JavaScript must do after a call into the link: the bits of
  * [`Link::take_flags`], the first number of every outcome. Exported to
@@ -245,6 +275,11 @@ export declare const enum LinkFlag {
    * calls have failed or answered already).
    */
   Reset = 4,
+  /**
+   * Under Sentinel the primary moved (set by the engine, not the link):
+   * operators are told, with a `failover` event.
+   */
+  Failover = 8,
 }
 
 /** How a request's session was resolved from its cookie. */
@@ -257,6 +292,15 @@ export interface OpenedSession {
   setCookie?: string
   /** Whether the session is a signed-in one's (see `sessions::Opened`). */
   bound: boolean
+}
+
+export interface OperationStats {
+  /** Its `OpKind`. */
+  kind: number
+  /** How many finished, errors included. */
+  count: number
+  errors: Array<ErrorCount>
+  latency: LatencyStats
 }
 
 /**

@@ -128,6 +128,8 @@ declare namespace session {
     (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void;
     /** The round trip to the store, in milliseconds (the per-key API's `ping()`). */
     ping: altSession.Middleware['ping'];
+    /** What it counted: operations by kind, errors by code, latency, connections. */
+    stats: altSession.Middleware['stats'];
     /**
      * The live sessions whose `userOf()` was `userId` when last saved, most recently seen
      * first (the per-key API's `sessions()`). Needs `userOf`.

@@ -232,19 +232,53 @@ declare namespace altSession {
   }
 
   /** The middleware: `app.use(middleware)`. */
+  /** Where a server is. */
+  interface Address {
+    host: string;
+    port: number;
+  }
+
   /**
    * What the middleware tells operators, as an EventEmitter (also logged with
    * `DEBUG=alt-session`): `connect` (a connection is open), `disconnect` (an open one was
-   * lost), `error` (a connection could not be opened, or a refresh failed where the route
-   * did not see it). An `error` nobody listens to is logged, never thrown.
+   * lost), `failover` (the sentinels moved the primary: the connection follows), `error` (a
+   * connection could not be opened, or a refresh failed where the route did not see it).
+   * An `error` nobody listens to is logged, never thrown.
    */
   interface Events extends EventEmitter {
-    on(event: 'connect', listener: (address: { host: string; port: number }) => void): this;
+    on(event: 'connect', listener: (address: Address) => void): this;
     on(event: 'disconnect', listener: (detail: { reason: string; code: SessionErrorCode }) => void): this;
+    on(event: 'failover', listener: (detail: { from: Address; to: Address }) => void): this;
     on(event: 'error', listener: (err: SessionError) => void): this;
-    once(event: 'connect', listener: (address: { host: string; port: number }) => void): this;
+    once(event: 'connect', listener: (address: Address) => void): this;
     once(event: 'disconnect', listener: (detail: { reason: string; code: SessionErrorCode }) => void): this;
+    once(event: 'failover', listener: (detail: { from: Address; to: Address }) => void): this;
     once(event: 'error', listener: (err: SessionError) => void): this;
+  }
+
+  /** One kind of operation in `stats()`. */
+  interface OperationStats {
+    /** How many finished, errors included. */
+    count: number;
+    /** The errors among them, by code. */
+    errors: Partial<Record<SessionErrorCode, number>>;
+    /** From the call to its answer, in milliseconds (to 1%), since the start. */
+    latency: { p50: number; p90: number; p99: number; max: number };
+  }
+
+  /** `mw.stats()`: counts since the middleware was made. */
+  interface Stats {
+    /** By operation (`get`, `write`, `load`, `seen`...): only those that ran. */
+    operations: Record<string, OperationStats>;
+    /** Every failed operation, by code. */
+    errors: Partial<Record<SessionErrorCode, number>>;
+    /** Operations issued and not answered yet. */
+    pending: number;
+    /** Connections opened, and how many of them were reconnections. */
+    connects: number;
+    reconnects: number;
+    /** Each connection (none in memory): where, and whether it is open. */
+    connections: Array<{ host: string | null; port: number | null; state: 'connected' | 'connecting' | 'disconnected' }>;
   }
 
   interface Middleware extends Events {
@@ -254,6 +288,8 @@ declare namespace altSession {
      * connection as every call (so it fails as they would, with their codes). For a health check.
      */
     ping(callback?: ValueCallback<number>): Promise<number>;
+    /** What it counted: operations by kind, errors by code, latency, connections. */
+    stats(): Stats;
     /**
      * Graceful shutdown: refuses new calls (they fail with `ERR_SESSION_CLOSED`),
      * lets calls in flight finish and closes the connection.

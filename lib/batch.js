@@ -29,6 +29,7 @@ class Batches {
     this.onFlags = onFlags;
     this.batchId = 0;
     this.inFlight = new Map(); // batch id -> the waiters of its operations
+    this.measure = null; // set by lib/metrics.js where OpenTelemetry's API is installed
     this.startBatch();
     this.flush = this.flush.bind(this);
     this.handle = this.handle.bind(this);
@@ -51,6 +52,7 @@ class Batches {
     let promise;
     if (!done) promise = new Promise((resolve, reject) => (done = (err, result) => (err ? reject(err) : resolve(result))));
     if (tracing()) done = traced(kind, done); // lib/events.js: diagnostics_channel
+    if (this.measure) done = this.measure(kind, done); // lib/metrics.js: OpenTelemetry
     const { words, strings } = this;
     words.push(kind, stringCount, aux);
     for (let s = strings.length - stringCount; s < strings.length; s++) words.push(strings[s].length);

@@ -2,7 +2,7 @@
 
 /**
  * What the middleware tells operators: it is an EventEmitter, as Express's
- * app is one (`mw.on('connect' | 'disconnect' | 'error', listener)`), and
+ * app is one (`mw.on('connect' | 'disconnect' | 'failover' | 'error', listener)`), and
  * each event is also a line of `DEBUG=alt-session` (the `debug` package,
  * Express's and express-session's convention). Events and lines carry
  * addresses, reasons and error codes: never a session id, a value or a
@@ -11,6 +11,8 @@
  * - `connect` `{ host, port }`: a connection to Redis is open (after TLS).
  * - `disconnect` `{ reason, code }`: an open connection was lost; the next
  *   call connects anew.
+ * - `failover` `{ from, to }` (addresses): under Sentinel, the sentinels
+ *   moved the primary; the connection follows (writes waited meanwhile).
  * - `error` (an Error with `code`): a connection could not be opened, or a
  *   per-request refresh failed where the route did not see it (the default
  *   `refreshErrors: 'ignore'`, `awaitTouch: false`). Unlike EventEmitter's
@@ -44,10 +46,15 @@ function observable(middleware) {
 }
 
 function describe(event, detail) {
-  if (event === 'connect') return `${detail.host}:${detail.port}`;
+  if (event === 'connect') return address(detail);
   if (event === 'disconnect') return `${detail.code}: ${detail.reason}`;
+  if (event === 'failover') return `${address(detail.from)} -> ${address(detail.to)}`;
   if (event === 'error') return `${detail.code}: ${detail.message}`;
   return JSON.stringify(detail);
+}
+
+function address(where) {
+  return where && where.host ? `${where.host}:${where.port}` : 'unknown';
 }
 
 /**
@@ -87,4 +94,4 @@ function traced(kind, done) {
   };
 }
 
-module.exports = { observable, tracing, traced };
+module.exports = { observable, tracing, traced, OPERATION_NAMES };

@@ -16,7 +16,7 @@ const net = require('node:net');
 const tls = require('node:tls');
 const { ErrorCode, LinkFlag } = require('./native');
 
-const { Output: OUTPUT, Connect: CONNECT, Reset: RESET } = LinkFlag;
+const { Output: OUTPUT, Connect: CONNECT, Reset: RESET, Failover: FAILOVER } = LinkFlag;
 
 /** Replies are read into one reusable buffer. */
 const READ_BUFFER_BYTES = 64 * 1024;
@@ -53,6 +53,8 @@ class RedisSocket {
     this.onOutcome = onOutcome;
     this.report = report;
     this.connectedTo = null; // the open connection's address, once it is open
+    this.address = options.sentinel ? { host: null, port: null } : { host: options.host, port: options.port }; // the last one tried
+    this.attempting = false; // a connection is being opened
     this.socket = null;
     this.held = false; // ref'd: calls are in flight
     this.readBuffer = null;
@@ -62,8 +64,19 @@ class RedisSocket {
     this.checkDeadline = this.checkDeadline.bind(this);
   }
 
+  /**
+   * The connection as `stats()` lists it: the address last tried (under
+   * Sentinel, null until the sentinels named one) and whether it is open.
+   */
+  status() {
+    const state = this.connectedTo ? 'connected' : this.attempting ? 'connecting' : 'disconnected';
+    return { ...(this.connectedTo || this.address), state };
+  }
+
   /** Does what an outcome's flags ask, before its results are delivered. */
   act(flags) {
+    // Told before RESET forgets which connection was open.
+    if (flags & FAILOVER) this.report('failover', { from: this.connectedTo || this.address, to: this.native.sentinelPrimary });
     if (flags & RESET) this.drop();
     if (flags & CONNECT) this.connect();
     if (flags & OUTPUT && this.socket) this.write();
@@ -115,6 +128,7 @@ class RedisSocket {
   connect() {
     const { connectTimeout, sentinel, host, port } = this.options;
     const attempt = ++this.attempt;
+    this.attempting = true;
     let tcpConnected = false;
     // Over TLS, a server that took the connection but not the handshake (no TLS there) is TLS's failure.
     this.connectTimer = setTimeout(() => {
@@ -138,10 +152,12 @@ class RedisSocket {
 
   /** The socket to `address`, its events wired to the engine. */
   open({ host, port }, attempt) {
+    this.address = { host, port };
     const socket = this.options.tls ? this.connectTls(host, port) : this.connectTcp(host, port);
     socket.once(this.options.tls ? 'secureConnect' : 'connect', () => {
       if (socket !== this.socket) return;
       clearTimeout(this.connectTimer);
+      this.attempting = false;
       this.connectedTo = { host, port };
       this.report('connect', { host, port });
       this.onOutcome(this.guarded(() => this.native.connected()));
@@ -218,6 +234,7 @@ class RedisSocket {
     const socket = this.socket;
     this.socket = null;
     this.attempt++; // whatever the dropped connection still reports is ignored
+    this.attempting = false;
     this.connectedTo = null;
     clearTimeout(this.connectTimer);
     if (socket) socket.destroy();

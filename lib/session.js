@@ -11,6 +11,7 @@
 const { ErrorCode } = require('./native');
 const { renewLease, endOverflow, listSessions, revokeSessions } = require('./users');
 const { observable } = require('./events');
+const { measure } = require('./metrics');
 
 function isSecure(req) {
   if (typeof req.secure === 'boolean') return req.secure; // Express, honours trust proxy
@@ -389,9 +390,13 @@ class Session {
  */
 function withStoreMethods(middleware, store) {
   store.report = observable(middleware);
+  measure(store);
 
   /** The round trip to the store, in milliseconds (see Store#ping); rejects with the error's code. */
   middleware.ping = (callback) => run(callback, (done) => store.ping(done));
+
+  /** What the engine counted: operations, errors, latency, connections (see Store#stats). */
+  middleware.stats = () => store.stats();
 
   /**
    * Graceful shutdown: calls in flight finish, then the connection closes.

@@ -13,6 +13,7 @@
 const native = require('./native');
 const { Batches } = require('./batch');
 const { RedisSocket } = require('./link');
+const { OPERATION_NAMES } = require('./events');
 
 const Op = native.OpKind;
 
@@ -163,6 +164,32 @@ class Store extends Batches {
   ping(done) {
     const started = performance.now();
     this.get(PING_ID, 'ping', (err) => (err ? done(err) : done(null, performance.now() - started)));
+  }
+
+  /**
+   * What the engine counted (src/stats.rs), by operation name, with the
+   * errors' totals and each connection's state: `mw.stats()` (index.d.ts).
+   */
+  stats() {
+    const counted = this.native.stats();
+    const operations = {};
+    const errors = {};
+    for (const { kind, count, errors: failed, latency } of counted.operations) {
+      const byCode = {};
+      for (const { code, count: n } of failed) {
+        byCode[code] = n;
+        errors[code] = (errors[code] || 0) + n;
+      }
+      operations[OPERATION_NAMES[kind]] = { count, errors: byCode, latency };
+    }
+    return {
+      operations,
+      errors,
+      pending: counted.pending,
+      connects: counted.connects,
+      reconnects: Math.max(0, counted.connects - 1),
+      connections: this.socket ? [this.socket.status()] : [],
+    };
   }
 
   /** Refreshes the idle TTL within TOUCH_WINDOW_MS, without a result to wait for. */

@@ -43,8 +43,11 @@ pub enum OpKind {
 }
 
 impl OpKind {
+    /// How many kinds there are.
+    pub const COUNT: usize = 19;
+
     /// Every kind, at the index of its number.
-    const ALL: [OpKind; 19] = [
+    const ALL: [OpKind; OpKind::COUNT] = [
         OpKind::Get,
         OpKind::MGet,
         OpKind::GetAll,
@@ -105,6 +108,18 @@ pub fn parse(words: &[u32], text: &[u16]) -> Result<Vec<(String, Result<Op>)>> {
         return Err(malformed("trailing text"));
     }
     Ok(ops)
+}
+
+/// The kind of each operation of a batch [`parse`] took, in order (for
+/// `stats`): the first of its words, every `3 + string count` words.
+pub fn kinds(words: &[u32]) -> Vec<u8> {
+    let mut kinds = Vec::new();
+    let mut at = 0;
+    while let (Some(&kind), Some(&count)) = (words.get(at), words.get(at + 1)) {
+        kinds.push(kind.min(u8::MAX as u32) as u8);
+        at += 3 + count as usize;
+    }
+    kinds
 }
 
 /// The part of a batch's text not read yet.
@@ -324,6 +339,12 @@ mod tests {
                 ("s".into(), Op::Start),
             ]
         );
+    }
+
+    #[test]
+    fn names_the_kind_of_each_operation() {
+        let words = [GET, 2, 0, 1, 1, WRITE, 3, 2, 1, 1, 1, 99, 1, 0, 1];
+        assert_eq!(kinds(&words), vec![GET as u8, WRITE as u8, 99]);
     }
 
     #[test]

@@ -17,8 +17,10 @@ pub mod cookie;
 pub mod error;
 pub mod sessions;
 pub mod sid;
+pub mod stats;
 pub mod store;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,9 +40,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use config::Config;
 use error::{internal, ErrorCode, Result, SessionError, Thrown};
 use sessions::Sessions;
+use stats::{EngineStats, Stats, Submitted};
 use store::memory::MemoryStore;
 use store::redis::cluster::{ClusterSettings, ClusterStore};
-use store::redis::link::{Link, LinkOptions};
+use store::redis::link::{Link, LinkFlag, LinkOptions};
 use store::redis::sentinel::{News, Primary, Sentinels};
 use store::redis::target::Address;
 use store::Reply;
@@ -225,6 +228,9 @@ pub struct Engine {
     backend: Backend,
     /// The express-session entry point's own options, for an engine made for it.
     express: Option<config::ExpressOptions>,
+    stats: Stats,
+    /// On one server: the batches on the link, until their outcome is counted.
+    in_flight: HashMap<u32, Submitted>,
 }
 
 /// What the express-session entry point (lib/express-session.js) does
@@ -285,14 +291,16 @@ impl Engine {
                 command_timeout: config.redis.command_timeout,
                 durability: config.redis.durability,
             };
-            let store = ClusterStore::new(cluster, settings, |dispatcher| {
+            let stats = Stats::default();
+            let store = ClusterStore::new(cluster, settings, stats.clone(), |dispatcher| {
                 napi::bindgen_prelude::spawn(dispatcher);
             })?;
-            return Ok(Engine {
+            return Ok(Engine::with(
                 sessions,
-                backend: Backend::Cluster(Some(store)),
+                Backend::Cluster(Some(store)),
                 express,
-            });
+                stats,
+            ));
         }
         let target = store::redis::target::target(&config.redis, config.session.db_index)?;
         let sentinels = match &config.redis.sentinel {
@@ -325,26 +333,27 @@ impl Engine {
             tls: target.tls.map(TlsSocketOptions::from),
             sentinel: sentinels.is_some(),
         };
-        Ok(Engine {
-            sessions,
-            backend: Backend::Redis {
-                link: Box::new(link),
-                socket,
-                sentinels,
-            },
-            express,
-        })
+        let backend = Backend::Redis {
+            link: Box::new(link),
+            socket,
+            sentinels,
+        };
+        Ok(Engine::with(sessions, backend, express, Stats::default()))
     }
 
     /// An engine on the embedded in-memory store (`mock()`); Redis options are ignored.
     #[napi(factory)]
     pub fn memory(options_json: String, express: Option<bool>) -> Result<Engine, Thrown> {
         let (config, express) = parse_config(&options_json, express.unwrap_or(false))?;
-        Ok(Engine {
-            backend: Backend::Memory(MemoryStore::new(&config.session.prefix)),
-            sessions: Sessions::new(config.session),
-            express,
-        })
+        let backend = Backend::Memory(MemoryStore::new(&config.session.prefix));
+        let sessions = Sessions::new(config.session);
+        Ok(Engine::with(sessions, backend, express, Stats::default()))
+    }
+
+    /// What it counted so far (see `stats`).
+    #[napi]
+    pub fn stats(&self) -> EngineStats {
+        self.stats.snapshot()
     }
 
     /// The express-session entry point's own options; `null` for alt-session's.
@@ -568,6 +577,7 @@ impl Engine {
         text: Utf16String,
     ) -> Result<Either<Outcome, PromiseRaw<'env, Outcome>>, Thrown> {
         let items = self.sessions.prepare(batch::parse(&words, &text)?);
+        let submitted = self.stats.submitted(batch::kinds(&words));
         let limits = self.sessions.limits;
         Ok(Either::A(match &mut self.backend {
             Backend::Cluster(store) => {
@@ -575,6 +585,7 @@ impl Engine {
                     return Err(sessions::closed().into());
                 };
                 let results = store.submit(items);
+                let stats = self.stats.clone();
                 // Never rejected: a batch that cannot run fails call by call.
                 let outcome = env.spawn_future(async move {
                     let results = results.await.unwrap_or_else(|_| {
@@ -583,6 +594,7 @@ impl Engine {
                             "redis cluster: the connection task ended",
                         ))]
                     });
+                    stats.finished(&submitted, &results);
                     Ok(Outcome {
                         flags: 0,
                         finished: vec![Finished { batch_id, results }],
@@ -597,7 +609,8 @@ impl Engine {
                         Item::Ready(result) => result,
                         Item::Run(key, op) => store.execute(&key, op, limits),
                     })
-                    .collect();
+                    .collect::<Vec<_>>();
+                self.stats.finished(&submitted, &results);
                 Outcome {
                     flags: 0,
                     finished: vec![Finished { batch_id, results }],
@@ -605,7 +618,8 @@ impl Engine {
             }
             Backend::Redis { link, .. } => {
                 link.submit(batch_id, items, Instant::now());
-                outcome(link)
+                self.in_flight.insert(batch_id, submitted);
+                return Ok(Either::A(self.on_link(|_| {})));
             }
         }))
     }
@@ -613,6 +627,7 @@ impl Engine {
     /// The socket connected.
     #[napi(catch_unwind)]
     pub fn connected(&mut self) -> Outcome {
+        self.stats.connected();
         self.on_link(Link::connected)
     }
 
@@ -681,7 +696,8 @@ impl Engine {
             } => sentinels.take_news(),
             _ => Vec::new(),
         };
-        self.on_link(|link| {
+        let switched = news.contains(&News::Switched);
+        let mut outcome = self.on_link(|link| {
             for news in news {
                 match news {
                     News::FailoverStarted => link.hold_writes(),
@@ -689,7 +705,26 @@ impl Engine {
                     News::Switched => link.primary_moved(),
                 }
             }
-        })
+        });
+        if switched {
+            outcome.flags |= LinkFlag::Failover as u32;
+        }
+        outcome
+    }
+
+    /// Under Sentinel: the primary as named last (by a lookup or by
+    /// `+switch-master`); `null` before the first, or elsewhere.
+    #[napi(getter)]
+    pub fn sentinel_primary(&self) -> Option<PrimaryAddress> {
+        let Backend::Redis {
+            sentinels: Some(sentinels),
+            ..
+        } = &self.backend
+        else {
+            return None;
+        };
+        let Address { host, port } = sentinels.known_primary()?;
+        Some(PrimaryAddress { host, port })
     }
 
     /// Under Sentinel: a Promise of the primary's address, as the sentinels
@@ -776,32 +811,49 @@ impl Engine {
 }
 
 impl Engine {
-    /// Hands a socket event to the link; nothing happens in memory.
-    fn on_link(&mut self, event: impl FnOnce(&mut Link)) -> Outcome {
-        match &mut self.backend {
-            Backend::Redis {
-                link, sentinels, ..
-            } => {
-                event(link);
-                if link.take_wrong_primary() {
-                    if let Some(sentinels) = sentinels {
-                        sentinels.forget_primary();
-                    }
-                }
-                outcome(link)
-            }
-            Backend::Memory(_) | Backend::Cluster(_) => Outcome {
-                flags: 0,
-                finished: Vec::new(),
-            },
+    fn with(
+        sessions: Sessions,
+        backend: Backend,
+        express: Option<config::ExpressOptions>,
+        stats: Stats,
+    ) -> Engine {
+        Engine {
+            sessions,
+            backend,
+            express,
+            stats,
+            in_flight: HashMap::new(),
         }
     }
-}
 
-fn outcome(link: &mut Link) -> Outcome {
-    Outcome {
-        flags: link.take_flags(),
-        finished: link.take_finished(),
+    /// Hands a socket event to the link, and counts the batches it finished;
+    /// nothing happens in memory.
+    fn on_link(&mut self, event: impl FnOnce(&mut Link)) -> Outcome {
+        let Backend::Redis {
+            link, sentinels, ..
+        } = &mut self.backend
+        else {
+            return Outcome {
+                flags: 0,
+                finished: Vec::new(),
+            };
+        };
+        event(link);
+        if link.take_wrong_primary() {
+            if let Some(sentinels) = sentinels {
+                sentinels.forget_primary();
+            }
+        }
+        let outcome = Outcome {
+            flags: link.take_flags(),
+            finished: link.take_finished(),
+        };
+        for finished in &outcome.finished {
+            if let Some(submitted) = self.in_flight.remove(&finished.batch_id) {
+                self.stats.finished(&submitted, &finished.results);
+            }
+        }
+        outcome
     }
 }
 

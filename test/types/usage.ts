@@ -183,6 +183,13 @@ async function health(): Promise<number> {
   mw.once('error', (err) => console.log(err.code));
   // @ts-expect-error a connect's port is a number
   mw.on('connect', ({ port }: { port: string }) => port);
+  mw.on('failover', ({ from, to }) => console.log(from.port, to.host));
+  const stats = mw.stats();
+  const p99: number | undefined = stats.operations.get?.latency.p99;
+  const timeouts: number | undefined = stats.errors.ERR_SESSION_TIMEOUT;
+  console.log(p99, timeouts, stats.pending, stats.connections[0]?.state === 'connected');
+  // @ts-expect-error errors are counted by code
+  void stats.errors.ERR_NO_SUCH_CODE;
   return mw.ping();
 }
 void health;

@@ -39,6 +39,7 @@ use super::scripts::{self, odd_reply, Status};
 use super::tls::certificates;
 use crate::config::{ClusterOptions, Durability};
 use crate::error::{ErrorCode, Result, SessionError};
+use crate::stats::Stats;
 use crate::store::{not_replicated, regenerated_elsewhere, Item, Limits, Op, Reply};
 use redis::aio::ConnectionLike;
 
@@ -71,11 +72,12 @@ impl ClusterStore {
     pub fn new(
         options: &ClusterOptions,
         settings: ClusterSettings,
+        stats: Stats,
         spawn: impl FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),
     ) -> Result<ClusterStore> {
         let client = client(options, settings)?;
         let (jobs, queue) = mpsc::unbounded_channel();
-        spawn(Box::pin(dispatch(client, settings, queue)));
+        spawn(Box::pin(dispatch(client, settings, stats, queue)));
         Ok(ClusterStore { jobs })
     }
 
@@ -131,6 +133,7 @@ type Answer = Arc<Mutex<Option<Result<Reply>>>>;
 async fn dispatch(
     client: ClusterClient,
     settings: ClusterSettings,
+    stats: Stats,
     mut queue: mpsc::UnboundedReceiver<Job>,
 ) {
     let mut connection: Option<ClusterConnection> = None;
@@ -148,7 +151,10 @@ async fn dispatch(
                 }
                 if connection.is_none() {
                     match connect(&client, settings.connect_timeout).await {
-                        Ok(opened) => connection = Some(opened),
+                        Ok(opened) => {
+                            stats.connected();
+                            connection = Some(opened);
+                        }
                         Err(err) => {
                             let failed = job.items.into_iter().map(|item| match item {
                                 Item::Ready(result) => result,

@@ -47,6 +47,9 @@ pub enum LinkFlag {
     /// The connection is unusable, or to be left: destroy the socket (its
     /// calls have failed or answered already).
     Reset = 4,
+    /// Under Sentinel the primary moved (set by the engine, not the link):
+    /// operators are told, with a `failover` event.
+    Failover = 8,
 }
 
 const OUTPUT: u32 = LinkFlag::Output as u32;

@@ -156,6 +156,11 @@ impl Sentinels {
         Ok(found)
     }
 
+    /// The primary named last, without asking anyone.
+    pub fn known_primary(&self) -> Option<Address> {
+        self.state().primary.clone()
+    }
+
     /// Forgets the primary named last (its connection failed, or it is not
     /// the primary any more): the next connection asks the sentinels.
     pub fn forget_primary(&self) {

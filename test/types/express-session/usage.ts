@@ -162,7 +162,8 @@ app.get('/wrong', (req) => {
 async function shutdown(): Promise<void> {
   mw.on('error', (err) => void err.code);
   const ms: number = await mw.ping();
-  void ms;
+  const pending: number = mw.stats().pending;
+  void [ms, pending];
   await mw.close();
   memory.close((err) => void err?.code);
   // @ts-expect-error except is a session id

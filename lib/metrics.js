@@ -1,0 +1,124 @@
+'use strict';
+
+/**
+ * OpenTelemetry metrics, when the app has `@opentelemetry/api` (an optional
+ * peer dependency) and registers a MeterProvider before it makes the
+ * middleware (the API hands out a no-op meter until then). The meter is
+ * `alt-session`; names follow OpenTelemetry's conventions (dotted, units in
+ * UCUM, namespaced attributes), modelled on the database client conventions
+ * (`db.client.operation.duration`, `db.client.connection.count`):
+ *
+ * - `alt_session.operations` (counter, `{operation}`): operations finished;
+ * - `alt_session.operation.duration` (histogram, `s`): from the call to its
+ *   answer, with the conventions' bucket boundaries;
+ * - `alt_session.operation.pending` (up-down counter): calls not answered yet;
+ * - `alt_session.connection.count` (up-down counter): connections to Redis by
+ *   `alt_session.connection.state` (`connected`, `connecting`,
+ *   `disconnected`), with `server.address` and `server.port`.
+ *
+ * Operations carry `alt_session.operation` (`get`, `write`, `load`...) and,
+ * for a failed one, `error.type`: its code (`ERR_SESSION_TIMEOUT`...), the
+ * conventions' attribute for errors. Never an id, a key or a value.
+ *
+ * The counts come from the engine's own (src/stats.rs), read when the
+ * metrics are collected, so they cost nothing per request; the histogram is
+ * recorded per operation, only where the API is installed.
+ */
+
+const { OPERATION_NAMES } = require('./events');
+const { version } = require('../package.json');
+
+/** The database client conventions' boundaries for `db.client.operation.duration`, in seconds. */
+const BOUNDARIES = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
+const STATES = ['connected', 'connecting', 'disconnected'];
+
+/** Stores whose middleware is open: the observable instruments report their sum. */
+const live = new Set();
+let instruments; // made with the first store, once per process
+
+/** Measures `store`'s operations (until it closes), if the API is installed. */
+function measure(store) {
+  if (instruments === undefined) instruments = makeInstruments();
+  if (!instruments) return;
+  live.add(store);
+  store.measure = instruments.measured;
+}
+
+function makeInstruments() {
+  let api;
+  try {
+    api = require('@opentelemetry/api');
+  } catch {
+    return null; // not installed: nothing to measure for
+  }
+  const meter = api.metrics.getMeter('alt-session', version);
+  const duration = meter.createHistogram('alt_session.operation.duration', {
+    description: 'How long session operations took, from the call to the answer.',
+    unit: 's',
+    advice: { explicitBucketBoundaries: BOUNDARIES },
+  });
+  const operations = meter.createObservableCounter('alt_session.operations', {
+    description: 'Session operations finished.',
+    unit: '{operation}',
+  });
+  const pending = meter.createObservableUpDownCounter('alt_session.operation.pending', {
+    description: 'Session operations waiting for their answer.',
+    unit: '{operation}',
+  });
+  const connections = meter.createObservableUpDownCounter('alt_session.connection.count', {
+    description: 'Connections to Redis, by state.',
+    unit: '{connection}',
+  });
+  meter.addBatchObservableCallback((result) => observe(result, { operations, pending, connections }), [operations, pending, connections]);
+
+  const succeeded = Object.fromEntries(Object.entries(OPERATION_NAMES).map(([kind, name]) => [kind, { 'alt_session.operation': name }]));
+  return {
+    /** `done` of an operation of `kind`, its duration recorded when it is answered. */
+    measured(kind, done) {
+      const started = performance.now();
+      return (err, result) => {
+        const attributes = err ? { ...succeeded[kind], 'error.type': err.code || 'Error' } : succeeded[kind];
+        duration.record((performance.now() - started) / 1000, attributes);
+        done(err, result);
+      };
+    },
+  };
+}
+
+/** One collection: every live store's counts, summed per attribute set. */
+function observe(result, { operations, pending, connections }) {
+  // Keyed by the attributes' JSON (the instruments' attributes never overlap):
+  // [instrument, attributes, value].
+  const sums = new Map();
+  const add = (instrument, attributes, value) => {
+    const key = JSON.stringify(attributes);
+    const entry = sums.get(key);
+    if (entry) entry[2] += value;
+    else sums.set(key, [instrument, attributes, value]);
+  };
+  let waiting = 0;
+  for (const store of live) {
+    if (store.closed) {
+      live.delete(store);
+      continue;
+    }
+    const stats = store.stats();
+    waiting += stats.pending;
+    for (const [operation, { count, errors }] of Object.entries(stats.operations)) {
+      let failed = 0;
+      for (const [code, n] of Object.entries(errors)) {
+        failed += n;
+        add(operations, { 'alt_session.operation': operation, 'error.type': code }, n);
+      }
+      add(operations, { 'alt_session.operation': operation }, count - failed);
+    }
+    for (const { host, port, state } of stats.connections) {
+      const server = host ? { 'server.address': host, 'server.port': port } : {}; // under Sentinel, none named yet
+      for (const each of STATES) add(connections, { 'alt_session.connection.state': each, ...server }, each === state ? 1 : 0);
+    }
+  }
+  result.observe(pending, waiting);
+  for (const [instrument, attributes, value] of sums.values()) result.observe(instrument, value, attributes);
+}
+
+module.exports = { measure };
