@@ -130,6 +130,16 @@ export declare class Engine {
   /** Acts on what the sentinels said since the last call. */
   sentinelNews(): Outcome
   /**
+   * On a cluster: follows its topology from now on (see
+   * `store::redis::topology`). `wake` is called, on Node's thread,
+   * whenever `clusterNews()` has something; it never keeps the process alive.
+   */
+  watchCluster(wake: () => void): void
+  /** On a cluster: what changed since the last call (for the middleware's events). */
+  clusterNews(): Array<ClusterEvent>
+  /** On a cluster: its primaries as last read, and whether each answered. */
+  clusterNodes(): Array<ClusterNode>
+  /**
    * Under Sentinel: the primary as named last (by a lookup or by
    * `+switch-master`); `null` before the first, or elsewhere.
    */
@@ -160,6 +170,26 @@ export declare class Engine {
    * submitted still finish. JavaScript closes the socket once they have.
    */
   close(): void
+}
+
+/**
+ * An address the sentinels named.
+ * A change in a cluster: `event` is `connect` (a primary answers),
+ * `disconnect` (it stopped) or `failover` (`slots` slots moved from `node`
+ * to `to`).
+ */
+export interface ClusterEvent {
+  event: string
+  node: PrimaryAddress
+  to?: PrimaryAddress
+  slots?: number
+}
+
+/** A cluster's primary, and whether it answered when last asked. */
+export interface ClusterNode {
+  host: string
+  port: number
+  up: boolean
 }
 
 /** The engine's counts (lib/session.js's `stats()` names and shapes them). */
@@ -340,7 +370,6 @@ export declare const enum OpKind {
  */
 export declare const OPTION_FUNCTION: string
 
-/** An address the sentinels named. */
 export interface PrimaryAddress {
   host: string
   port: number

@@ -238,21 +238,36 @@ declare namespace altSession {
     port: number;
   }
 
+  /** An open connection was lost (on a cluster: a primary stopped answering). */
+  interface Disconnect extends Address {
+    reason: string;
+    code: SessionErrorCode;
+  }
+
+  /** The primary moved: under Sentinel, or (with `slots`) some of a cluster's slots. */
+  interface Failover {
+    from: Address;
+    to: Address;
+    /** On a cluster: how many slots moved from `from` to `to`. */
+    slots?: number;
+  }
+
   /**
    * What the middleware tells operators, as an EventEmitter (also logged with
-   * `DEBUG=alt-session`): `connect` (a connection is open), `disconnect` (an open one was
-   * lost), `failover` (the sentinels moved the primary: the connection follows), `error` (a
-   * connection could not be opened, or a refresh failed where the route did not see it).
-   * An `error` nobody listens to is logged, never thrown.
+   * `DEBUG=alt-session`): `connect` (a connection is open; on a cluster, a primary
+   * answers), `disconnect` (an open one was lost), `failover` (the sentinels moved the
+   * primary, or a cluster's slots changed primary), `error` (a connection could not be
+   * opened, or a refresh failed where the route did not see it). An `error` nobody
+   * listens to is logged, never thrown.
    */
   interface Events extends EventEmitter {
     on(event: 'connect', listener: (address: Address) => void): this;
-    on(event: 'disconnect', listener: (detail: { reason: string; code: SessionErrorCode }) => void): this;
-    on(event: 'failover', listener: (detail: { from: Address; to: Address }) => void): this;
+    on(event: 'disconnect', listener: (detail: Disconnect) => void): this;
+    on(event: 'failover', listener: (detail: Failover) => void): this;
     on(event: 'error', listener: (err: SessionError) => void): this;
     once(event: 'connect', listener: (address: Address) => void): this;
-    once(event: 'disconnect', listener: (detail: { reason: string; code: SessionErrorCode }) => void): this;
-    once(event: 'failover', listener: (detail: { from: Address; to: Address }) => void): this;
+    once(event: 'disconnect', listener: (detail: Disconnect) => void): this;
+    once(event: 'failover', listener: (detail: Failover) => void): this;
     once(event: 'error', listener: (err: SessionError) => void): this;
   }
 

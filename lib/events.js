@@ -9,10 +9,15 @@
  * password (error messages from the engine name a key as `<session key>`).
  *
  * - `connect` `{ host, port }`: a connection to Redis is open (after TLS).
- * - `disconnect` `{ reason, code }`: an open connection was lost; the next
- *   call connects anew.
+ * - `disconnect` `{ host, port, reason, code }`: an open connection was
+ *   lost; the next call connects anew.
  * - `failover` `{ from, to }` (addresses): under Sentinel, the sentinels
  *   moved the primary; the connection follows (writes waited meanwhile).
+ *   On a cluster, `slots` of them moved from one primary to another (a
+ *   replica took over, or a reshard).
+ *
+ * On a cluster the topology is read every 2 s (src/store/redis/topology.rs):
+ * `connect` and `disconnect` are a primary answering or no longer answering.
  * - `error` (an Error with `code`): a connection could not be opened, or a
  *   per-request refresh failed where the route did not see it (the default
  *   `refreshErrors: 'ignore'`, `awaitTouch: false`). Unlike EventEmitter's
@@ -47,8 +52,8 @@ function observable(middleware) {
 
 function describe(event, detail) {
   if (event === 'connect') return address(detail);
-  if (event === 'disconnect') return `${detail.code}: ${detail.reason}`;
-  if (event === 'failover') return `${address(detail.from)} -> ${address(detail.to)}`;
+  if (event === 'disconnect') return `${address(detail)} ${detail.code}: ${detail.reason}`;
+  if (event === 'failover') return `${address(detail.from)} -> ${address(detail.to)}${detail.slots ? ` (${detail.slots} slots)` : ''}`;
   if (event === 'error') return `${detail.code}: ${detail.message}`;
   return JSON.stringify(detail);
 }

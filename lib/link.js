@@ -172,9 +172,9 @@ class RedisSocket {
   /** The connection of `attempt` failed: its calls fail with `code`, and the next call connects anew. */
   abandon(attempt, reason, code = ErrorCode.Connection) {
     if (attempt !== this.attempt) return; // dropped already
-    const connected = this.connectedTo !== null;
+    const connected = this.connectedTo;
     this.drop();
-    if (connected) this.report('disconnect', { reason, code });
+    if (connected) this.report('disconnect', { ...connected, reason, code });
     else this.report('error', Object.assign(new Error(`could not connect to redis: ${reason}`), { code }));
     this.onOutcome(this.native.lost(reason, code));
   }

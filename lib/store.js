@@ -16,6 +16,7 @@ const { RedisSocket } = require('./link');
 const { OPERATION_NAMES } = require('./events');
 
 const Op = native.OpKind;
+const { ErrorCode } = native;
 
 /**
  * Background idle refreshes (`awaitTouch: false`) are gathered for this long
@@ -61,6 +62,8 @@ class Store extends Batches {
     if (socketOptions && socketOptions.sentinel) {
       engine.watchSentinels(() => this.handle(engine.sentinelNews()));
     }
+    // On a cluster the engine reads its topology: primaries up and down, slots that move.
+    if (backend === 'redis' && !socketOptions) engine.watchCluster(() => this.tellClusterNews());
     this.whenIdle = null; // close() waiting for the calls in flight
     this.closed = null; // the promise close() returns, every time
   }
@@ -188,8 +191,22 @@ class Store extends Batches {
       pending: counted.pending,
       connects: counted.connects,
       reconnects: Math.max(0, counted.connects - 1),
-      connections: this.socket ? [this.socket.status()] : [],
+      connections: this.socket ? [this.socket.status()] : this.clusterNodes(),
     };
+  }
+
+  /** A cluster's primaries (none in memory), as `stats()` lists connections. */
+  clusterNodes() {
+    return this.native.clusterNodes().map(({ host, port, up }) => ({ host, port, state: up ? 'connected' : 'disconnected' }));
+  }
+
+  /** What changed in a cluster, as the middleware's events. */
+  tellClusterNews() {
+    for (const { event, node, to, slots } of this.native.clusterNews()) {
+      if (event === 'connect') this.report('connect', { ...node });
+      else if (event === 'disconnect') this.report('disconnect', { ...node, reason: 'the primary stopped answering', code: ErrorCode.Connection });
+      else this.report('failover', { from: node, to, slots });
+    }
   }
 
   /** Refreshes the idle TTL within TOUCH_WINDOW_MS, without a result to wait for. */

@@ -46,6 +46,7 @@ use store::redis::cluster::{ClusterSettings, ClusterStore};
 use store::redis::link::{Link, LinkFlag, LinkOptions};
 use store::redis::sentinel::{News, Primary, Sentinels};
 use store::redis::target::Address;
+use store::redis::topology::ClusterNews;
 use store::Reply;
 use store::{Finished, Item};
 
@@ -105,6 +106,48 @@ pub struct SocketOptions {
 }
 
 /// An address the sentinels named.
+/// A change in a cluster: `event` is `connect` (a primary answers),
+/// `disconnect` (it stopped) or `failover` (`slots` slots moved from `node`
+/// to `to`).
+#[napi(object)]
+pub struct ClusterEvent {
+    pub event: String,
+    pub node: PrimaryAddress,
+    pub to: Option<PrimaryAddress>,
+    pub slots: Option<u32>,
+}
+
+impl From<ClusterNews> for ClusterEvent {
+    fn from(news: ClusterNews) -> Self {
+        let event = |event: &str, Address { host, port }: Address| ClusterEvent {
+            event: event.to_owned(),
+            node: PrimaryAddress { host, port },
+            to: None,
+            slots: None,
+        };
+        match news {
+            ClusterNews::Up(node) => event("connect", node),
+            ClusterNews::Down(node) => event("disconnect", node),
+            ClusterNews::Moved { from, to, slots } => ClusterEvent {
+                to: Some(PrimaryAddress {
+                    host: to.host,
+                    port: to.port,
+                }),
+                slots: Some(slots),
+                ..event("failover", from)
+            },
+        }
+    }
+}
+
+/// A cluster's primary, and whether it answered when last asked.
+#[napi(object)]
+pub struct ClusterNode {
+    pub host: String,
+    pub port: u16,
+    pub up: bool,
+}
+
 #[napi(object)]
 pub struct PrimaryAddress {
     pub host: String,
@@ -712,6 +755,51 @@ impl Engine {
         outcome
     }
 
+    /// On a cluster: follows its topology from now on (see
+    /// `store::redis::topology`). `wake` is called, on Node's thread,
+    /// whenever `clusterNews()` has something; it never keeps the process alive.
+    #[napi(catch_unwind)]
+    pub fn watch_cluster(&self, wake: Function<(), ()>) -> Result<(), Thrown> {
+        let Backend::Cluster(Some(store)) = &self.backend else {
+            return Ok(());
+        };
+        let wake = wake
+            .build_threadsafe_function()
+            .weak::<true>()
+            .build()
+            .map_err(internal)?;
+        store.topology.watch(Box::new(move || {
+            wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }));
+        Ok(())
+    }
+
+    /// On a cluster: what changed since the last call (for the middleware's events).
+    #[napi]
+    pub fn cluster_news(&self) -> Vec<ClusterEvent> {
+        let Backend::Cluster(Some(store)) = &self.backend else {
+            return Vec::new();
+        };
+        store
+            .topology
+            .take_news()
+            .into_iter()
+            .map(ClusterEvent::from)
+            .collect()
+    }
+
+    /// On a cluster: its primaries as last read, and whether each answered.
+    #[napi]
+    pub fn cluster_nodes(&self) -> Vec<ClusterNode> {
+        let Backend::Cluster(Some(store)) = &self.backend else {
+            return Vec::new();
+        };
+        let nodes = store.topology.primaries().into_iter();
+        nodes
+            .map(|(Address { host, port }, up)| ClusterNode { host, port, up })
+            .collect()
+    }
+
     /// Under Sentinel: the primary as named last (by a lookup or by
     /// `+switch-master`); `null` before the first, or elsewhere.
     #[napi(getter)]
@@ -800,7 +888,11 @@ impl Engine {
         match &mut self.backend {
             Backend::Memory(store) => store.close(),
             // The dispatcher finishes the batches it has, then ends with its connections.
-            Backend::Cluster(store) => drop(store.take()),
+            Backend::Cluster(store) => {
+                if let Some(store) = store.take() {
+                    store.topology.stop();
+                }
+            }
             Backend::Redis { sentinels, .. } => {
                 if let Some(sentinels) = sentinels {
                     sentinels.stop();

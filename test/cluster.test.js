@@ -183,6 +183,9 @@ describe('Redis Cluster', () => {
       const slot = slotOf(key);
       const source = await cluster.primaryOf(slot);
       const target = (await cluster.topology()).find((n) => n.primary && n.port !== source.port);
+      const failovers = [];
+      app.mw.on('failover', (detail) => failovers.push(detail));
+      await until(async () => app.mw.stats().connections.length === 3, 5000, 'the topology read');
       let stop = false;
       let writes = 0;
       const errors = [];
@@ -216,6 +219,10 @@ describe('Redis Cluster', () => {
       assert.equal(final.value, writes, 'every acknowledged write counted once');
       assert.equal(final.session.id, first.session.id);
       assert.deepEqual(errors, []);
+      // Operators are told: one slot moved, from the source to the target.
+      await until(async () => failovers.length > 0, 5000, 'a failover event');
+      const at = (port) => ({ host: '127.0.0.1', port });
+      assert.deepEqual(failovers, [{ from: at(source.port), to: at(target.port), slots: 1 }]);
     });
   });
 
@@ -228,6 +235,11 @@ describe('Redis Cluster', () => {
       // The replica has the value before the primary dies.
       await cluster.admin(primary.port).command('WAIT', 1, 2000);
       const replica = (await cluster.topology()).find((n) => n.primaryId === primary.id);
+      // What operators are told: the primary stops answering, its slots move to its replica.
+      const told = [];
+      for (const event of ['disconnect', 'failover']) app.mw.on(event, (detail) => told.push({ event, at: Date.now(), ...detail }));
+      await until(async () => app.mw.stats().connections.length === 3, 5000, 'the topology read');
+      assert.ok(app.mw.stats().connections.every((c) => c.state === 'connected'));
       process.kill(cluster.servers.get(primary.port).pid, 'SIGKILL');
       const killed = Date.now();
       // When its replica becomes the primary, as the replica itself says.
@@ -273,6 +285,25 @@ describe('Redis Cluster', () => {
       const write = await app.run((s) => s.set('after', 1), { jar });
       assert.equal(write.error, undefined);
       assert.equal(write.session.id, first.session.id);
+
+      const failover = await until(async () => told.find((e) => e.event === 'failover'), 5000, 'a failover event');
+      const from = { host: '127.0.0.1', port: primary.port };
+      assert.deepEqual(failover.from, from);
+      assert.deepEqual(failover.to, { host: '127.0.0.1', port: replica.port });
+      assert.equal(
+        failover.slots,
+        primary.slots.reduce((sum, [a, b]) => sum + b - a + 1, 0),
+        'every slot of the killed primary'
+      );
+      const down = told.find((e) => e.event === 'disconnect');
+      assert.ok(down && down.port === primary.port && down.code === 'ERR_SESSION_CONNECTION', JSON.stringify(told));
+      t.diagnostic(`told: disconnect ${down.at - killed} ms, failover ${failover.at - killed} ms after the kill`);
+      const listed = app.mw.stats().connections;
+      assert.ok(
+        listed.some((c) => c.port === replica.port && c.state === 'connected'),
+        JSON.stringify(listed)
+      );
+      assert.ok(!listed.some((c) => c.port === primary.port), 'the killed primary is no longer listed');
     });
   });
 

@@ -208,6 +208,10 @@ describe('Sentinel', () => {
   test('SENTINEL FAILOVER under a write load: every acknowledged write is on the new primary; served within 1 s of +switch-master', async (t) => {
     const sessions = await seed(50);
     const oldPrimary = await group.primaryPort();
+    const failovers = [];
+    const onFailover = (detail) => failovers.push(detail);
+    app.mw.on('failover', onFailover);
+    t.after(() => app.mw.off('failover', onFailover));
     const load = startLoad(app);
     t.after(load.stop); // a failed assertion must not leave the load running: the file would never end
     await delay(500);
@@ -229,6 +233,8 @@ describe('Sentinel', () => {
     assert.ok(recovery < 1000, `first write after the switch took ${recovery} ms`);
     const afterSwitch = load.outcomes.filter((o) => o.at > announced.at + recovery);
     assert.ok(afterSwitch.length > 50 && afterSwitch.every((o) => o.ok), 'every call after the recovery succeeded');
+    const at = (port) => ({ host: '127.0.0.1', port });
+    assert.deepEqual(failovers, [{ from: at(oldPrimary), to: at(newPrimary) }], 'operators told of the switch once');
     await assertReadBack(sessions);
   });
 

@@ -37,6 +37,7 @@ use super::moves::{
 };
 use super::scripts::{self, odd_reply, Status};
 use super::tls::certificates;
+use super::topology::{self, Topology};
 use crate::config::{ClusterOptions, Durability};
 use crate::error::{ErrorCode, Result, SessionError};
 use crate::stats::Stats;
@@ -53,6 +54,8 @@ struct Job {
 /// The Node side's handle: batches go in, in order.
 pub struct ClusterStore {
     jobs: mpsc::UnboundedSender<Job>,
+    /// The primaries and their changes, for operators.
+    pub topology: Arc<Topology>,
 }
 
 /// How the store works.
@@ -77,8 +80,13 @@ impl ClusterStore {
     ) -> Result<ClusterStore> {
         let client = client(options, settings)?;
         let (jobs, queue) = mpsc::unbounded_channel();
-        spawn(Box::pin(dispatch(client, settings, stats, queue)));
-        Ok(ClusterStore { jobs })
+        let topology = Arc::new(Topology::default());
+        let watched = Watched {
+            stats,
+            topology: Arc::clone(&topology),
+        };
+        spawn(Box::pin(dispatch(client, settings, watched, queue)));
+        Ok(ClusterStore { jobs, topology })
     }
 
     /// Queues a batch; its results arrive on the receiver, in its order.
@@ -128,15 +136,24 @@ type Barrier = Shared<BoxFuture<'static, ()>>;
 /// Where a call chained behind a [`Barrier`] leaves its result.
 type Answer = Arc<Mutex<Option<Result<Reply>>>>;
 
+/// What operators are told of: connections opened, the topology.
+struct Watched {
+    stats: Stats,
+    topology: Arc<Topology>,
+}
+
 /// The dispatcher: connects on the first batch (and again after a failed
-/// attempt), then starts every batch in the order it came.
+/// attempt), then starts every batch in the order it came; while it has a
+/// connection, reads the topology every `topology::EVERY`.
 async fn dispatch(
     client: ClusterClient,
     settings: ClusterSettings,
-    stats: Stats,
+    watched: Watched,
     mut queue: mpsc::UnboundedReceiver<Job>,
 ) {
     let mut connection: Option<ClusterConnection> = None;
+    let mut ticks = tokio::time::interval(topology::EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let in_flight = Arc::new(InFlight::default());
     let health = Arc::new(Health::default());
     let mut barriers: HashMap<String, Barrier> = HashMap::new();
@@ -152,7 +169,7 @@ async fn dispatch(
                 if connection.is_none() {
                     match connect(&client, settings.connect_timeout).await {
                         Ok(opened) => {
-                            stats.connected();
+                            watched.stats.connected();
                             connection = Some(opened);
                         }
                         Err(err) => {
@@ -176,6 +193,12 @@ async fn dispatch(
                 running.push(start_batch(call, &mut barriers, job));
             }
             Some(()) = running.next(), if !running.is_empty() => {}
+            _ = ticks.tick(), if connection.is_some() => {
+                if let Some(conn) = connection.clone() {
+                    let topology = Arc::clone(&watched.topology);
+                    tokio::spawn(topology.read(conn, settings.connect_timeout));
+                }
+            }
         }
     }
     while running.next().await.is_some() {}

@@ -10,6 +10,7 @@
 //! - [`link`] and [`resp`]: one connection, and the RESP reader;
 //! - [`sentinel`]: where the primary is, and when it moves;
 //! - [`cluster`] and [`moves`]: Redis Cluster, and `regenerate()` across slots;
+//! - [`topology`]: a cluster's primaries and failovers, for operators;
 //! - [`tls`]: TLS where redis-rs makes the connections.
 
 pub mod cluster;
@@ -21,6 +22,7 @@ pub mod scripts;
 pub mod sentinel;
 pub mod target;
 pub mod tls;
+pub mod topology;
 
 use redis::{Cmd, ToRedisArgs};
 
