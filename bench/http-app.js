@@ -49,8 +49,29 @@ const CONFIGS = {
   'ours-cluster': () => ours(null, {}, { cluster: { nodes: JSON.parse(process.env.BENCH_CLUSTER_NODES) } }),
   // Durable writes: every write waits until the one replica of <redisPort> confirms it.
   'ours-durable': (redisPort) => ours(redisPort, {}, { waitReplicas: 1 }),
+  // Watched by operators: OpenTelemetry's SDK collecting the metrics, and a tracing subscriber.
+  'ours-observed': (redisPort) => (observe(), ours(redisPort, {})),
   'express-session-cluster': expressSessionOnIoredisCluster,
 };
+
+/**
+ * What an app with OpenTelemetry and an APM agent has: a MeterProvider that
+ * aggregates every measurement (exported each second to memory, as an
+ * exporter would send it), registered before the middleware is made, and a
+ * subscriber to every event of the operations' tracing channel.
+ */
+function observe() {
+  const { metrics } = require('@opentelemetry/api');
+  const sdk = require('@opentelemetry/sdk-metrics');
+  const exporter = new sdk.InMemoryMetricExporter(sdk.AggregationTemporality.CUMULATIVE);
+  const reader = new sdk.PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 1000 });
+  metrics.setGlobalMeterProvider(new sdk.MeterProvider({ readers: [reader] }));
+  let events = 0;
+  const count = () => events++;
+  require('node:diagnostics_channel')
+    .tracingChannel('alt-session:operation')
+    .subscribe({ start: count, end: count, asyncStart: count, asyncEnd: count, error: count });
+}
 
 /** No session: /read and /write answer without doing any session work. */
 function bare(app) {

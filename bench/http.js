@@ -56,6 +56,7 @@ const ALL_CONFIGS = [
   'ours-cluster',
   'express-session-cluster',
   'ours-durable',
+  'ours-observed',
 ];
 const TLS_CONFIGS = new Set(['ours-tls', 'express-session-tls']);
 // On a 3-primary Redis Cluster, measured on /write only.
@@ -102,9 +103,14 @@ let cluster = null; // 3 primaries and 3 replicas, for the *-cluster configurati
 // Every pooled session signed in (login()): /read and /write as `ours`, with sessions per user on.
 const SIGNED_IN_CONFIGS = new Set(['ours-signed-in']);
 
+// OpenTelemetry metrics and a tracing subscriber on: /write only, beside `ours`.
+const OBSERVED_CONFIGS = new Set(['ours-observed']);
+
 /** The routes a configuration is measured on. */
 function routesOf(config) {
-  if (CLUSTER_CONFIGS.has(config) || DURABLE_CONFIGS.has(config)) return ROUTES.filter((route) => route === '/write');
+  if (CLUSTER_CONFIGS.has(config) || DURABLE_CONFIGS.has(config) || OBSERVED_CONFIGS.has(config)) {
+    return ROUTES.filter((route) => route === '/write');
+  }
   if (LAZY_CONFIGS.has(config)) return ROUTES.filter((route) => route === '/new');
   if (SIGNED_IN_CONFIGS.has(config)) return ROUTES.filter((route) => route === '/read' || route === '/write');
   if (!EXPRESS_STYLE_CONFIGS.has(config)) return ROUTES.filter((route) => route !== '/passport');
@@ -430,11 +436,11 @@ function writeResults(data) {
 
 function printSummary(summary) {
   const pad = (s, n) => String(s).padStart(n);
-  console.log(`\n${'config'.padEnd(18)}${ROUTES.map((r) => pad(`${r} req/s`, 14) + pad('p99 ms', 8)).join('')}`);
+  console.log(`\n${'config'.padEnd(18)}${ROUTES.map((r) => pad(`${r} req/s`, 14) + pad('p99 ms', 8) + pad('CPU µs', 8)).join('')}`);
   for (const config of CONFIGS) {
     const cells = ROUTES.map((r) => {
       const cell = summary[config][r];
-      return cell ? pad(cell.reqPerSec, 14) + pad(cell.p99, 8) : pad('-', 14) + pad('-', 8);
+      return cell ? pad(cell.reqPerSec, 14) + pad(cell.p99, 8) + pad(cell.appCpuUs ?? '-', 8) : pad('-', 14) + pad('-', 8) + pad('-', 8);
     });
     console.log(`${config.padEnd(18)}${cells.join('')}`);
   }

@@ -8,8 +8,8 @@
 // 1. installs the benchmark peers into bench/node_modules if missing
 //    (bench/package.json: they are kept out of the package's own dependencies);
 // 2. builds the addon if its sources changed;
-// 3. runs bench/engine.js, bench/http.js, bench/memory.js, bench/failover.js,
-//    then bench/report.js.
+// 3. runs bench/engine.js, bench/http.js, bench/memory.js, bench/observed.js,
+//    bench/failover.js, then bench/report.js.
 // --quick is passed to the benchmarks (short runs, for development).
 // Stops at the first step that fails, with its exit code.
 
@@ -49,6 +49,7 @@ if (process.argv.includes('--soak')) {
 step('engine benchmark', process.execPath, ['bench/engine.js', ...passThrough]);
 step('HTTP benchmark', process.execPath, ['bench/http.js', ...passThrough]);
 step('memory benchmark', process.execPath, ['bench/memory.js', ...passThrough]);
+step('what watching costs', process.execPath, ['bench/observed.js', ...passThrough]);
 step('Sentinel failover, side by side', process.execPath, ['bench/failover.js', ...(passThrough.length ? ['--runs', '1'] : [])]);
 step('report', process.execPath, ['bench/report.js']);
 console.log('\nbench: done, see bench/results/latest.md and bench/results/latest.svg');

@@ -11,9 +11,16 @@
 //
 // Environment: PORT (default 3000), SESSION_SECRET (default: a random one per
 // start, so sessions do not survive a restart), REDIS_URL (default: in memory).
+//
+// For operators: GET /healthz (a round trip to the session store), GET
+// /metrics (OpenTelemetry's metrics in Prometheus's text format), and the
+// middleware's events, logged here; DEBUG=alt-session logs them too.
 
 const crypto = require('node:crypto');
 const express = require('express');
+const { metrics } = require('@opentelemetry/api');
+const { MeterProvider } = require('@opentelemetry/sdk-metrics');
+const { PrometheusExporter } = require('@opentelemetry/exporter-prometheus');
 const passport = require('passport');
 const { Strategy: LocalStrategy } = require('passport-local');
 const flash = require('connect-flash');
@@ -28,6 +35,10 @@ if (!secret) {
   console.warn('SESSION_SECRET is not set: using a random secret, so sessions end when the app restarts.');
 }
 
+// Metrics first: OpenTelemetry's API hands out a no-op meter until a provider is registered.
+const prometheus = new PrometheusExporter({ preventServerStart: true });
+metrics.setGlobalMeterProvider(new MeterProvider({ readers: [prometheus] }));
+
 const options = {
   secret,
   resave: false,
@@ -40,6 +51,8 @@ const options = {
 };
 const sessions = process.env.REDIS_URL ? session({ ...options, redis: { url: process.env.REDIS_URL } }) : session.mock(options);
 const backend = process.env.REDIS_URL ? 'Redis' : 'memory';
+for (const event of ['connect', 'disconnect', 'failover']) sessions.on(event, (detail) => console.log(`sessions: ${event}`, detail));
+sessions.on('error', (err) => console.error(`sessions: ${err.code}: ${err.message}`));
 
 // A demo: any non-empty user name signs in, whatever the password. The user
 // stored in the session (serializeUser) is the name itself.
@@ -64,6 +77,8 @@ app.get('/healthz', (req, res) =>
     (err) => res.status(503).json({ status: 'unavailable', sessions: backend, error: err.code })
   )
 );
+// What a Prometheus server scrapes (in production, keep it off the public network).
+app.get('/metrics', (req, res) => prometheus.getMetricsRequestHandler(req, res));
 app.get('/favicon.ico', (req, res) => res.status(204).end());
 
 app.use(express.urlencoded({ extended: false, limit: '2kb' }));

@@ -29,7 +29,12 @@ class Batches {
     this.onFlags = onFlags;
     this.batchId = 0;
     this.inFlight = new Map(); // batch id -> the waiters of its operations
-    this.measure = null; // set by lib/metrics.js where OpenTelemetry's API is installed
+    /**
+     * `record(kinds, sentAt, resultOf)`: each answered operation's duration,
+     * from when its batch was sent (lib/metrics.js sets it where
+     * OpenTelemetry's API is installed).
+     */
+    this.record = null;
     this.startBatch();
     this.flush = this.flush.bind(this);
     this.handle = this.handle.bind(this);
@@ -39,6 +44,7 @@ class Batches {
     this.words = [];
     this.strings = []; // pushed by the operation methods, before enqueue()
     this.waiters = [];
+    this.kinds = []; // each waiter's OpKind
     this.scheduled = false;
   }
 
@@ -52,7 +58,6 @@ class Batches {
     let promise;
     if (!done) promise = new Promise((resolve, reject) => (done = (err, result) => (err ? reject(err) : resolve(result))));
     if (tracing()) done = traced(kind, done); // lib/events.js: diagnostics_channel
-    if (this.measure) done = this.measure(kind, done); // lib/metrics.js: OpenTelemetry
     const { words, strings } = this;
     words.push(kind, stringCount, aux);
     for (let s = strings.length - stringCount; s < strings.length; s++) words.push(strings[s].length);
@@ -64,16 +69,18 @@ class Batches {
       else setImmediate(this.flush);
     }
     this.waiters.push(done);
+    this.kinds.push(kind);
     return promise;
   }
 
   flush() {
     if (this.words.length === 0) return;
-    const { words, strings, waiters } = this;
+    const { words, strings, waiters, kinds } = this;
     this.startBatch();
     this.batchId = (this.batchId + 1) >>> 0;
     const batchId = this.batchId;
-    waiters.sentAt = performance.now(); // see stalled()
+    waiters.sentAt = performance.now(); // see stalled() and record
+    waiters.kinds = kinds;
     this.inFlight.set(batchId, waiters);
     let outcome;
     try {
@@ -90,6 +97,7 @@ class Batches {
   failBatch(batchId, err) {
     const waiters = this.inFlight.get(batchId) || [];
     this.inFlight.delete(batchId);
+    if (this.record) this.record(waiters.kinds, waiters.sentAt, () => err);
     for (const done of waiters) deliver(done, err);
     this.settled();
   }
@@ -102,6 +110,8 @@ class Batches {
       const count = outcome[i + 1];
       this.inFlight.delete(outcome[i]);
       i += 2;
+      const first = i;
+      if (this.record) this.record(waiters.kinds, waiters.sentAt, (k) => outcome[first + k]);
       for (let k = 0; k < count; k++, i++) deliver(waiters[k], outcome[i]);
     }
     this.settled();

@@ -9,8 +9,8 @@
  * (`db.client.operation.duration`, `db.client.connection.count`):
  *
  * - `alt_session.operations` (counter, `{operation}`): operations finished;
- * - `alt_session.operation.duration` (histogram, `s`): from the call to its
- *   answer, with the conventions' bucket boundaries;
+ * - `alt_session.operation.duration` (histogram, `s`): from when its batch
+ *   was sent to its answer, with the conventions' bucket boundaries;
  * - `alt_session.operation.pending` (up-down counter): calls not answered yet;
  * - `alt_session.connection.count` (up-down counter): connections to Redis by
  *   `alt_session.connection.state` (`connected`, `connecting`,
@@ -41,7 +41,7 @@ function measure(store) {
   if (instruments === undefined) instruments = makeInstruments();
   if (!instruments) return;
   live.add(store);
-  store.measure = instruments.measured;
+  store.record = instruments.record;
 }
 
 function makeInstruments() {
@@ -73,14 +73,18 @@ function makeInstruments() {
 
   const succeeded = Object.fromEntries(Object.entries(OPERATION_NAMES).map(([kind, name]) => [kind, { 'alt_session.operation': name }]));
   return {
-    /** `done` of an operation of `kind`, its duration recorded when it is answered. */
-    measured(kind, done) {
-      const started = performance.now();
-      return (err, result) => {
-        const attributes = err ? { ...succeeded[kind], 'error.type': err.code || 'Error' } : succeeded[kind];
-        duration.record((performance.now() - started) / 1000, attributes);
-        done(err, result);
-      };
+    /**
+     * The durations of a batch's operations (`kinds`), answered now: one
+     * clock read per batch; `resultOf(k)` is the k-th's result (an Error
+     * for a failed one).
+     */
+    record(kinds, sentAt, resultOf) {
+      const seconds = (performance.now() - sentAt) / 1000;
+      for (let k = 0; k < kinds.length; k++) {
+        const result = resultOf(k);
+        const failed = result instanceof Error;
+        duration.record(seconds, failed ? { ...succeeded[kinds[k]], 'error.type': result.code || 'Error' } : succeeded[kinds[k]]);
+      }
     },
   };
 }

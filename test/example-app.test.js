@@ -30,6 +30,13 @@ async function sessionCookie(context, origin) {
   return cookies[0].value;
 }
 
+/** The id in a session cookie's value (`s:<id>.<signature>`, URI-encoded). */
+function sessionId(value) {
+  const id = decodeURIComponent(value).slice(2).split('.')[0];
+  assert.ok(id.length >= 32, value);
+  return id;
+}
+
 /** Signs in through the form on the home page; resolves once the next page is shown. */
 async function signIn(page, origin, name) {
   if (page.url() !== `${origin}/`) await page.goto(origin, { timeout: STEP_MS });
@@ -142,6 +149,15 @@ describe('the example app in a real browser (Chromium)', () => {
         assert.notEqual(await text(a.page, '#session-id'), beforeLogout);
         assert.match(await text(a.page, '.flash.success'), /^Signed out\./);
         assert.equal((await fetch(`${example.origin}/logout`)).status, 404, 'no sign-out by GET');
+
+        // What Prometheus scrapes: the operations of all this, and no session id.
+        const scraped = await fetch(`${example.origin}/metrics`);
+        assert.equal(scraped.status, 200);
+        const exposition = await scraped.text();
+        assert.match(exposition, /^alt_session_operations_total\{alt_session_operation="load",.*\} [1-9]\d*$/m);
+        assert.match(exposition, /^alt_session_operation_duration_count\{alt_session_operation="load",.*\} [1-9]\d*$/m);
+        if (storeName === 'Redis') assert.match(exposition, /^alt_session_connection_count\{alt_session_connection_state="connected",.*\} 1$/m);
+        for (const cookie of [before, afterLogin]) assert.ok(!exposition.includes(sessionId(cookie)), 'a session id in the metrics');
       } finally {
         for (const context of contexts) await context.close();
         await example.stop();
