@@ -4,7 +4,7 @@
 // and the OpenTelemetry metrics lib/metrics.js makes of it, read through
 // @opentelemetry/sdk-metrics with a reader that collects on demand, as an
 // exporter would. A real Redis the test starts (killed and restarted), real
-// HTTP; no session id, key or value in any metric.
+// HTTP; no session id, key or value in any metric or event.
 //
 // The MeterProvider is registered before any middleware is made, as an app
 // does (OpenTelemetry's API hands out a no-op meter until then): this file
@@ -62,9 +62,11 @@ describe('stats() and OpenTelemetry metrics on Redis', () => {
   let mw;
   let server;
   const ids = [];
+  const events = []; // every event of the middleware, to check none holds an id
   before(async () => {
     redis = await startRedis();
     mw = altSession({ redis: { ...redis.options, commandTimeout: 500 }, session: { secret: SECRET } });
+    for (const event of ['connect', 'disconnect', 'failover', 'error']) mw.on(event, (detail) => events.push({ event, detail, message: detail.message }));
     server = await startApp(mw);
   });
   after(async () => {
@@ -136,8 +138,9 @@ describe('stats() and OpenTelemetry metrics on Redis', () => {
       [0]
     );
 
-    // Attributes name operations, codes and the server: never an id or a value.
-    const everything = JSON.stringify([operations, durations, connections]);
+    // Attributes name operations, codes and the server: never an id or a value; nor do the events.
+    assert.deepEqual([...new Set(events.map((e) => e.event))].sort(), ['connect', 'disconnect', 'error']);
+    const everything = JSON.stringify([operations, durations, connections, events]);
     for (const secret of [...ids, VALUE, SECRET]) assert.ok(!everything.includes(secret), 'a metric holds a session id or value');
     const keys = new Set([...operations, ...durations, ...connections].flatMap((p) => Object.keys(p.attributes)));
     assert.deepEqual([...keys].sort(), ['alt_session.connection.state', 'alt_session.operation', 'error.type', 'server.address', 'server.port']);
