@@ -23,6 +23,7 @@
 
 const fs = require('node:fs');
 const express = require('express');
+const { observe } = require('./observe');
 
 const SECRET = 'alt-session benchmark secret';
 // An hour of idle life for the pooled sessions of alt-session and 0.0.1 (the
@@ -53,25 +54,6 @@ const CONFIGS = {
   'ours-observed': (redisPort) => (observe(), ours(redisPort, {})),
   'express-session-cluster': expressSessionOnIoredisCluster,
 };
-
-/**
- * What an app with OpenTelemetry and an APM agent has: a MeterProvider that
- * aggregates every measurement (exported each second to memory, as an
- * exporter would send it), registered before the middleware is made, and a
- * subscriber to every event of the operations' tracing channel.
- */
-function observe() {
-  const { metrics } = require('@opentelemetry/api');
-  const sdk = require('@opentelemetry/sdk-metrics');
-  const exporter = new sdk.InMemoryMetricExporter(sdk.AggregationTemporality.CUMULATIVE);
-  const reader = new sdk.PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 1000 });
-  metrics.setGlobalMeterProvider(new sdk.MeterProvider({ readers: [reader] }));
-  let events = 0;
-  const count = () => events++;
-  require('node:diagnostics_channel')
-    .tracingChannel('alt-session:operation')
-    .subscribe({ start: count, end: count, asyncStart: count, asyncEnd: count, error: count });
-}
 
 /** No session: /read and /write answer without doing any session work. */
 function bare(app) {

@@ -17,6 +17,7 @@
 const { fork } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+const { observe } = require('./observe');
 
 const QUICK = process.argv.includes('--quick');
 const BLOCKS = QUICK ? 3 : 15; // per process, alternating (the first two warm up)
@@ -72,18 +73,7 @@ async function main() {
 
 /** One process: the middleware (watched or not), running blocks of requests when told. */
 async function child(observed, redisPort) {
-  if (observed) {
-    const { metrics } = require('@opentelemetry/api');
-    const sdk = require('@opentelemetry/sdk-metrics');
-    const exporter = new sdk.InMemoryMetricExporter(sdk.AggregationTemporality.CUMULATIVE);
-    const reader = new sdk.PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 1000 });
-    metrics.setGlobalMeterProvider(new sdk.MeterProvider({ readers: [reader] }));
-    let events = 0;
-    const count = () => events++;
-    require('node:diagnostics_channel')
-      .tracingChannel('alt-session:operation')
-      .subscribe({ start: count, end: count, asyncStart: count, asyncEnd: count, error: count });
-  }
+  if (observed) observe();
   const altSession = require('..');
   const mw = altSession({ redis: { host: '127.0.0.1', port: redisPort }, session: { secret: SECRET, tti: 3600 } });
   const cookies = [];

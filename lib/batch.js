@@ -97,7 +97,7 @@ class Batches {
   failBatch(batchId, err) {
     const waiters = this.inFlight.get(batchId) || [];
     this.inFlight.delete(batchId);
-    if (this.record) this.record(waiters.kinds, waiters.sentAt, () => err);
+    if (this.record && waiters.kinds) this.record(waiters.kinds, waiters.sentAt, () => err);
     for (const done of waiters) deliver(done, err);
     this.settled();
   }

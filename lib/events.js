@@ -15,13 +15,13 @@
  *   moved the primary; the connection follows (writes waited meanwhile).
  *   On a cluster, `slots` of them moved from one primary to another (a
  *   replica took over, or a reshard).
- *
- * On a cluster the topology is read every 2 s (src/store/redis/topology.rs):
- * `connect` and `disconnect` are a primary answering or no longer answering.
  * - `error` (an Error with `code`): a connection could not be opened, or a
  *   per-request refresh failed where the route did not see it (the default
  *   `refreshErrors: 'ignore'`, `awaitTouch: false`). Unlike EventEmitter's
  *   default, an `error` nobody listens to never throws: it is logged.
+ *
+ * On a cluster the topology is read every 2 s (src/store/redis/topology.rs):
+ * `connect` and `disconnect` are a primary answering or no longer answering.
  */
 
 const diagnosticsChannel = require('node:diagnostics_channel');

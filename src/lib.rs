@@ -718,14 +718,7 @@ impl Engine {
         else {
             return Ok(());
         };
-        let wake = wake
-            .build_threadsafe_function()
-            .weak::<true>()
-            .build()
-            .map_err(internal)?;
-        sentinels.watch(Box::new(move || {
-            wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
-        }));
+        sentinels.watch(waker(wake)?);
         Ok(())
     }
 
@@ -763,14 +756,7 @@ impl Engine {
         let Backend::Cluster(Some(store)) = &self.backend else {
             return Ok(());
         };
-        let wake = wake
-            .build_threadsafe_function()
-            .weak::<true>()
-            .build()
-            .map_err(internal)?;
-        store.topology.watch(Box::new(move || {
-            wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
-        }));
+        store.topology.watch(waker(wake)?);
         Ok(())
     }
 
@@ -947,6 +933,19 @@ impl Engine {
         }
         outcome
     }
+}
+
+/// `wake` as a function any thread may call: it runs on Node's thread,
+/// and never keeps the process alive (a weak threadsafe function).
+fn waker(wake: Function<(), ()>) -> Result<Box<dyn Fn() + Send + Sync>, Thrown> {
+    let wake = wake
+        .build_threadsafe_function()
+        .weak::<true>()
+        .build()
+        .map_err(internal)?;
+    Ok(Box::new(move || {
+        wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+    }))
 }
 
 /// A peer that reset the connection makes `send` fail with EPIPE instead of
