@@ -14,7 +14,9 @@
 //   GET /passport  reads `passport.user` (as passport's deserializeUser
 //                  would), changes one other property -> the user
 // `bare` has no session middleware at all: Express alone on this machine (the
-// reference every ratio to it is a share of; not always a ceiling, see README.md).
+// reference every ratio to it is a share of; not always a ceiling, see README.md);
+// `bare-cookie-parser` is Express behind cookie-parser with a signed cookie, the
+// baseline of the apps behind cookie-parser (0.0.1, ours-cookie-parser).
 //
 // This file lives in bench/ on purpose: `require('redis')` from here is
 // node-redis v5 (bench/node_modules, what connect-redis 9 needs), while
@@ -33,7 +35,11 @@ const SECRET = 'alt-session benchmark secret';
 const TTI = 3600;
 const CONFIGS = {
   bare: () => bare,
+  // The baseline of every app behind cookie-parser (0.0.1's setup): Express, cookie-parser and a signed cookie.
+  'bare-cookie-parser': () => bareCookieParser,
   ours: (redisPort) => ours(redisPort, {}),
+  // alt-session as 0.0.1's users run it: behind cookie-parser(secret), without session.secret.
+  'ours-cookie-parser': (redisPort) => ours(redisPort, {}, {}, undefined, { cookieParser: true }),
   'ours-nonblocking': (redisPort) => ours(redisPort, { awaitTouch: false }),
   // session.lazy: a new visitor that writes nothing costs no cookie and no Redis command (/new).
   'ours-lazy': (redisPort) => ours(redisPort, { lazy: true }),
@@ -62,12 +68,31 @@ function bare(app) {
   app.get('/write', (req, res) => res.send('ok'));
 }
 
-/** alt-session (this package), default options apart from the secret and `tti`. */
-function ours(redisPort, extra, redisExtra = {}, before) {
+/**
+ * Express behind cookie-parser(secret): a visitor without the signed cookie
+ * gets one on /write (so the pool carries it), and every request's cookie is
+ * verified by cookie-parser, as behind any middleware that relies on it.
+ */
+function bareCookieParser(app) {
+  app.use(require('cookie-parser')(SECRET));
+  app.get('/none', (req, res) => res.send('ok'));
+  app.get('/read', (req, res) => res.send('ok'));
+  app.get('/write', (req, res) => {
+    if (!req.signedCookies.sid) res.cookie('sid', require('node:crypto').randomUUID(), { signed: true, httpOnly: true });
+    res.send('ok');
+  });
+}
+
+/**
+ * alt-session (this package), default options apart from the secret and
+ * `tti`; `cookieParser`: behind cookie-parser(secret), whose secret it signs with.
+ */
+function ours(redisPort, extra, redisExtra = {}, before, { cookieParser = false } = {}) {
   const altSession = require('..');
   return (app) => {
     const redis = { host: '127.0.0.1', port: redisPort, ...redisExtra };
-    app.use(altSession({ redis, session: { secret: SECRET, tti: TTI, ...extra } }));
+    if (cookieParser) app.use(require('cookie-parser')(SECRET));
+    app.use(altSession({ redis, session: { ...(cookieParser ? {} : { secret: SECRET }), tti: TTI, ...extra } }));
     if (before) app.use(before);
     perKeyRoutes(app);
     // An atomic counter, for bench/soak.js to count every write (not measured here).

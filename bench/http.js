@@ -44,7 +44,9 @@ const SETTINGS = {
 };
 const ALL_CONFIGS = [
   'bare',
+  'bare-cookie-parser',
   'ours',
+  'ours-cookie-parser',
   'ours-signed-in',
   'ours-nonblocking',
   'ours-lazy',
@@ -103,6 +105,8 @@ let cluster = null; // 3 primaries and 3 replicas, for the *-cluster configurati
 // Every pooled session signed in (login()): /read and /write as `ours`, with sessions per user on.
 const SIGNED_IN_CONFIGS = new Set(['ours-signed-in']);
 
+// No session: nothing to pool but a signed cookie (bare-cookie-parser's), nothing to check.
+const BASELINE_CONFIGS = new Set(['bare', 'bare-cookie-parser']);
 // OpenTelemetry metrics and a tracing subscriber on: /write only, beside `ours`.
 const OBSERVED_CONFIGS = new Set(['ours-observed']);
 
@@ -238,7 +242,7 @@ async function inParallel(count, width, task) {
  * every session holds n = 1 and the app answered with its cookie.
  */
 async function createPool(app) {
-  if (app.config === 'bare') return;
+  if (app.config === 'bare') return; // no cookie to pool
   app.pool = await inParallel(SETTINGS.sessions, 10, async () => {
     const response = await get(app.port, '/write');
     const cookie = cookieOf(response);
@@ -254,7 +258,7 @@ async function createPool(app) {
  * otherwise every measured request would be a new visitor, which is cheaper.
  */
 async function checkPool(app) {
-  if (app.config === 'bare') return;
+  if (BASELINE_CONFIGS.has(app.config)) return;
   const response = await get(app.port, '/read', app.pool[0]);
   if (response.status !== 200 || response.body !== '1' || cookieOf(response)) {
     throw new Error(
@@ -271,7 +275,7 @@ async function checkPool(app) {
  * writes were lost.
  */
 async function checkCounters(app) {
-  if (app.config === 'bare') return null;
+  if (BASELINE_CONFIGS.has(app.config)) return null;
   const values = await inParallel(app.pool.length, 10, async (i) => Number((await get(app.port, '/read', app.pool[i])).body));
   const sum = values.reduce((a, b) => a + b, 0);
   const expected = app.pool.length + app.writes;
