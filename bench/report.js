@@ -30,8 +30,7 @@ const ROUTE_NOTES = {
 };
 const CONFIG_NOTES = {
   bare: 'bare Express, no session middleware (its /read and /write just respond): the reference, not always a ceiling',
-  'bare-cookie-parser':
-    'bare Express behind `cookie-parser(secret)`, every request with a signed cookie: the reference of the apps behind cookie-parser',
+  'bare-cookie-parser': 'bare Express behind `cookie-parser(secret)`, every request with a signed cookie: the reference of the apps behind cookie-parser',
   'ours-cookie-parser': 'alt-session behind `cookie-parser(secret)` without `session.secret`, as 0.0.1 is mounted',
   ours: 'alt-session (this package), default options: `session: { secret, tti: 3600 }` (0.0.1 gets the same `tti`)',
   'ours-nonblocking': 'alt-session with `awaitTouch: false` (next() without waiting for the idle refresh)',
