@@ -34,24 +34,30 @@ const STATES = ['connected', 'connecting', 'disconnected'];
 
 /** Stores whose middleware is open: the observable instruments report their sum. */
 const live = new Set();
-let instruments; // made with the first store, once per process
+// Made once per process, with the first store made after a MeterProvider was
+// registered; false where the API is not installed.
+let instruments = null;
 
-/** Measures `store`'s operations (until it closes), if the API is installed. */
+/** Measures `store`'s operations (until it closes), if there is a MeterProvider to measure for. */
 function measure(store) {
-  if (instruments === undefined) instruments = makeInstruments();
+  if (instruments === null) instruments = makeInstruments();
   if (!instruments) return;
   live.add(store);
   store.record = instruments.record;
 }
 
+/** The instruments; null without a MeterProvider yet, false without the API. */
 function makeInstruments() {
   let api;
   try {
     api = require('@opentelemetry/api');
   } catch {
-    return null; // not installed: nothing to measure for
+    return false; // not installed: nothing to measure for
   }
   const meter = api.metrics.getMeter('alt-session', version);
+  // The API's no-op meter: no provider registered (yet). Nothing is recorded
+  // then, not even the histogram's per-operation call.
+  if (meter instanceof api.createNoopMeter().constructor) return null;
   const duration = meter.createHistogram('alt_session.operation.duration', {
     description: 'How long session operations took, from the call to the answer.',
     unit: 's',

@@ -230,3 +230,31 @@ test("diagnostics_channel: tracingChannel('alt-session:operation') traces each o
     await mw.close();
   }
 });
+
+test('OpenTelemetry: a middleware made before any MeterProvider records nothing; one made after it is measured', async () => {
+  const { metrics } = require('@opentelemetry/api');
+  const { MeterProvider, MetricReader } = require('@opentelemetry/sdk-metrics');
+  const early = altSession.mock({ session: { secret: SECRET } });
+  await early.ping();
+  class OnDemandReader extends MetricReader {
+    async onForceFlush() {}
+    async onShutdown() {}
+  }
+  const reader = new OnDemandReader();
+  metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
+  const late = altSession.mock({ session: { secret: SECRET } });
+  try {
+    await late.ping();
+    await late.ping();
+    await early.ping(); // its store records nothing, and is not among the observed ones
+    const { resourceMetrics } = await reader.collect();
+    const all = resourceMetrics.scopeMetrics.flatMap((scope) => scope.metrics);
+    const points = (name) => all.find((m) => m.descriptor.name === name).dataPoints;
+    assert.equal(points('alt_session.operation.duration')[0].value.count, 2, "only the late middleware's two pings");
+    assert.equal(points('alt_session.operations')[0].value, 2);
+  } finally {
+    metrics.disable();
+    await early.close();
+    await late.close();
+  }
+});
