@@ -16,9 +16,10 @@
  *   `alt_session.connection.state` (`connected`, `connecting`,
  *   `disconnected`), with `server.address` and `server.port`.
  *
- * Operations carry `alt_session.operation` (`get`, `write`, `load`...) and,
- * for a failed one, `error.type`: its code (`ERR_SESSION_TIMEOUT`...), the
- * conventions' attribute for errors. Never an id, a key or a value.
+ * Operations carry `op` (`get`, `write`, `load`...) and `outcome`: `ok`, or
+ * the error's code (`ERR_SESSION_TIMEOUT`...), which a failed one also
+ * carries as `error.type`, the conventions' attribute for errors. Never an
+ * id, a key or a value.
  *
  * The counts come from the engine's own (src/stats.rs), read when the
  * metrics are collected, so they cost nothing per request; the histogram is
@@ -77,7 +78,7 @@ function makeInstruments() {
   });
   meter.addBatchObservableCallback((result) => observe(result, { operations, pending, connections }), [operations, pending, connections]);
 
-  const succeeded = Object.fromEntries(Object.entries(OPERATION_NAMES).map(([kind, name]) => [kind, { 'alt_session.operation': name }]));
+  const succeeded = Object.fromEntries(Object.entries(OPERATION_NAMES).map(([kind, name]) => [kind, attributes(name)]));
   return {
     /**
      * The durations of a batch's operations (`kinds`), answered now: one
@@ -89,10 +90,15 @@ function makeInstruments() {
       for (let k = 0; k < kinds.length; k++) {
         const result = resultOf(k);
         const failed = result instanceof Error;
-        duration.record(seconds, failed ? { ...succeeded[kinds[k]], 'error.type': result.code || 'Error' } : succeeded[kinds[k]]);
+        duration.record(seconds, failed ? attributes(OPERATION_NAMES[kinds[k]], result.code || 'Error') : succeeded[kinds[k]]);
       }
     },
   };
+}
+
+/** An operation's attributes: `op`, `outcome`, and `error.type` for a failed one (its code). */
+function attributes(op, code) {
+  return code ? { op, outcome: code, 'error.type': code } : { op, outcome: 'ok' };
 }
 
 /** One collection: every live store's counts, summed per attribute set. */
@@ -118,9 +124,9 @@ function observe(result, { operations, pending, connections }) {
       let failed = 0;
       for (const [code, n] of Object.entries(errors)) {
         failed += n;
-        add(operations, { 'alt_session.operation': operation, 'error.type': code }, n);
+        add(operations, attributes(operation, code), n);
       }
-      add(operations, { 'alt_session.operation': operation }, count - failed);
+      add(operations, attributes(operation), count - failed);
     }
     for (const { host, port, state } of stats.connections) {
       const server = host ? { 'server.address': host, 'server.port': port } : {}; // under Sentinel, none named yet
