@@ -47,6 +47,11 @@ function measure(store) {
   store.record = instruments.record;
 }
 
+/** `store` closes: the observable instruments leave it out from now on. */
+function unmeasure(store) {
+  live.delete(store);
+}
+
 /** The instruments; null without a MeterProvider yet, false without the API. */
 function makeInstruments() {
   let api;
@@ -114,10 +119,6 @@ function observe(result, { operations, pending, connections }) {
   };
   let waiting = 0;
   for (const store of live) {
-    if (store.closed) {
-      live.delete(store);
-      continue;
-    }
     const stats = store.stats();
     waiting += stats.pending;
     for (const [operation, { count, errors }] of Object.entries(stats.operations)) {
@@ -137,4 +138,4 @@ function observe(result, { operations, pending, connections }) {
   for (const [instrument, attributes, value] of sums.values()) result.observe(instrument, value, attributes);
 }
 
-module.exports = { measure };
+module.exports = { measure, unmeasure };

@@ -11,7 +11,7 @@
 const { ErrorCode } = require('./native');
 const { renewLease, endOverflow, listSessions, revokeSessions } = require('./users');
 const { observable } = require('./events');
-const { measure } = require('./metrics');
+const { measure, unmeasure } = require('./metrics');
 
 function isSecure(req) {
   if (typeof req.secure === 'boolean') return req.secure; // Express, honours trust proxy
@@ -402,7 +402,11 @@ function withStoreMethods(middleware, store) {
    * Graceful shutdown: calls in flight finish, then the connection closes.
    * (`done` on a tick of its own: a throwing callback is no rejection.)
    */
-  middleware.close = (callback) => run(callback, (done) => store.close().then(() => process.nextTick(done, null)));
+  middleware.close = (callback) =>
+    run(callback, (done) => {
+      unmeasure(store);
+      store.close().then(() => process.nextTick(done, null));
+    });
 
   /** The live sessions of a user: `[{ id, createdAt, lastSeenAt, meta }]`, most recently seen first. */
   middleware.sessions = (userId, callback) => run(callback, (done) => listSessions(store, checkUserId(userId), decode, done));
