@@ -173,7 +173,6 @@ export declare class Engine {
 }
 
 /**
- * An address the sentinels named.
  * A change in a cluster: `event` is `connect` (a primary answers),
  * `disconnect` (it stopped) or `failover` (`slots` slots moved from `node`
  * to `to`).
@@ -370,6 +369,7 @@ export declare const enum OpKind {
  */
 export declare const OPTION_FUNCTION: string
 
+/** An address the sentinels named (or a cluster's primary). */
 export interface PrimaryAddress {
   host: string
   port: number

@@ -105,7 +105,6 @@ pub struct SocketOptions {
     pub sentinel: bool,
 }
 
-/// An address the sentinels named.
 /// A change in a cluster: `event` is `connect` (a primary answers),
 /// `disconnect` (it stopped) or `failover` (`slots` slots moved from `node`
 /// to `to`).
@@ -148,6 +147,7 @@ pub struct ClusterNode {
     pub up: bool,
 }
 
+/// An address the sentinels named (or a cluster's primary).
 #[napi(object)]
 pub struct PrimaryAddress {
     pub host: String,
@@ -625,6 +625,7 @@ impl Engine {
         Ok(Either::A(match &mut self.backend {
             Backend::Cluster(store) => {
                 let Some(store) = store else {
+                    self.stats.finished::<Reply>(&submitted, &[]); // not pending: refused
                     return Err(sessions::closed().into());
                 };
                 let results = store.submit(items);
