@@ -110,7 +110,7 @@ describe('stats() and OpenTelemetry metrics on Redis', () => {
     assert.equal(stats.connections[0].state, 'connected');
   });
 
-  test('alt_session.operations counts them by op and outcome (and error.type); the duration histogram has each one; the connection by state', async () => {
+  test('alt_session.operations counts them by op and outcome (and error.type); the duration histogram has each one by op; the connection by state', async () => {
     const operations = await points('alt_session.operations');
     const count = (operation, errorType) =>
       operations.filter((p) => p.attributes.op === operation && p.attributes['error.type'] === errorType).reduce((sum, p) => sum + p.value, 0);
@@ -120,10 +120,13 @@ describe('stats() and OpenTelemetry metrics on Redis', () => {
     assert.equal(count('incr', undefined), 0);
 
     const durations = await points('alt_session.operation.duration');
-    const gets = durations.find((p) => p.attributes.op === 'get' && p.attributes.outcome === 'ok');
+    const gets = durations.find((p) => p.attributes.op === 'get' && !p.attributes['error.type']);
     assert.ok(gets && gets.value.count >= 5, 'each get is in the histogram');
     assert.ok(gets.value.sum > 0 && gets.value.max < 5, `in seconds: ${gets.value.max}`);
     assert.deepEqual(gets.value.buckets.boundaries, [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10]);
+    assert.deepEqual(gets.attributes, { op: 'get' });
+    const incrs = durations.find((p) => p.attributes.op === 'incr');
+    assert.deepEqual(incrs.attributes, { op: 'incr', 'error.type': 'ERR_SESSION_ARGUMENT' });
 
     const connections = await points('alt_session.connection.count');
     const connected = connections.find((p) => p.attributes['alt_session.connection.state'] === 'connected');
