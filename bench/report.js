@@ -146,7 +146,7 @@ function ownCostSection(http) {
   const rows = Object.entries(BASELINES)
     .filter(([config, baseline]) => s[config] && s[baseline])
     .map(([config, baseline]) => [
-      OURS.includes(config) || config.startsWith('ours') ? `**${config}**` : config,
+      config.startsWith('ours') ? `**${config}**` : config,
       baseline,
       ...routes.map((route) => {
         const mine = cpu(config, route);

@@ -70,13 +70,12 @@ class RedisSocket {
    */
   status() {
     const state = this.connectedTo ? 'connected' : this.attempting ? 'connecting' : 'disconnected';
-    return { ...(this.connectedTo || this.address), state };
+    return { ...this.address, state };
   }
 
   /** Does what an outcome's flags ask, before its results are delivered. */
   act(flags) {
-    // Told before RESET forgets which connection was open.
-    if (flags & FAILOVER) this.report('failover', { from: this.connectedTo || this.address, to: this.native.sentinelPrimary });
+    if (flags & FAILOVER) this.report('failover', { from: this.address, to: this.native.sentinelPrimary });
     if (flags & RESET) this.drop();
     if (flags & CONNECT) this.connect();
     if (flags & OUTPUT && this.socket) this.write();

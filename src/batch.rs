@@ -74,16 +74,26 @@ impl OpKind {
     }
 }
 
-/// Splits a batch into `(session id, operation)` pairs. Either is a bug in
-/// the JavaScript adapter, never user input, but of different reach: a batch
-/// whose words and text disagree fails as a whole, while an operation that
-/// makes no sense fails alone, so other requests' operations in the same
-/// batch are not taken down with it.
-pub fn parse(words: &[u32], text: &[u16]) -> Result<Vec<(String, Result<Op>)>> {
+/// A batch, split: each operation as a `(session id, operation)` pair, and
+/// beside it the kind it was sent as (its first word; for `stats`, which
+/// counts even the operations that make no sense).
+pub struct Parsed {
+    pub ops: Vec<(String, Result<Op>)>,
+    pub kinds: Vec<u8>,
+}
+
+/// Splits a batch into its operations. Either is a bug in the JavaScript
+/// adapter, never user input, but of different reach: a batch whose words
+/// and text disagree fails as a whole, while an operation that makes no
+/// sense fails alone, so other requests' operations in the same batch are
+/// not taken down with it.
+pub fn parse(words: &[u32], text: &[u16]) -> Result<Parsed> {
     let mut words = words.iter().copied();
     let mut text = Text(text);
     let mut ops = Vec::new();
+    let mut kinds = Vec::new();
     while let Some(kind) = words.next() {
+        kinds.push(kind.min(u8::MAX as u32) as u8);
         let (Some(count), Some(aux)) = (words.next(), words.next()) else {
             return Err(malformed("header length"));
         };
@@ -107,19 +117,7 @@ pub fn parse(words: &[u32], text: &[u16]) -> Result<Vec<(String, Result<Op>)>> {
     if !text.0.is_empty() {
         return Err(malformed("trailing text"));
     }
-    Ok(ops)
-}
-
-/// The kind of each operation of a batch [`parse`] took, in order (for
-/// `stats`): the first of its words, every `3 + string count` words.
-pub fn kinds(words: &[u32]) -> Vec<u8> {
-    let mut kinds = Vec::new();
-    let mut at = 0;
-    while let (Some(&kind), Some(&count)) = (words.get(at), words.get(at + 1)) {
-        kinds.push(kind.min(u8::MAX as u32) as u8);
-        at += 3 + count as usize;
-    }
-    kinds
+    Ok(Parsed { ops, kinds })
 }
 
 /// The part of a batch's text not read yet.
@@ -285,7 +283,7 @@ mod tests {
         }
         words.extend(lengths);
         let text: Vec<u16> = flat.concat().encode_utf16().collect();
-        parse(&words, &text)
+        parse(&words, &text).map(|parsed| parsed.ops)
     }
 
     #[test]
@@ -342,9 +340,12 @@ mod tests {
     }
 
     #[test]
-    fn names_the_kind_of_each_operation() {
+    fn names_the_kind_of_each_operation_even_one_that_makes_no_sense() {
         let words = [GET, 2, 0, 1, 1, WRITE, 3, 2, 1, 1, 1, 99, 1, 0, 1];
-        assert_eq!(kinds(&words), vec![GET as u8, WRITE as u8, 99]);
+        let text: Vec<u16> = "afbkvc".encode_utf16().collect();
+        let parsed = parse(&words, &text).unwrap();
+        assert_eq!(parsed.kinds, vec![GET as u8, WRITE as u8, 99]);
+        assert!(parsed.ops[2].1.is_err());
     }
 
     #[test]
@@ -367,7 +368,9 @@ mod tests {
             .chain("idk".encode_utf16())
             .chain([0xD83D, b'x' as u16])
             .collect();
-        let ops = parse(&[GET, 2, 0, 2, 3, GET, 2, 0, 2, 3], &units).unwrap();
+        let ops = parse(&[GET, 2, 0, 2, 3, GET, 2, 0, 2, 3], &units)
+            .unwrap()
+            .ops;
         assert_eq!(ops[0].0, "id");
         assert_eq!(ops[0].1, Ok(Op::Get("é\u{1F600}".into())));
         assert_eq!(ops[1].0, "id");

@@ -619,8 +619,9 @@ impl Engine {
         words: Uint32ArraySlice,
         text: Utf16String,
     ) -> Result<Either<Outcome, PromiseRaw<'env, Outcome>>, Thrown> {
-        let items = self.sessions.prepare(batch::parse(&words, &text)?);
-        let submitted = self.stats.submitted(batch::kinds(&words));
+        let parsed = batch::parse(&words, &text)?;
+        let submitted = self.stats.submitted(parsed.kinds);
+        let items = self.sessions.prepare(parsed.ops);
         let limits = self.sessions.limits;
         Ok(Either::A(match &mut self.backend {
             Backend::Cluster(store) => {

@@ -148,7 +148,7 @@ impl Sentinels {
     /// sentinels say and its `ROLE` confirms; an error with a code within the
     /// timeout otherwise.
     pub async fn primary(&self) -> Result<Address> {
-        if let Some(known) = self.state().primary.clone() {
+        if let Some(known) = self.known_primary() {
             return Ok(known);
         }
         let found = self.lookup().await?;

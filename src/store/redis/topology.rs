@@ -6,7 +6,7 @@
 //! same connection; what changed waits as [`ClusterNews`] and JavaScript is
 //! woken to take it (a threadsafe function, as for the sentinels' news).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -120,13 +120,14 @@ impl Topology {
     }
 }
 
-/// The slots whose primary changed, counted per (old, new) pair.
+/// The slots whose primary changed, counted per (old, new) pair, in the
+/// order the primaries were read.
 fn moves(
     before: &State,
     primaries: &[(Address, bool)],
     owners: &[Option<usize>],
 ) -> Vec<ClusterNews> {
-    let mut counted: HashMap<(usize, usize), u32> = HashMap::new();
+    let mut counted: BTreeMap<(usize, usize), u32> = BTreeMap::new();
     for (old, new) in before.owners.iter().zip(owners) {
         if let (Some(old), Some(new)) = (old, new) {
             if before.primaries[*old].0 != primaries[*new].0 {
@@ -134,19 +135,14 @@ fn moves(
             }
         }
     }
-    let mut news: Vec<ClusterNews> = counted
+    counted
         .into_iter()
         .map(|((old, new), slots)| ClusterNews::Moved {
             from: before.primaries[old].0.clone(),
             to: primaries[new].0.clone(),
             slots,
         })
-        .collect();
-    news.sort_by_key(|n| match n {
-        ClusterNews::Moved { from, to, .. } => (from.port, to.port),
-        _ => (0, 0),
-    });
-    news
+        .collect()
 }
 
 fn slots_command() -> redis::Cmd {
