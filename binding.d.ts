@@ -46,9 +46,24 @@ export declare class Engine {
   cookieUntil(id: string, expiresAt: number | undefined | null, parserSecret: string | undefined | null, requestSecure: boolean, attributesJson?: string | undefined | null): string
   /**
    * Where to open the Redis socket; `null` for the in-memory store and a
-   * cluster (whose connections are redis-rs's).
+   * cluster (see `nodeSocketOptions`).
    */
   get socketOptions(): SocketOptions | null
+  /**
+   * On a cluster: where to open the socket of primary `node` (a number an
+   * outcome's `nodeActions()` named); `null` elsewhere.
+   */
+  nodeSocketOptions(node: number): SocketOptions | null
+  /**
+   * On a cluster, after an outcome with the `Nodes` flag: the primaries
+   * whose sockets have something to do, as `[node, flags, node, flags, ...]`.
+   */
+  nodeActions(): Array<number>
+  /**
+   * On a cluster, after an outcome with the `Later` flag: the outcome of
+   * the batches finishing on tokio (never rejected).
+   */
+  later(): Promise<Outcome>
   /** Whether `next()` waits for the per-request idle refresh. */
   get awaitTouch(): boolean
   /** `session.refreshErrors`: `'next'` or `'ignore'`. */
@@ -106,21 +121,21 @@ export declare class Engine {
    */
   submit(batchId: number, words: Uint32Array, text: string): Outcome | Promise<Outcome>
   /** The socket connected. */
-  connected(): Outcome
+  connected(node?: number | undefined | null): Outcome
   /**
    * The first `length` bytes of `buffer` were read from the socket (the
    * buffer is the socket's reusable read buffer).
    */
-  received(buffer: Buffer, length: number): Outcome
+  received(buffer: Buffer, length: number, node?: number | undefined | null): Outcome
   /**
    * The socket failed or closed, or no connection could be made: `code`
    * says how (`ERR_SESSION_TIMEOUT` for one dropped for not answering,
    * `ERR_SESSION_TLS`, a code `discoverPrimary()` rejected with...;
    * `ERR_SESSION_CONNECTION` for anything else).
    */
-  lost(reason: string, code: string): Outcome
+  lost(reason: string, code: string, node?: number | undefined | null): Outcome
   /** Fails what is overdue (after `overdueIn()` said so): see `Link::expire`. */
-  expire(): Outcome
+  expire(node?: number | undefined | null): Outcome
   /**
    * Under Sentinel: follows the sentinels' announcements from now on (see
    * `store::sentinel`). `wake` is called, on Node's thread, whenever
@@ -151,7 +166,7 @@ export declare class Engine {
    */
   discoverPrimary(): Promise<PrimaryAddress | Error>
   /** The bytes to write now (after an outcome with the OUTPUT flag). */
-  takeOutput(): Buffer
+  takeOutput(node?: number | undefined | null): Buffer
   /**
    * Writes the output straight to the socket's descriptor `fd`, as far as
    * the kernel takes it without blocking; returns whether some is left
@@ -159,12 +174,12 @@ export declare class Engine {
    * when nothing of its own waits to be written, so the order holds. It
    * spares each batch a Buffer and Node's stream machinery.
    */
-  writeOutput(fd: number): boolean
+  writeOutput(fd: number, node?: number | undefined | null): boolean
   /**
    * Milliseconds until the oldest unanswered batch is overdue (0: it
    * is, drop the connection), or -1 when nothing waits.
    */
-  overdueIn(): number
+  overdueIn(node?: number | undefined | null): number
   /**
    * Refuses new work from now on (`ERR_SESSION_CLOSED`); batches already
    * submitted still finish. JavaScript closes the socket once they have.
@@ -309,6 +324,16 @@ export declare const enum LinkFlag {
    * operators are told, with a `failover` event.
    */
   Failover = 8,
+  /**
+   * On a cluster: primaries' sockets have something to do (set by the
+   * engine): `nodeActions()` says which, and what.
+   */
+  Nodes = 16,
+  /**
+   * On a cluster: batches finish on tokio (set by the engine): `later()`
+   * is a Promise of their outcome.
+   */
+  Later = 32,
 }
 
 /** How a request's session was resolved from its cookie. */

@@ -46,10 +46,12 @@ class RedisSocket {
    * @param {{ host: string, port: number, connectTimeout: number, commandTimeout: number, tls: object | null }} options
    * @param {(outcome: Array) => void} onOutcome
    * @param {(event: string, detail: object) => void} report what operators are told (lib/events.js)
+   * @param {number} [node] on a cluster, the primary this socket is to (lib/nodes.js): every native call names it
    */
-  constructor(native, options, onOutcome, report) {
+  constructor(native, options, onOutcome, report, node) {
     this.native = native;
     this.options = options;
+    this.node = node;
     this.onOutcome = onOutcome;
     this.report = report;
     this.connectedTo = null; // the open connection's address, once it is open
@@ -92,8 +94,8 @@ class RedisSocket {
     // Never past TLS: on a TLS socket the descriptor carries ciphertext.
     const direct = !this.options.tls && socket._handle && socket.writableLength === 0 && !socket.connecting;
     const fd = direct ? socket._handle.fd : -1;
-    if (fd >= 0 && !this.native.writeOutput(fd)) return;
-    socket.write(this.native.takeOutput());
+    if (fd >= 0 && !this.native.writeOutput(fd, this.node)) return;
+    socket.write(this.native.takeOutput(this.node));
   }
 
   /**
@@ -159,7 +161,7 @@ class RedisSocket {
       this.attempting = false;
       this.connectedTo = { host, port };
       this.report('connect', { host, port });
-      this.onOutcome(this.guarded(() => this.native.connected()));
+      this.onOutcome(this.guarded(() => this.native.connected(this.node)));
     });
     const failed = (err) => (this.options.tls && !NETWORK_ERRORS.has(err.code) ? ErrorCode.Tls : ErrorCode.Connection);
     socket.on('error', (err) => this.abandon(attempt, describeError(err), failed(err)));
@@ -175,7 +177,7 @@ class RedisSocket {
     this.drop();
     if (connected) this.report('disconnect', { ...connected, reason, code });
     else this.report('error', Object.assign(new Error(`could not connect to redis: ${reason}`), { code }));
-    this.onOutcome(this.native.lost(reason, code));
+    this.onOutcome(this.native.lost(reason, code, this.node));
   }
 
   /** Plain TCP: replies are read into one reusable buffer and handed over in the read callback. */
@@ -188,7 +190,7 @@ class RedisSocket {
       onread: {
         buffer: this.readBuffer,
         callback: (length, buffer) => {
-          if (socket === this.socket) this.onOutcome(this.guarded(() => this.native.received(buffer, length)));
+          if (socket === this.socket) this.onOutcome(this.guarded(() => this.native.received(buffer, length, this.node)));
         },
       },
     });
@@ -210,7 +212,7 @@ class RedisSocket {
     });
     socket.setNoDelay(true);
     socket.on('data', (chunk) => {
-      if (socket === this.socket) this.onOutcome(this.guarded(() => this.native.received(chunk, chunk.length)));
+      if (socket === this.socket) this.onOutcome(this.guarded(() => this.native.received(chunk, chunk.length, this.node)));
     });
     return socket;
   }
@@ -225,7 +227,7 @@ class RedisSocket {
       return call();
     } catch (err) {
       this.drop();
-      return this.native.lost(`internal error: ${err.message}`, ErrorCode.Connection);
+      return this.native.lost(`internal error: ${err.message}`, ErrorCode.Connection, this.node);
     }
   }
 
@@ -241,7 +243,7 @@ class RedisSocket {
 
   /** One timer for every call: it wakes when the oldest could be overdue, then re-arms for the next. */
   armDeadline() {
-    const ms = this.native.overdueIn();
+    const ms = this.native.overdueIn(this.node);
     if (ms < 0) return;
     this.deadlineTimer = setTimeout(this.checkDeadline, ms);
     this.deadlineTimer.unref(); // the socket holds the process while calls wait
@@ -249,12 +251,12 @@ class RedisSocket {
 
   checkDeadline() {
     this.deadlineTimer = null;
-    const ms = this.native.overdueIn();
+    const ms = this.native.overdueIn(this.node);
     if (ms < 0) return;
     if (ms > 0) return this.armDeadline();
     // The engine fails what is overdue: calls held back alone, calls on the
     // wire with the connection (RESET), whose replies can no longer be paired.
-    this.onOutcome(this.native.expire());
+    this.onOutcome(this.native.expire(this.node));
   }
 }
 

@@ -6,13 +6,15 @@
  * each becomes), queued and sent in batches (lib/batch.js); and the engine's
  * synchronous calls (a request's session from its cookie, cookies to set).
  * On Redis a batch is one pipeline on a socket of Node's own event loop
- * (lib/link.js); in memory it finishes within `submit`; on a cluster,
- * `submit` answers with a Promise (redis-rs's cluster client runs it on tokio).
+ * (lib/link.js); in memory it finishes within `submit`; on a cluster, on
+ * a socket per primary (lib/nodes.js), or, where redis-rs's cluster client
+ * runs it on tokio, `submit` answers with a Promise.
  */
 
 const native = require('./native');
 const { Batches } = require('./batch');
 const { RedisSocket } = require('./link');
+const { NodeSockets } = require('./nodes');
 const { OPERATION_NAMES } = require('./events');
 
 const Op = native.OpKind;
@@ -36,7 +38,7 @@ class Store extends Batches {
    */
   constructor(backend, optionsJson, express = false) {
     const engine = native.Engine[backend](optionsJson, express);
-    super(engine.submit.bind(engine), (flags) => this.socket && this.socket.act(flags));
+    super(engine.submit.bind(engine), (flags) => this.sockets && this.sockets.act(flags));
     this.native = engine;
     this.cookieName = engine.cookieName;
     this.verifiesCookies = engine.hasSecret;
@@ -56,14 +58,18 @@ class Store extends Batches {
     const socketOptions = engine.socketOptions; // null in memory and on a cluster
     // What the middleware tells operators (lib/events.js): set by the middleware.
     this.report = noop;
-    this.socket = socketOptions && new RedisSocket(engine, socketOptions, this.handle, (event, detail) => this.report(event, detail));
+    const report = (event, detail) => this.report(event, detail);
+    this.socket = socketOptions && new RedisSocket(engine, socketOptions, this.handle, report);
+    const cluster = backend === 'redis' && !socketOptions;
+    // What the outcomes' flags act on: the one socket, or a cluster's.
+    this.sockets = cluster ? new NodeSockets(engine, this.handle, report) : this.socket;
     // Under Sentinel the engine follows the sentinels' announcements: writes
     // wait while a failover is under way, and the connection moves with the primary.
     if (socketOptions && socketOptions.sentinel) {
       engine.watchSentinels(() => this.handle(engine.sentinelNews()));
     }
     // On a cluster the engine reads its topology: primaries up and down, slots that move.
-    if (backend === 'redis' && !socketOptions) engine.watchCluster(() => this.tellClusterNews());
+    if (cluster) engine.watchCluster(() => this.tellClusterNews());
     this.whenIdle = null; // close() waiting for the calls in flight
     this.closed = null; // the promise close() returns, every time
   }
@@ -312,9 +318,9 @@ class Store extends Batches {
   /** After every outcome: the socket follows the calls in flight, and a close() completes once there are none. */
   settled() {
     const busy = this.inFlight.size > 0;
-    if (this.socket) this.socket.settle(busy);
+    if (this.sockets) this.sockets.settle(busy);
     if (busy || !this.whenIdle) return;
-    if (this.socket) this.socket.close();
+    if (this.sockets) this.sockets.close();
     const resolve = this.whenIdle;
     this.whenIdle = null;
     resolve();

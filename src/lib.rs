@@ -24,6 +24,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::{BoxFuture, FutureExt};
+
 use napi::bindgen_prelude::{
     BufferSlice, Either, Function, PromiseRaw, ToNapiValue, Uint32ArraySlice, Utf16String,
 };
@@ -44,9 +46,10 @@ use stats::{EngineStats, Stats, Submitted};
 use store::memory::MemoryStore;
 use store::redis::cluster::{ClusterSettings, ClusterStore};
 use store::redis::link::{Link, LinkFlag, LinkOptions};
+use store::redis::nodes::{Nodes, Rerun};
 use store::redis::sentinel::{News, Primary, Sentinels};
 use store::redis::target::Address;
-use store::redis::topology::ClusterNews;
+use store::redis::topology::{ClusterNews, Topology};
 use store::Reply;
 use store::{Finished, Item};
 
@@ -260,9 +263,23 @@ enum Backend {
         /// Under Sentinel: who to ask where the primary is.
         sentinels: Option<Arc<Sentinels>>,
     },
-    /// Redis Cluster: batches run on tokio (redis-rs's cluster client) and
-    /// finish through a Promise. `None` once closed.
-    Cluster(Option<ClusterStore>),
+    /// Redis Cluster: batches go to each primary on a socket of Node's
+    /// (see `store::redis::nodes`), or run on tokio (redis-rs's cluster
+    /// client) and finish through a Promise.
+    Cluster(Box<Cluster>),
+}
+
+/// A cluster's two paths, and what finishes on tokio for the next `later()`.
+struct Cluster {
+    /// `None` once closed.
+    store: Option<ClusterStore>,
+    topology: Arc<Topology>,
+    nodes: Nodes,
+    /// Where and how the primaries' sockets connect (`host` and `port` are each node's).
+    socket: SocketOptions,
+    /// Batches finishing on tokio after some of their calls were sent
+    /// elsewhere: the outcome of the next `later()`.
+    later: Vec<BoxFuture<'static, Finished>>,
 }
 
 #[napi]
@@ -338,9 +355,35 @@ impl Engine {
             let store = ClusterStore::new(cluster, settings, stats.clone(), |dispatcher| {
                 napi::bindgen_prelude::spawn(dispatcher);
             })?;
+            let nodes = Nodes::new(
+                LinkOptions {
+                    limits: sessions.limits,
+                    command_timeout: config.redis.command_timeout,
+                    check_role: false,
+                    durability: config.redis.durability,
+                    redirects: true,
+                },
+                cluster.username.as_deref(),
+                cluster.password.as_deref(),
+            );
+            let socket = SocketOptions {
+                host: String::new(),
+                port: 0,
+                connect_timeout: millis(config.redis.connect_timeout),
+                command_timeout: millis(config.redis.command_timeout),
+                tls: cluster.tls.clone().map(TlsSocketOptions::from),
+                sentinel: false,
+            };
+            let cluster = Cluster {
+                topology: Arc::clone(&store.topology),
+                store: Some(store),
+                nodes,
+                socket,
+                later: Vec::new(),
+            };
             return Ok(Engine::with(
                 sessions,
-                Backend::Cluster(Some(store)),
+                Backend::Cluster(Box::new(cluster)),
                 express,
                 stats,
             ));
@@ -366,6 +409,7 @@ impl Engine {
                 command_timeout: config.redis.command_timeout,
                 check_role: sentinels.is_some(),
                 durability: config.redis.durability,
+                redirects: false,
             },
         );
         let socket = SocketOptions {
@@ -458,13 +502,55 @@ impl Engine {
     }
 
     /// Where to open the Redis socket; `null` for the in-memory store and a
-    /// cluster (whose connections are redis-rs's).
+    /// cluster (see `nodeSocketOptions`).
     #[napi(getter)]
     pub fn socket_options(&self) -> Option<SocketOptions> {
         match &self.backend {
             Backend::Memory(_) | Backend::Cluster(_) => None,
             Backend::Redis { socket, .. } => Some(socket.clone()),
         }
+    }
+
+    /// On a cluster: where to open the socket of primary `node` (a number an
+    /// outcome's `nodeActions()` named); `null` elsewhere.
+    #[napi]
+    pub fn node_socket_options(&self, node: u32) -> Option<SocketOptions> {
+        let Backend::Cluster(cluster) = &self.backend else {
+            return None;
+        };
+        let Address { host, port } = cluster.nodes.address(node as usize)?.clone();
+        Some(SocketOptions {
+            host,
+            port,
+            ..cluster.socket.clone()
+        })
+    }
+
+    /// On a cluster, after an outcome with the `Nodes` flag: the primaries
+    /// whose sockets have something to do, as `[node, flags, node, flags, ...]`.
+    #[napi]
+    pub fn node_actions(&mut self) -> Vec<u32> {
+        match &mut self.backend {
+            Backend::Cluster(cluster) => cluster.nodes.take_actions(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// On a cluster, after an outcome with the `Later` flag: the outcome of
+    /// the batches finishing on tokio (never rejected).
+    #[napi(catch_unwind, ts_return_type = "Promise<Outcome>")]
+    pub fn later<'env>(&mut self, env: &'env Env) -> Result<PromiseRaw<'env, Outcome>, Thrown> {
+        let later = match &mut self.backend {
+            Backend::Cluster(cluster) => std::mem::take(&mut cluster.later),
+            _ => Vec::new(),
+        };
+        env.spawn_future(async move {
+            Ok(Outcome {
+                flags: 0,
+                finished: futures_util::future::join_all(later).await,
+            })
+        })
+        .map_err(internal)
     }
 
     /// Whether `next()` waits for the per-request idle refresh.
@@ -624,21 +710,29 @@ impl Engine {
         let items = self.sessions.prepare(parsed.ops);
         let limits = self.sessions.limits;
         Ok(Either::A(match &mut self.backend {
-            Backend::Cluster(store) => {
-                let Some(store) = store else {
+            Backend::Cluster(cluster) => {
+                let Some(store) = &cluster.store else {
                     self.stats.finished::<Reply>(&submitted, &[]); // not pending: refused
                     return Err(sessions::closed().into());
                 };
-                let results = store.submit(items);
+                if cluster.topology.readings() > cluster.nodes.reading() {
+                    cluster.nodes.update(&cluster.topology.slot_map());
+                }
+                if let Some(routes) = cluster.nodes.route(&items) {
+                    cluster
+                        .nodes
+                        .submit(batch_id, items, routes, Instant::now());
+                    self.in_flight.insert(batch_id, submitted);
+                    return Ok(Either::A(self.on_socket(None, |_| {})));
+                }
+                let (slots, after) = cluster.nodes.elsewhere(&items);
+                let counts = cluster.nodes.elsewhere_counts();
+                let results = store.submit(items, after);
                 let stats = self.stats.clone();
                 // Never rejected: a batch that cannot run fails call by call.
                 let outcome = env.spawn_future(async move {
-                    let results = results.await.unwrap_or_else(|_| {
-                        vec![Err(SessionError::new(
-                            ErrorCode::Connection,
-                            "redis cluster: the connection task ended",
-                        ))]
-                    });
+                    let results = results.await.unwrap_or_else(|_| vec![Err(task_ended())]);
+                    counts.leave(&slots);
                     stats.finished(&submitted, &results);
                     Ok(Outcome {
                         flags: 0,
@@ -664,24 +758,27 @@ impl Engine {
             Backend::Redis { link, .. } => {
                 link.submit(batch_id, items, Instant::now());
                 self.in_flight.insert(batch_id, submitted);
-                return Ok(Either::A(self.on_link(|_| {})));
+                return Ok(Either::A(self.on_socket(None, |_| {})));
             }
         }))
     }
 
+    // The socket's events. Each takes, last, the cluster's primary whose
+    // socket it is (`node`, as `nodeActions()` named it); none on one server.
+
     /// The socket connected.
     #[napi(catch_unwind)]
-    pub fn connected(&mut self) -> Outcome {
+    pub fn connected(&mut self, node: Option<u32>) -> Outcome {
         self.stats.connected();
-        self.on_link(Link::connected)
+        self.on_socket(node, Link::connected)
     }
 
     /// The first `length` bytes of `buffer` were read from the socket (the
     /// buffer is the socket's reusable read buffer).
     #[napi(catch_unwind)]
-    pub fn received(&mut self, buffer: BufferSlice<'_>, length: u32) -> Outcome {
+    pub fn received(&mut self, buffer: BufferSlice<'_>, length: u32, node: Option<u32>) -> Outcome {
         let bytes = &buffer[..(length as usize).min(buffer.len())];
-        self.on_link(|link| link.received(bytes))
+        self.on_socket(node, |link| link.received(bytes))
     }
 
     /// The socket failed or closed, or no connection could be made: `code`
@@ -689,23 +786,25 @@ impl Engine {
     /// `ERR_SESSION_TLS`, a code `discoverPrimary()` rejected with...;
     /// `ERR_SESSION_CONNECTION` for anything else).
     #[napi(catch_unwind)]
-    pub fn lost(&mut self, reason: String, code: String) -> Outcome {
+    pub fn lost(&mut self, reason: String, code: String, node: Option<u32>) -> Outcome {
         let code = ErrorCode::from_code(&code).unwrap_or(ErrorCode::Connection);
-        // Under Sentinel the next connection asks where the primary is: this one may have moved.
-        if let Backend::Redis {
-            sentinels: Some(sentinels),
-            ..
-        } = &self.backend
-        {
-            sentinels.forget_primary();
+        match &mut self.backend {
+            // Under Sentinel the next connection asks where the primary is: this one may have moved.
+            Backend::Redis {
+                sentinels: Some(sentinels),
+                ..
+            } => sentinels.forget_primary(),
+            // A primary lost: its calls go to redis-rs until the topology says it answers.
+            Backend::Cluster(cluster) => cluster.nodes.lost(node.unwrap_or(u32::MAX) as usize),
+            _ => {}
         }
-        self.on_link(|link| link.lost(&reason, code))
+        self.on_socket(node, |link| link.lost(&reason, code))
     }
 
     /// Fails what is overdue (after `overdueIn()` said so): see `Link::expire`.
     #[napi(catch_unwind)]
-    pub fn expire(&mut self) -> Outcome {
-        self.on_link(|link| link.expire(Instant::now()))
+    pub fn expire(&mut self, node: Option<u32>) -> Outcome {
+        self.on_socket(node, |link| link.expire(Instant::now()))
     }
 
     /// Under Sentinel: follows the sentinels' announcements from now on (see
@@ -735,7 +834,7 @@ impl Engine {
             _ => Vec::new(),
         };
         let switched = news.contains(&News::Switched);
-        let mut outcome = self.on_link(|link| {
+        let mut outcome = self.on_socket(None, |link| {
             for news in news {
                 match news {
                     News::FailoverStarted => link.hold_writes(),
@@ -755,21 +854,20 @@ impl Engine {
     /// whenever `clusterNews()` has something; it never keeps the process alive.
     #[napi(catch_unwind)]
     pub fn watch_cluster(&self, wake: Function<(), ()>) -> Result<(), Thrown> {
-        let Backend::Cluster(Some(store)) = &self.backend else {
+        let Some(topology) = self.topology() else {
             return Ok(());
         };
-        store.topology.watch(waker(wake)?);
+        topology.watch(waker(wake)?);
         Ok(())
     }
 
     /// On a cluster: what changed since the last call (for the middleware's events).
     #[napi]
     pub fn cluster_news(&self) -> Vec<ClusterEvent> {
-        let Backend::Cluster(Some(store)) = &self.backend else {
+        let Some(topology) = self.topology() else {
             return Vec::new();
         };
-        store
-            .topology
+        topology
             .take_news()
             .into_iter()
             .map(ClusterEvent::from)
@@ -779,10 +877,10 @@ impl Engine {
     /// On a cluster: its primaries as last read, and whether each answered.
     #[napi]
     pub fn cluster_nodes(&self) -> Vec<ClusterNode> {
-        let Backend::Cluster(Some(store)) = &self.backend else {
+        let Some(topology) = self.topology() else {
             return Vec::new();
         };
-        let nodes = store.topology.primaries().into_iter();
+        let nodes = topology.primaries().into_iter();
         nodes
             .map(|(Address { host, port }, up)| ClusterNode { host, port, up })
             .collect()
@@ -832,8 +930,12 @@ impl Engine {
 
     /// The bytes to write now (after an outcome with the OUTPUT flag).
     #[napi]
-    pub fn take_output<'env>(&mut self, env: &'env Env) -> Result<BufferSlice<'env>, Thrown> {
-        let Backend::Redis { link, .. } = &mut self.backend else {
+    pub fn take_output<'env>(
+        &mut self,
+        env: &'env Env,
+        node: Option<u32>,
+    ) -> Result<BufferSlice<'env>, Thrown> {
+        let Some(link) = self.link(node) else {
             return BufferSlice::copy_from(env, []).map_err(internal);
         };
         let bytes = BufferSlice::copy_from(env, link.output());
@@ -847,8 +949,8 @@ impl Engine {
     /// when nothing of its own waits to be written, so the order holds. It
     /// spares each batch a Buffer and Node's stream machinery.
     #[napi(catch_unwind)]
-    pub fn write_output(&mut self, fd: i32) -> bool {
-        let Backend::Redis { link, .. } = &mut self.backend else {
+    pub fn write_output(&mut self, fd: i32, node: Option<u32>) -> bool {
+        let Some(link) = self.link(node) else {
             return false;
         };
         let written = write_some(fd, link.output());
@@ -859,13 +961,10 @@ impl Engine {
     /// Milliseconds until the oldest unanswered batch is overdue (0: it
     /// is, drop the connection), or -1 when nothing waits.
     #[napi]
-    pub fn overdue_in(&mut self) -> i64 {
-        match &mut self.backend {
-            Backend::Redis { link, .. } => link
-                .overdue_in(Instant::now())
-                .map_or(-1, |left| left.as_millis().min(i64::MAX as u128) as i64),
-            Backend::Memory(_) | Backend::Cluster(_) => -1,
-        }
+    pub fn overdue_in(&mut self, node: Option<u32>) -> i64 {
+        self.link(node)
+            .and_then(|link| link.overdue_in(Instant::now()))
+            .map_or(-1, |left| left.as_millis().min(i64::MAX as u128) as i64)
     }
 
     /// Refuses new work from now on (`ERR_SESSION_CLOSED`); batches already
@@ -876,10 +975,9 @@ impl Engine {
         match &mut self.backend {
             Backend::Memory(store) => store.close(),
             // The dispatcher finishes the batches it has, then ends with its connections.
-            Backend::Cluster(store) => {
-                if let Some(store) = store.take() {
-                    store.topology.stop();
-                }
+            Backend::Cluster(cluster) => {
+                cluster.store = None;
+                cluster.topology.stop();
             }
             Backend::Redis { sentinels, .. } => {
                 if let Some(sentinels) = sentinels {
@@ -906,35 +1004,142 @@ impl Engine {
         }
     }
 
-    /// Hands a socket event to the link, and counts the batches it finished;
-    /// nothing happens in memory.
-    fn on_link(&mut self, event: impl FnOnce(&mut Link)) -> Outcome {
-        let Backend::Redis {
-            link, sentinels, ..
-        } = &mut self.backend
-        else {
-            return Outcome {
+    /// A cluster's topology, until it is closed.
+    fn topology(&self) -> Option<&Topology> {
+        match &self.backend {
+            Backend::Cluster(cluster) if cluster.store.is_some() => Some(&cluster.topology),
+            _ => None,
+        }
+    }
+
+    /// The link of a socket: one server's, or a cluster's primary `node`'s.
+    fn link(&mut self, node: Option<u32>) -> Option<&mut Link> {
+        match (&mut self.backend, node) {
+            (Backend::Redis { link, .. }, None) => Some(link),
+            (Backend::Cluster(cluster), Some(node)) => cluster.nodes.link_mut(node as usize),
+            _ => None,
+        }
+    }
+
+    /// Hands a socket event to its link (`node`: a cluster's primary's, or
+    /// none: the batch just submitted there), and counts the batches that
+    /// finished; nothing happens in memory.
+    fn on_socket(&mut self, node: Option<u32>, event: impl FnOnce(&mut Link)) -> Outcome {
+        let outcome = match &mut self.backend {
+            Backend::Memory(_) => Outcome {
                 flags: 0,
                 finished: Vec::new(),
-            };
-        };
-        event(link);
-        if link.take_wrong_primary() {
-            if let Some(sentinels) = sentinels {
-                sentinels.forget_primary();
+            },
+            Backend::Redis {
+                link, sentinels, ..
+            } => {
+                event(link);
+                if link.take_wrong_primary() {
+                    if let Some(sentinels) = sentinels {
+                        sentinels.forget_primary();
+                    }
+                }
+                Outcome {
+                    flags: link.take_flags(),
+                    finished: link.take_finished(),
+                }
             }
-        }
-        let outcome = Outcome {
-            flags: link.take_flags(),
-            finished: link.take_finished(),
+            Backend::Cluster(cluster) => {
+                if let Some(node) = node {
+                    cluster.nodes.on_node(node as usize, event);
+                }
+                return self.cluster_outcome();
+            }
         };
-        for finished in &outcome.finished {
+        self.count_finished(&outcome.finished);
+        outcome
+    }
+
+    fn count_finished(&mut self, finished: &[Finished]) {
+        for finished in finished {
             if let Some(submitted) = self.in_flight.remove(&finished.batch_id) {
                 self.stats.finished(&submitted, &finished.results);
             }
         }
-        outcome
     }
+
+    /// What the cluster's direct path did: batches finished, calls to run
+    /// again on redis-rs (before the batches released behind them), and what
+    /// the primaries' sockets must do.
+    fn cluster_outcome(&mut self) -> Outcome {
+        let Backend::Cluster(cluster) = &mut self.backend else {
+            unreachable!("a cluster's outcome");
+        };
+        let happened = cluster.nodes.take_happened();
+        for rerun in happened.reruns {
+            let submitted = self.in_flight.remove(&rerun.batch_id);
+            let counts = cluster.nodes.elsewhere_counts();
+            let Rerun {
+                batch_id,
+                mut results,
+                at,
+                items,
+                slots,
+            } = rerun;
+            let answers = match &cluster.store {
+                Some(store) => store.rerun(items),
+                None => closed_receiver(),
+            };
+            let stats = self.stats.clone();
+            cluster.later.push(
+                async move {
+                    let answers = answers.await.unwrap_or_default();
+                    counts.leave(&slots);
+                    let mut answers = answers.into_iter();
+                    for at in at {
+                        results[at] = Some(answers.next().unwrap_or_else(|| Err(task_ended())));
+                    }
+                    let results: Vec<Result<Reply>> = results
+                        .into_iter()
+                        .map(|result| result.unwrap_or_else(|| Err(task_ended())))
+                        .collect();
+                    if let Some(submitted) = submitted {
+                        stats.finished(&submitted, &results);
+                    }
+                    Finished { batch_id, results }
+                }
+                .boxed(),
+            );
+        }
+        if let Some(store) = &cluster.store {
+            for release in happened.released {
+                store.release(release);
+            }
+            if happened.moved {
+                store.refresh();
+            }
+        }
+        let mut flags = 0;
+        if cluster.nodes.has_actions() {
+            flags |= LinkFlag::Nodes as u32;
+        }
+        if !cluster.later.is_empty() {
+            flags |= LinkFlag::Later as u32;
+        }
+        self.count_finished(&happened.finished);
+        Outcome {
+            flags,
+            finished: happened.finished,
+        }
+    }
+}
+
+/// The error of calls whose cluster task is gone (the store closed under them).
+fn task_ended() -> SessionError {
+    SessionError::new(
+        ErrorCode::Connection,
+        "redis cluster: the connection task ended",
+    )
+}
+
+/// A receiver that reports its sender gone at once.
+fn closed_receiver() -> tokio::sync::oneshot::Receiver<Vec<Result<Reply>>> {
+    tokio::sync::oneshot::channel().1
 }
 
 /// `wake` as a function any thread may call: it runs on Node's thread,

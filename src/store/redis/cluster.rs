@@ -1,6 +1,8 @@
-//! Redis Cluster: sessions sharded over primaries by hash slot. redis-rs's
-//! cluster client (on napi's tokio runtime) does what a cluster needs: the
-//! slot map, `MOVED` and `ASK` redirects, topology refresh, bounded retries.
+//! Redis Cluster: sessions sharded over primaries by hash slot. Most calls
+//! go straight to their slot's primary on a socket of Node's event loop
+//! ([`super::nodes`]); the rest run here, on redis-rs's cluster client (on
+//! napi's tokio runtime), which does what a cluster needs beyond that: the
+//! slot map, `MOVED` and `ASK` redirects, bounded retries, `regenerate()`.
 //! Each operation is one command on its session's key, routed by that key;
 //! the commands of a batch are issued together and in order, and redis-rs's
 //! connection to each node writes what is queued for it as one pipeline.
@@ -49,11 +51,28 @@ struct Job {
     items: Vec<Item>,
     issued: Instant,
     done: oneshot::Sender<Vec<Result<Reply>>>,
+    /// Its calls start only once this fires: calls on their slots were on
+    /// a direct connection (see [`super::nodes`]) and must answer first.
+    after: Option<oneshot::Receiver<()>>,
+    /// Calls a node sent elsewhere, run again here: they were issued before
+    /// whatever this dispatcher holds back on their keys, so they wait for
+    /// nothing (see [`ClusterStore::rerun`]).
+    rerun: bool,
+}
+
+/// What the dispatcher is asked, in order.
+enum Work {
+    Batch(Job),
+    /// Releases the batches waiting on this (their `after`): sent behind
+    /// the reruns that must start before them.
+    Release(oneshot::Sender<()>),
+    /// Reads the topology now (a node redirected a call: the slot map moved).
+    Refresh,
 }
 
 /// The Node side's handle: batches go in, in order.
 pub struct ClusterStore {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::UnboundedSender<Work>,
     /// The primaries and their changes, for operators.
     pub topology: Arc<Topology>,
 }
@@ -89,16 +108,48 @@ impl ClusterStore {
         Ok(ClusterStore { jobs, topology })
     }
 
-    /// Queues a batch; its results arrive on the receiver, in its order.
-    pub fn submit(&self, items: Vec<Item>) -> oneshot::Receiver<Vec<Result<Reply>>> {
+    /// Queues a batch, to start once `after` fires (if given); its results
+    /// arrive on the receiver, in its order.
+    pub fn submit(
+        &self,
+        items: Vec<Item>,
+        after: Option<oneshot::Receiver<()>>,
+    ) -> oneshot::Receiver<Vec<Result<Reply>>> {
+        self.queue(items, after, false)
+    }
+
+    /// Runs again calls that a node sent elsewhere (`MOVED`, `ASK`), at once:
+    /// redis-rs follows the redirects.
+    pub fn rerun(&self, items: Vec<Item>) -> oneshot::Receiver<Vec<Result<Reply>>> {
+        self.queue(items, None, true)
+    }
+
+    /// Starts the batches waiting on `release`'s receiver, behind every batch queued before.
+    pub fn release(&self, release: oneshot::Sender<()>) {
+        let _ = self.jobs.send(Work::Release(release));
+    }
+
+    /// Reads the topology again now.
+    pub fn refresh(&self) {
+        let _ = self.jobs.send(Work::Refresh);
+    }
+
+    fn queue(
+        &self,
+        items: Vec<Item>,
+        after: Option<oneshot::Receiver<()>>,
+        rerun: bool,
+    ) -> oneshot::Receiver<Vec<Result<Reply>>> {
         let (done, results) = oneshot::channel();
         let issued = Instant::now();
         // A closed queue (the dispatcher gone) drops `done`: the receiver reports it.
-        let _ = self.jobs.send(Job {
+        let _ = self.jobs.send(Work::Batch(Job {
             items,
             issued,
             done,
-        });
+            after,
+            rerun,
+        }));
         results
     }
 }
@@ -149,7 +200,7 @@ async fn dispatch(
     client: ClusterClient,
     settings: ClusterSettings,
     watched: Watched,
-    mut queue: mpsc::UnboundedReceiver<Job>,
+    mut queue: mpsc::UnboundedReceiver<Work>,
 ) {
     let mut connection: Option<ClusterConnection> = None;
     let mut ticks = tokio::time::interval(topology::EVERY);
@@ -161,8 +212,22 @@ async fn dispatch(
     loop {
         tokio::select! {
             biased;
-            job = queue.recv() => {
-                let Some(job) = job else { break };
+            work = queue.recv() => {
+                let job = match work {
+                    None => break,
+                    Some(Work::Batch(job)) => job,
+                    Some(Work::Release(release)) => {
+                        let _ = release.send(());
+                        continue;
+                    }
+                    Some(Work::Refresh) => {
+                        if let Some(conn) = connection.clone() {
+                            let topology = Arc::clone(&watched.topology);
+                            tokio::spawn(topology.read(conn, settings.connect_timeout));
+                        }
+                        continue;
+                    }
+                };
                 if health.stalled(settings.command_timeout) {
                     connection = None; // a new client connection, new node connections
                 }
@@ -291,8 +356,20 @@ fn start_batch(
     job: Job,
 ) -> BoxFuture<'static, ()> {
     barriers.retain(|_, barrier| barrier.peek().is_none());
-    let Job { items, done, .. } = job;
-    let plan = Plan::of(&call, barriers, items);
+    let Job {
+        items,
+        done,
+        after,
+        rerun,
+        ..
+    } = job;
+    let after = after.map(|fired| fired.map(drop).boxed().shared());
+    let plan = if rerun {
+        // Issued before anything held back on their keys: they wait for none of it.
+        Plan::of(&call, &mut HashMap::new(), items, None)
+    } else {
+        Plan::of(&call, barriers, items, after)
+    };
     async move {
         let results = plan.run(&call).await;
         call.health.record(&results);
@@ -310,9 +387,15 @@ struct Plan {
 }
 
 impl Plan {
-    /// Sorts a batch's items; the chained calls become, key by key, what
-    /// later calls on those keys wait for (`barriers`).
-    fn of(call: &Arc<Call>, barriers: &mut HashMap<String, Barrier>, items: Vec<Item>) -> Plan {
+    /// Sorts a batch's items; the chained calls (behind a move of their
+    /// session, and every call when the batch waits `after` something) become,
+    /// key by key, what later calls on those keys wait for (`barriers`).
+    fn of(
+        call: &Arc<Call>,
+        barriers: &mut HashMap<String, Barrier>,
+        items: Vec<Item>,
+        after: Option<Barrier>,
+    ) -> Plan {
         let moving: HashSet<String> = items
             .iter()
             .filter_map(|item| match item {
@@ -340,6 +423,7 @@ impl Plan {
             let behind: Vec<Barrier> = keys
                 .iter()
                 .filter_map(|key| barriers.get(key).cloned())
+                .chain(after.clone())
                 .collect();
             if behind.is_empty() && !keys.iter().any(|key| moving.contains(key)) {
                 let slot = Slot::for_key(key.as_bytes());

@@ -50,6 +50,12 @@ pub enum LinkFlag {
     /// Under Sentinel the primary moved (set by the engine, not the link):
     /// operators are told, with a `failover` event.
     Failover = 8,
+    /// On a cluster: primaries' sockets have something to do (set by the
+    /// engine): `nodeActions()` says which, and what.
+    Nodes = 16,
+    /// On a cluster: batches finish on tokio (set by the engine): `later()`
+    /// is a Promise of their outcome.
+    Later = 32,
 }
 
 const OUTPUT: u32 = LinkFlag::Output as u32;
@@ -66,6 +72,11 @@ pub struct LinkOptions {
     /// stepped down.
     pub check_role: bool,
     pub durability: Option<Durability>,
+    /// On a cluster's primary: a reply that sends a call elsewhere (`MOVED`,
+    /// `ASK`, `TRYAGAIN`, `CLUSTERDOWN`: it did not run) is not its result;
+    /// the call is handed back ([`Link::take_redirected`]) to be run where
+    /// the cluster says.
+    pub redirects: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +163,19 @@ pub struct Link {
     held_keys: HashSet<String>,
     /// The server reached is not (or no longer) the primary; see [`Link::take_wrong_primary`].
     wrong_primary: bool,
+    redirects: bool,
+    /// Calls a cluster sent elsewhere, until [`Link::take_redirected`].
+    redirected: Vec<Redirected>,
+}
+
+/// A call that a cluster's node did not run, but sent elsewhere: its batch
+/// finishes with a placeholder at `index`, to be replaced by its result
+/// where it is run again.
+pub struct Redirected {
+    pub batch_id: u32,
+    pub index: usize,
+    pub key: String,
+    pub op: Op,
 }
 
 /// A call that got `NOSCRIPT` (so did not run), to be sent again or failed
@@ -203,6 +227,8 @@ impl Link {
             held: VecDeque::new(),
             held_keys: HashSet::new(),
             wrong_primary: false,
+            redirects: options.redirects,
+            redirected: Vec::new(),
         }
     }
 
@@ -567,6 +593,11 @@ impl Link {
         std::mem::take(&mut self.finished)
     }
 
+    /// The calls sent elsewhere since the last call (see [`LinkOptions::redirects`]).
+    pub fn take_redirected(&mut self) -> Vec<Redirected> {
+        std::mem::take(&mut self.redirected)
+    }
+
     fn on_reply(&mut self, value: Value) {
         let expected = self.expected.pop_front();
         for deferred in &mut self.deferred {
@@ -644,6 +675,16 @@ impl Link {
                 ErrorCode::Connection,
                 "redis answered as a read-only replica: the primary has moved; the next call reconnects",
             ));
+        }
+        if self.redirects && is_redirect(&value) {
+            let (key, op) = (key.clone(), op.clone());
+            self.redirected.push(Redirected {
+                batch_id,
+                index,
+                key,
+                op,
+            });
+            return self.complete(batch_id, index, Err(redirected()));
         }
         // This call ran: it overtook every call of its session still waiting to be sent again.
         for deferred in &mut self.deferred {
@@ -864,6 +905,20 @@ fn no_password(err: &redis::ServerError) -> SessionError {
     refused
 }
 
+/// A reply with which a cluster sends a call elsewhere, or asks to try
+/// again later: the call did not run.
+pub fn is_redirect(value: &Value) -> bool {
+    matches!(value, Value::ServerError(err) if matches!(err.code(), "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN"))
+}
+
+/// The placeholder result of a call sent elsewhere, until it is run there.
+fn redirected() -> SessionError {
+    SessionError::new(
+        ErrorCode::Store,
+        "redis cluster: the call was sent to another node and not run again",
+    )
+}
+
 /// A reply for a batch or operation the link does not know: a bug, or a
 /// stream out of step. Either way, the connection cannot be trusted.
 fn lost_track() -> SessionError {
@@ -896,6 +951,7 @@ mod tests {
         command_timeout: Duration::from_millis(100),
         check_role: false,
         durability: None,
+        redirects: false,
     };
 
     fn link(handshake: &[Cmd]) -> Link {

@@ -9,7 +9,8 @@
 //! - [`scripts`]: the Lua scripts (`scripts/*.lua`), put together once;
 //! - [`link`] and [`resp`]: one connection, and the RESP reader;
 //! - [`sentinel`]: where the primary is, and when it moves;
-//! - [`cluster`] and [`moves`]: Redis Cluster, and `regenerate()` across slots;
+//! - [`nodes`]: a cluster's hot path, a link per primary on Node's event loop;
+//! - [`cluster`] and [`moves`]: the rest of Redis Cluster on redis-rs, and `regenerate()` across slots;
 //! - [`topology`]: a cluster's primaries and failovers, for operators;
 //! - [`tls`]: TLS where redis-rs makes the connections.
 
@@ -17,6 +18,7 @@ pub mod cluster;
 pub mod commands;
 pub mod link;
 pub mod moves;
+pub mod nodes;
 pub mod resp;
 pub mod scripts;
 pub mod sentinel;

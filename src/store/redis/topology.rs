@@ -7,7 +7,7 @@
 //! woken to take it (a threadsafe function, as for the sentinels' news).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -26,6 +26,8 @@ pub struct Topology {
     state: Mutex<State>,
     /// A reading is under way: the next tick does not start another.
     reading: AtomicBool,
+    /// How many readings finished: the slot map may have changed when it did.
+    readings: AtomicU64,
 }
 
 #[derive(Default)]
@@ -33,9 +35,19 @@ struct State {
     /// The primaries as last read, and whether each answered its `PING`.
     primaries: Vec<(Address, bool)>,
     /// Each slot's primary (an index into `primaries`), as last read.
-    owners: Vec<Option<usize>>,
+    owners: Arc<Vec<Option<usize>>>,
     news: Vec<ClusterNews>,
     wake: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+/// The slot map of one reading.
+pub struct SlotMap {
+    /// Which reading it is (see [`Topology::readings`]).
+    pub reading: u64,
+    /// The primaries, and whether each answered its `PING`.
+    pub primaries: Vec<(Address, bool)>,
+    /// Each slot's primary, an index into `primaries` (empty before the first reading).
+    pub owners: Arc<Vec<Option<usize>>>,
 }
 
 /// A change, for the middleware's events.
@@ -72,6 +84,21 @@ impl Topology {
         self.state().primaries.clone()
     }
 
+    /// How many readings finished so far: a cheap check for a new slot map.
+    pub fn readings(&self) -> u64 {
+        self.readings.load(Ordering::Acquire)
+    }
+
+    /// The slot map as last read.
+    pub fn slot_map(&self) -> SlotMap {
+        let state = self.state();
+        SlotMap {
+            reading: self.readings(),
+            primaries: state.primaries.clone(),
+            owners: Arc::clone(&state.owners),
+        }
+    }
+
     /// Reads the topology on `connection`, each command within `timeout`,
     /// unless a reading is under way already.
     pub async fn read(self: Arc<Self>, mut connection: ClusterConnection, timeout: Duration) {
@@ -106,7 +133,8 @@ impl Topology {
             news.extend(moves(&state, &primaries, &owners));
         }
         state.primaries = primaries;
-        state.owners = owners;
+        state.owners = Arc::new(owners);
+        self.readings.fetch_add(1, Ordering::AcqRel);
         if !news.is_empty() {
             state.news.extend(news);
             if let Some(wake) = &state.wake {
