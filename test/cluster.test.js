@@ -226,6 +226,58 @@ describe('Redis Cluster', () => {
     });
   });
 
+  test('calls go to their primary on a connection of their own (the event loop\'s); 8 requests in parallel with one cookie while its slot moves: every acknowledged write counted once', async (t) => {
+    await withSessionApp(express, options(), async (app) => {
+      const jar = new CookieJar();
+      const first = await app.run((s) => s.set('n', 0), { jar });
+      const slot = slotOf(`session:${first.session.id}`);
+      await until(async () => app.mw.stats().connections.length === 3, 5000, 'the topology read');
+      for (let i = 0; i < 20; i++) await app.run((s) => s.get('n'), { jar });
+      // The session's primary has two connections of the app: redis-rs's
+      // (topology, moves), and the direct one its calls went on.
+      const source = await cluster.primaryOf(slot);
+      const src = cluster.admin(source.port);
+      const listed = (await src.command('CLIENT', 'LIST')).trim().split('\n');
+      const fields = (line) => Object.fromEntries(line.split(' ').map((pair) => pair.split('=')));
+      const apps = listed.map(fields).filter((c) => !c.flags.includes('S') && c.cmd !== 'client|list');
+      assert.equal(apps.length, 2, listed.join('\n'));
+      assert.equal(apps.filter((c) => c.cmd === 'hget').length, 1, listed.join('\n'));
+
+      const target = (await cluster.topology()).find((n) => n.primary && n.port !== source.port);
+      let stop = false;
+      let writes = 0;
+      const errors = [];
+      const lane = async () => {
+        while (!stop) {
+          const r = await app.run((s) => s.incr('n'), { jar });
+          if (r.error) errors.push(r.error.code + ' ' + r.error.message);
+          else writes++;
+        }
+      };
+      const lanes = Array.from({ length: 8 }, lane);
+      await delay(100);
+      const dst = cluster.admin(target.port);
+      await dst.command('CLUSTER', 'SETSLOT', slot, 'IMPORTING', source.id);
+      await src.command('CLUSTER', 'SETSLOT', slot, 'MIGRATING', target.id);
+      await delay(100);
+      for (const k of await src.command('CLUSTER', 'GETKEYSINSLOT', slot, 100)) {
+        await src.command('MIGRATE', '127.0.0.1', target.port, k, 0, 5000);
+      }
+      await delay(100);
+      for (const node of await cluster.topology()) {
+        if (node.primary) await cluster.admin(node.port).command('CLUSTER', 'SETSLOT', slot, 'NODE', target.id);
+      }
+      await delay(2500); // past the next reading of the slot map: calls go direct to the target
+      stop = true;
+      await Promise.all(lanes);
+      t.diagnostic(`${writes} writes in 8 parallel lanes through the move, ${errors.length} failed (${[...new Set(errors)].join(', ') || 'none'})`);
+      assert.deepEqual(errors, []);
+      const final = await app.run((s) => s.get('n'), { jar });
+      assert.equal(final.value, writes, 'every acknowledged write counted once');
+      assert.equal(final.session.id, first.session.id);
+    });
+  });
+
   test('kill -9 of the primary that holds a live session: served again within 2 s of its replica taking over, no crash, data kept', async (t) => {
     await withSessionApp(express, options(), async (app) => {
       const jar = new CookieJar();

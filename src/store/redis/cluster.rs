@@ -328,14 +328,6 @@ impl InFlight {
     }
 }
 
-/// What a slot's pipeline holds: which operations have a command in it (an
-/// `mget` of no keys has none), its `WAIT` if any, and how many replies it gets.
-struct Piped {
-    sent: Vec<bool>,
-    durability: Option<Durability>,
-    count: usize,
-}
-
 /// An operation of a batch, at `index`, waiting to be run.
 struct Pending {
     index: usize,
@@ -347,9 +339,11 @@ struct Pending {
 /// returns what finishes it. Calls on keys that a move (`regenerate()`)
 /// holds, in this batch or an earlier one, are chained behind it, key by key,
 /// and become what later calls on those keys wait for; every other call is
-/// grouped by hash slot and issued at once, each group in the order it came:
-/// a group of one is one command, a larger one is one pipeline to the slot's
-/// primary (the engine benchmark's 64 calls on one session are one round trip).
+/// issued at once, in the order it came, as a command of its own (redis-rs
+/// writes what is queued for a node together). Never as a redis-rs pipeline:
+/// a pipeline one of whose replies is a redirect is sent again whole where
+/// it points, and the calls that had run before the redirect (a slot that
+/// moves key by key) would run twice.
 fn start_batch(
     call: Arc<Call>,
     barriers: &mut HashMap<String, Barrier>,
@@ -382,7 +376,7 @@ fn start_batch(
 /// calls chained behind a move of their session.
 struct Plan {
     results: Vec<Option<Result<Reply>>>,
-    groups: Vec<(Slot, Vec<Pending>)>,
+    free: Vec<Pending>,
     chained: Vec<(usize, Barrier, Answer)>,
 }
 
@@ -406,10 +400,9 @@ impl Plan {
             .collect();
         let mut plan = Plan {
             results: Vec::with_capacity(items.len()),
-            groups: Vec::new(),
+            free: Vec::new(),
             chained: Vec::new(),
         };
-        let mut group_of: HashMap<Slot, usize> = HashMap::new();
         for (index, item) in items.into_iter().enumerate() {
             plan.results.push(None);
             let (key, op) = match item {
@@ -426,12 +419,7 @@ impl Plan {
                 .chain(after.clone())
                 .collect();
             if behind.is_empty() && !keys.iter().any(|key| moving.contains(key)) {
-                let slot = Slot::for_key(key.as_bytes());
-                let at = *group_of.entry(slot).or_insert_with(|| {
-                    plan.groups.push((slot, Vec::new()));
-                    plan.groups.len() - 1
-                });
-                plan.groups[at].1.push(Pending { index, key, op });
+                plan.free.push(Pending { index, key, op });
                 continue;
             }
             let (run, answer) = chain(Arc::clone(call), behind, key, op);
@@ -443,21 +431,23 @@ impl Plan {
         plan
     }
 
-    /// Runs the groups and waits for the chained calls; every result, in the batch's order.
+    /// Runs the free calls and waits for the chained ones; every result, in the batch's order.
     async fn run(self, call: &Call) -> Vec<Result<Reply>> {
         let Plan {
             mut results,
-            groups,
+            free,
             chained,
         } = self;
-        let grouped = groups.into_iter().map(|(slot, ops)| call.group(slot, ops));
+        let free = free
+            .iter()
+            .map(|p| async move { (p.index, call.one(&p.key, &p.op).await) });
         let waits = chained.iter().map(|(_, run, _)| run.clone());
         let both = futures_util::future::join(
-            futures_util::future::join_all(grouped),
+            futures_util::future::join_all(free),
             futures_util::future::join_all(waits),
         );
         let (answered, _) = both.await;
-        for (index, result) in answered.into_iter().flatten() {
+        for (index, result) in answered {
             results[index] = Some(result);
         }
         for (index, _, answer) in chained {
@@ -512,6 +502,9 @@ struct HealthState {
     /// When the first of them was answered with its timeout.
     since: Option<Instant>,
 }
+
+/// How long a call still redirected after redis-rs's retries waits before it is sent again.
+const REDIRECTED_PAUSE: Duration = Duration::from_millis(20);
 
 /// How many calls in a row must time out before the connection is replaced
 /// (over at least `commandTimeout`).
@@ -609,8 +602,7 @@ impl Call {
         let Some(cmd) = command(key, op, limits, false) else {
             return decode(key, op, None, limits); // nothing to ask
         };
-        let mut conn = self.conn.clone();
-        let mut reply = conn.req_packed_command(&cmd).await;
+        let mut reply = self.request(&cmd).await;
         if lost_script(&reply) {
             // Nothing ran. Sent again with its body only when no other call
             // of its session is under way, which could have run before it.
@@ -621,7 +613,7 @@ impl Call {
                 ));
             }
             let with_body = command(key, op, limits, true).unwrap_or(cmd);
-            reply = conn.req_packed_command(&with_body).await;
+            reply = self.request(&with_body).await;
         }
         let result = answer(key, op, limits, reply)?;
         match self.settings.durability {
@@ -658,134 +650,6 @@ impl Call {
                 durability.timeout,
             )),
         }
-    }
-
-    /// A slot's operations: one command, or one pipeline to the slot's
-    /// primary (with a `WAIT` at its end under `redis.waitReplicas`). Calls
-    /// the pipeline could not settle (a redirect: the slot is moving; a
-    /// script the node lost) are run again alone, in their order, where
-    /// redis-rs follows redirects for them.
-    async fn group(&self, slot: Slot, mut ops: Vec<Pending>) -> Vec<(usize, Result<Reply>)> {
-        if ops.len() == 1 {
-            let Pending { index, key, op } = ops.remove(0);
-            return vec![(index, self.one(&key, &op).await)];
-        }
-        let (pipe, piped) = self.pipeline(&ops);
-        let route = SingleNodeRoutingInfo::SpecificNode(Route::with_slot(slot, SlotAddr::Master));
-        let mut conn = self.conn.clone();
-        let sending = conn.route_pipeline(pipe, 0, piped.count, route);
-        let replies = match tokio::time::timeout_at(self.deadline, sending).await {
-            Err(_) => {
-                return ops
-                    .iter()
-                    .map(|p| (p.index, Err(self.timed_out())))
-                    .collect()
-            }
-            Ok(Err(err)) if !redirected(err.code()) => {
-                let failed = |p: &Pending| (p.index, Err(failure(&err, Some(&p.key))));
-                return ops.iter().map(failed).collect();
-            }
-            Ok(Err(_)) => Vec::new(), // every call again, alone
-            Ok(Ok(replies)) => replies,
-        };
-        let (mut answered, again) = self.settle(&ops, &piped, replies);
-        for at in again {
-            let pending = &ops[at];
-            answered.push((pending.index, self.one(&pending.key, &pending.op).await));
-        }
-        answered
-    }
-
-    /// The pipeline of a slot's operations (with a `WAIT` at its end under
-    /// `redis.waitReplicas`), and which of them it holds a command for.
-    fn pipeline(&self, ops: &[Pending]) -> (redis::Pipeline, Piped) {
-        let limits = self.settings.limits;
-        let mut pipe = redis::pipe();
-        let sent: Vec<bool> = ops
-            .iter()
-            .map(|p| {
-                command(&p.key, &p.op, limits, false)
-                    .map(|cmd| pipe.add_command(cmd))
-                    .is_some()
-            })
-            .collect();
-        let durability = self
-            .settings
-            .durability
-            .filter(|_| ops.iter().any(|p| p.op.confirmed_by_replicas()));
-        if let Some(durability) = durability {
-            pipe.add_command(wait_for(durability));
-        }
-        let count = sent.iter().filter(|s| **s).count() + usize::from(durability.is_some());
-        (
-            pipe,
-            Piped {
-                sent,
-                durability,
-                count,
-            },
-        )
-    }
-
-    /// Each operation's result from the pipeline's replies, and the ones to
-    /// run again alone (at their position in `ops`): those redirected (the
-    /// slot is moving) or told `NOSCRIPT` with no later call of their
-    /// session run in the pipeline.
-    fn settle(
-        &self,
-        ops: &[Pending],
-        piped: &Piped,
-        replies: Vec<Value>,
-    ) -> (Vec<(usize, Result<Reply>)>, Vec<usize>) {
-        let limits = self.settings.limits;
-        let mut replies = replies.into_iter();
-        let outcomes: Vec<Option<Value>> = (piped.sent.iter())
-            .map(|&s| if s { replies.next() } else { Some(Value::Nil) })
-            .collect();
-        let unconfirmed_by = match (piped.durability, replies.next()) {
-            (Some(durability), Some(waited)) => unconfirmed(&waited, durability),
-            _ => None,
-        };
-        let mut answered = Vec::with_capacity(ops.len());
-        let mut again = Vec::new();
-        for (at, pending) in ops.iter().enumerate() {
-            let result = match &outcomes[at] {
-                _ if !piped.sent[at] => decode(&pending.key, &pending.op, None, limits),
-                Some(Value::ServerError(err)) if redirected(Some(err.code())) => {
-                    again.push(at);
-                    continue;
-                }
-                None => {
-                    again.push(at);
-                    continue;
-                }
-                Some(value) if is_noscript(value) => {
-                    // Run again only if no later call of its session ran in the pipeline.
-                    let later = ops[at + 1..].iter().zip(&outcomes[at + 1..]);
-                    let ran = |reply: &Option<Value>| matches!(reply, Some(v) if !matches!(v, Value::ServerError(_)));
-                    if !later
-                        .clone()
-                        .any(|(later, reply)| later.key == pending.key && ran(reply))
-                    {
-                        again.push(at);
-                        continue;
-                    }
-                    Err(SessionError::new(
-                        ErrorCode::Store,
-                        "a redis node had lost the scripts, and a later call on this session ran first: this one was not applied",
-                    ))
-                }
-                Some(value) => match (
-                    &unconfirmed_by,
-                    decode(&pending.key, &pending.op, Some(value.clone()), limits),
-                ) {
-                    (Some(err), Ok(done)) if confirms(&pending.op, &done) => Err(err.clone()),
-                    (_, result) => result,
-                },
-            };
-            answered.push((pending.index, result));
-        }
-        (answered, again)
     }
 
     /// `regenerate()` across slots, where `RENAME` is refused. The steps are
@@ -878,13 +742,28 @@ impl Call {
         }
     }
 
+    /// One command on its key's node. redis-rs follows a redirect a few
+    /// times; one still redirected after that (while a slot moves, nodes
+    /// disagree for a moment on who holds it: `MOVED` back and forth) did not
+    /// run, and is sent again after a pause, until the caller's deadline.
+    async fn request(&self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        loop {
+            let reply = self.conn.clone().req_packed_command(cmd).await;
+            match &reply {
+                Err(err) if redirected(err.code()) => {
+                    tokio::time::sleep_until(Instant::now() + REDIRECTED_PAUSE).await
+                }
+                _ => return reply,
+            }
+        }
+    }
+
     /// One command of a move, within the deadline; not sent at all past it.
     async fn step(&self, cmd: &Cmd, key: &str) -> Result<Value> {
         if Instant::now() >= self.deadline {
             return Err(self.timed_out());
         }
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout_at(self.deadline, conn.req_packed_command(cmd)).await {
+        match tokio::time::timeout_at(self.deadline, self.request(cmd)).await {
             Err(_) => Err(self.timed_out()),
             Ok(Err(err)) => Err(failure(&err, Some(key))),
             Ok(Ok(Value::ServerError(err))) => {
