@@ -226,7 +226,7 @@ describe('Redis Cluster', () => {
     });
   });
 
-  test('calls go to their primary on a connection of their own (the event loop\'s); 8 requests in parallel with one cookie while its slot moves: every acknowledged write counted once', async (t) => {
+  test("calls go to their primary on a connection of their own (the event loop's); 8 requests in parallel with one cookie while its slot moves: every acknowledged write counted once", async (t) => {
     await withSessionApp(express, options(), async (app) => {
       const jar = new CookieJar();
       const first = await app.run((s) => s.set('n', 0), { jar });
@@ -250,7 +250,7 @@ describe('Redis Cluster', () => {
       const lane = async () => {
         while (!stop) {
           const r = await app.run((s) => s.incr('n'), { jar });
-          if (r.error) errors.push(r.error.code + ' ' + r.error.message);
+          if (r.error) errors.push(`${r.error.code} ${r.error.message}`);
           else writes++;
         }
       };
