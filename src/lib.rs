@@ -46,7 +46,7 @@ use stats::{EngineStats, Stats, Submitted};
 use store::memory::MemoryStore;
 use store::redis::cluster::{ClusterSettings, ClusterStore};
 use store::redis::link::{Link, LinkFlag, LinkOptions};
-use store::redis::nodes::{Nodes, Rerun};
+use store::redis::nodes::Nodes;
 use store::redis::sentinel::{News, Primary, Sentinels};
 use store::redis::target::Address;
 use store::redis::topology::{ClusterNews, Topology};
@@ -725,14 +725,16 @@ impl Engine {
                     self.in_flight.insert(batch_id, submitted);
                     return Ok(Either::A(self.on_socket(None, |_| {})));
                 }
-                let (slots, after) = cluster.nodes.elsewhere(&items);
-                let counts = cluster.nodes.elsewhere_counts();
+                let (counted, after) = cluster.nodes.elsewhere(&items);
+                let count = items.len();
                 let results = store.submit(items, after);
                 let stats = self.stats.clone();
                 // Never rejected: a batch that cannot run fails call by call.
                 let outcome = env.spawn_future(async move {
-                    let results = results.await.unwrap_or_else(|_| vec![Err(task_ended())]);
-                    counts.leave(&slots);
+                    let results = results
+                        .await
+                        .unwrap_or_else(|_| vec![Err(task_ended()); count]);
+                    drop(counted); // answered: the slots may go direct again
                     stats.finished(&submitted, &results);
                     Ok(Outcome {
                         flags: 0,
@@ -1071,16 +1073,10 @@ impl Engine {
             unreachable!("a cluster's outcome");
         };
         let happened = cluster.nodes.take_happened();
-        for rerun in happened.reruns {
+        for mut rerun in happened.reruns {
             let submitted = self.in_flight.remove(&rerun.batch_id);
-            let counts = cluster.nodes.elsewhere_counts();
-            let Rerun {
-                batch_id,
-                mut results,
-                at,
-                items,
-                slots,
-            } = rerun;
+            let items = std::mem::take(&mut rerun.items);
+            let count = items.len();
             let answers = match &cluster.store {
                 Some(store) => store.rerun(items),
                 None => closed_receiver(),
@@ -1088,20 +1084,14 @@ impl Engine {
             let stats = self.stats.clone();
             cluster.later.push(
                 async move {
-                    let answers = answers.await.unwrap_or_default();
-                    counts.leave(&slots);
-                    let mut answers = answers.into_iter();
-                    for at in at {
-                        results[at] = Some(answers.next().unwrap_or_else(|| Err(task_ended())));
-                    }
-                    let results: Vec<Result<Reply>> = results
-                        .into_iter()
-                        .map(|result| result.unwrap_or_else(|| Err(task_ended())))
-                        .collect();
+                    let answers = answers
+                        .await
+                        .unwrap_or_else(|_| vec![Err(task_ended()); count]);
+                    let finished = rerun.finish(answers);
                     if let Some(submitted) = submitted {
-                        stats.finished(&submitted, &results);
+                        stats.finished(&submitted, &finished.results);
                     }
-                    Finished { batch_id, results }
+                    finished
                 }
                 .boxed(),
             );

@@ -127,6 +127,16 @@ impl Op {
         self.writes() && !matches!(self, Op::Start)
     }
 
+    /// The session keys a call of this operation on `key` touches (a
+    /// rename touches two).
+    pub fn keys<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> {
+        let to = match self {
+            Op::Rename { to } => Some(to.as_str()),
+            _ => None,
+        };
+        std::iter::once(key).chain(to)
+    }
+
     /// Whether the operation is on a user's index rather than on a session.
     pub fn is_on_user_index(&self) -> bool {
         matches!(

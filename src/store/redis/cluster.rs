@@ -33,7 +33,9 @@ use redis::{Cmd, RedisError, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::commands::{command, decode, is_noscript, reply_error, unconfirmed, wait_for};
+use super::commands::{
+    command, decode, is_noscript, redirects, reply_error, unconfirmed, wait_for,
+};
 use super::moves::{
     claim_move, finish_move, mark_move, place_move, release_move_claim, unmark_move,
 };
@@ -412,7 +414,7 @@ impl Plan {
                 }
                 Item::Run(key, op) => (key, op),
             };
-            let keys: Vec<String> = keys_of(&key, &op).map(str::to_owned).collect();
+            let keys: Vec<String> = op.keys(&key).map(str::to_owned).collect();
             let behind: Vec<Barrier> = keys
                 .iter()
                 .filter_map(|key| barriers.get(key).cloned())
@@ -476,15 +478,6 @@ fn chain(call: Arc<Call>, behind: Vec<Barrier>, key: String, op: Op) -> (Barrier
         *into.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
     };
     (run.boxed().shared(), answer)
-}
-
-/// The session keys a call touches (a move touches two).
-fn keys_of<'a>(key: &'a str, op: &'a Op) -> impl Iterator<Item = &'a str> {
-    let to = match op {
-        Op::Rename { to } => Some(to.as_str()),
-        _ => None,
-    };
-    std::iter::once(key).chain(to)
 }
 
 /// Whether the cluster connection still answers. Seen here, rarely: after
@@ -825,10 +818,10 @@ fn with_key(name: &str, key: &str) -> Cmd {
     cmd
 }
 
-/// A reply that sends the call elsewhere (the slot moved or is moving), or
-/// asks to try again: redis-rs follows these for a call sent alone.
+/// An error that sends the call elsewhere, or asks to try again: redis-rs
+/// follows these for a call sent alone.
 fn redirected(code: Option<&str>) -> bool {
-    matches!(code, Some("MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN"))
+    code.is_some_and(redirects)
 }
 
 /// A script's `NOSCRIPT`, as an error or as a reply.

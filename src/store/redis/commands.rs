@@ -140,6 +140,12 @@ fn may_be_leased(key: &str) -> bool {
         .is_some_and(|(_, id)| crate::sid::is_bound(id))
 }
 
+/// An error code with which a cluster sends a call elsewhere (the slot
+/// moved, or is moving) or asks to try again later: the call did not run.
+pub fn redirects(code: &str) -> bool {
+    matches!(code, "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN")
+}
+
 /// A script's `NOSCRIPT`: Redis does not know its digest, and ran nothing.
 pub fn is_noscript(reply: &Value) -> bool {
     matches!(reply, Value::ServerError(err) if err.code() == "NOSCRIPT")

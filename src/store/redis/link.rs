@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 use napi_derive::napi;
 use redis::{Cmd, Value};
 
-use super::commands::{decode, encode, is_noscript, server_error, unconfirmed, wait_for};
+use super::commands::{
+    decode, encode, is_noscript, redirects, server_error, unconfirmed, wait_for,
+};
 use super::resp;
 use super::scripts;
 use crate::config::Durability;
@@ -242,7 +244,7 @@ impl Link {
             let slot = match item {
                 Item::Ready(result) => Slot::Done(result),
                 Item::Run(key, op) if self.holds(&key, &op) => {
-                    self.held_keys.extend(keys_of(&key, &op).map(str::to_owned));
+                    self.held_keys.extend(op.keys(&key).map(str::to_owned));
                     self.held.push_back((batch_id, index));
                     left += 1;
                     Slot::Held(key, op)
@@ -330,7 +332,7 @@ impl Link {
         match self.hold {
             Hold::Nothing => false,
             Hold::Everything => true,
-            Hold::Writes => op.writes() || keys_of(key, op).any(|key| self.held_keys.contains(key)),
+            Hold::Writes => op.writes() || op.keys(key).any(|key| self.held_keys.contains(key)),
         }
     }
 
@@ -868,18 +870,10 @@ impl Link {
     }
 }
 
-/// The session keys a call touches (a rename touches two).
-fn keys_of<'a>(key: &'a str, op: &'a Op) -> impl Iterator<Item = &'a str> {
-    let to = match op {
-        Op::Rename { to } => Some(to.as_str()),
-        _ => None,
-    };
-    std::iter::once(key).chain(to)
-}
-
 /// Whether two calls touch a common session key.
 fn same_session((a_key, a): (&str, &Op), (b_key, b): (&str, &Op)) -> bool {
-    keys_of(a_key, a).any(|key| keys_of(b_key, b).any(|other| other == key))
+    a.keys(a_key)
+        .any(|key| b.keys(b_key).any(|other| other == key))
 }
 
 /// Whether a `ROLE` reply is a primary's.
@@ -907,8 +901,8 @@ fn no_password(err: &redis::ServerError) -> SessionError {
 
 /// A reply with which a cluster sends a call elsewhere, or asks to try
 /// again later: the call did not run.
-pub fn is_redirect(value: &Value) -> bool {
-    matches!(value, Value::ServerError(err) if matches!(err.code(), "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN"))
+fn is_redirect(value: &Value) -> bool {
+    matches!(value, Value::ServerError(err) if redirects(err.code()))
 }
 
 /// The placeholder result of a call sent elsewhere, until it is run there.

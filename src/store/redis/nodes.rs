@@ -23,9 +23,8 @@ use redis::Cmd;
 use tokio::sync::oneshot;
 
 use super::link::{Link, LinkOptions, Redirected};
-use super::target::Address;
+use super::target::{auth, Address};
 use super::topology::SlotMap;
-use super::with;
 use crate::error::Result;
 use crate::store::{Finished, Item, Op, Reply};
 
@@ -47,8 +46,9 @@ pub fn slot_of(key: &str) -> u16 {
 }
 
 /// Calls in flight on redis-rs's path, per slot: counted up on Node's
-/// thread when a batch goes there, down on tokio's when it has its answers.
-pub struct Elsewhere(Vec<AtomicU32>);
+/// thread when a batch goes there, down on tokio's when it has its answers
+/// (when its [`Counted`] is dropped).
+struct Elsewhere(Vec<AtomicU32>);
 
 impl Elsewhere {
     fn new() -> Elsewhere {
@@ -59,16 +59,29 @@ impl Elsewhere {
         self.0[slot as usize].load(Ordering::Acquire) > 0
     }
 
-    fn enter(&self, slots: &[u16]) {
-        for &slot in slots {
+    /// Counts a batch's `slots` until what this returns is dropped.
+    fn enter(self: &Arc<Self>, slots: Vec<u16>) -> Counted {
+        for &slot in &slots {
             self.0[slot as usize].fetch_add(1, Ordering::AcqRel);
         }
+        Counted {
+            slots,
+            counts: Arc::clone(self),
+        }
     }
+}
 
-    /// The batch of `slots` has its answers: its slots may go direct again.
-    pub fn leave(&self, slots: &[u16]) {
-        for &slot in slots {
-            self.0[slot as usize].fetch_sub(1, Ordering::AcqRel);
+/// A batch on redis-rs's path, counted on its slots until it is dropped
+/// (once it has its answers): until then the slots' calls go there too.
+pub struct Counted {
+    slots: Vec<u16>,
+    counts: Arc<Elsewhere>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        for &slot in &self.slots {
+            self.counts.0[slot as usize].fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -102,13 +115,35 @@ struct Gather {
 /// elsewhere: they run again on redis-rs, then the batch finishes.
 pub struct Rerun {
     pub batch_id: u32,
-    /// Every call's result but the redirected ones'.
-    pub results: Vec<Option<Result<Reply>>>,
-    /// The redirected calls, and the index in the batch of each.
+    /// The redirected calls, to run on redis-rs (taken from here).
     pub items: Vec<Item>,
-    pub at: Vec<usize>,
-    /// Their slots, counted in [`Elsewhere`] until they have their answers.
-    pub slots: Vec<u16>,
+    /// Every call's result but the redirected ones'.
+    results: Vec<Option<Result<Reply>>>,
+    /// The index in the batch of each redirected call.
+    at: Vec<usize>,
+    _counted: Counted,
+}
+
+impl Rerun {
+    /// The batch, with the redirected calls' `answers` (in their order).
+    pub fn finish(self, answers: Vec<Result<Reply>>) -> Finished {
+        let Rerun {
+            batch_id,
+            mut results,
+            at,
+            ..
+        } = self;
+        for (at, answer) in at.into_iter().zip(answers) {
+            results[at] = Some(answer);
+        }
+        Finished {
+            batch_id,
+            results: results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(unanswered())))
+                .collect(),
+        }
+    }
 }
 
 /// A batch gone to redis-rs that waits for the direct calls on its slots.
@@ -149,21 +184,13 @@ pub struct Nodes {
 impl Nodes {
     /// `username` and `password`: what every connection authenticates with.
     pub fn new(options: LinkOptions, username: Option<&str>, password: Option<&str>) -> Nodes {
-        let mut handshake = Vec::new();
-        if let Some(password) = password {
-            let mut auth = redis::cmd("AUTH");
-            if let Some(username) = username {
-                auth.arg(username);
-            }
-            handshake.push(with(auth, password));
-        }
         Nodes {
             options: LinkOptions {
                 redirects: true,
                 check_role: false,
                 ..options
             },
-            handshake,
+            handshake: auth(username, password).into_iter().collect(),
             reading: 0,
             owners: vec![UNKNOWN; SLOTS],
             nodes: Vec::new(),
@@ -176,7 +203,10 @@ impl Nodes {
     }
 
     /// Takes a slot map newer than the last taken: primaries not seen
-    /// before get a connection, opened when first used.
+    /// before get a connection, opened when first used. A slot that changed
+    /// primary while calls on it are on a direct connection goes to redis-rs
+    /// until the next map: a later call must not reach the new primary before
+    /// one of those, sent elsewhere, runs again.
     pub fn update(&mut self, map: &SlotMap) {
         self.reading = map.reading;
         let index: Vec<usize> = map
@@ -199,8 +229,18 @@ impl Nodes {
                 at
             })
             .collect();
-        for (slot, owner) in self.owners.iter_mut().zip(map.owners.iter()) {
-            *slot = owner.map_or(UNKNOWN, |o| index[o] as u16);
+        let slots = self
+            .owners
+            .iter_mut()
+            .zip(map.owners.iter())
+            .zip(&self.direct);
+        for ((slot, owner), &direct) in slots {
+            let owner = owner.map_or(UNKNOWN, |o| index[o] as u16);
+            *slot = if direct > 0 && owner != *slot {
+                UNKNOWN
+            } else {
+                owner
+            };
         }
     }
 
@@ -283,33 +323,27 @@ impl Nodes {
     }
 
     /// A batch that goes to redis-rs: its slots are counted there until it
-    /// has its answers ([`Elsewhere::leave`]); if calls on them are on a
-    /// direct connection, it starts once they have answered (the receiver).
-    pub fn elsewhere(&mut self, items: &[Item]) -> (Vec<u16>, Option<oneshot::Receiver<()>>) {
+    /// has its answers (until [`Counted`] is dropped); if calls on them are on
+    /// a direct connection, it starts once they have answered (the receiver).
+    pub fn elsewhere(&mut self, items: &[Item]) -> (Counted, Option<oneshot::Receiver<()>>) {
         let slots: Vec<u16> = items
             .iter()
             .filter_map(|item| match item {
-                Item::Run(key, op) => Some(keys_of(key, op)),
+                Item::Run(key, op) => Some(op.keys(key)),
                 Item::Ready(_) => None,
             })
             .flatten()
             .map(slot_of)
             .collect();
-        self.elsewhere.enter(&slots);
         if slots.iter().all(|&slot| self.direct[slot as usize] == 0) {
-            return (slots, None);
+            return (self.elsewhere.enter(slots), None);
         }
         let (release, wait) = oneshot::channel();
         self.drains.push(Drain {
             slots: slots.clone(),
             release,
         });
-        (slots, Some(wait))
-    }
-
-    /// The counts of redis-rs's calls, for the futures that finish them.
-    pub fn elsewhere_counts(&self) -> Arc<Elsewhere> {
-        Arc::clone(&self.elsewhere)
+        (self.elsewhere.enter(slots), Some(wait))
     }
 
     /// Hands an event of `node`'s socket to its link, and gathers what it finished.
@@ -414,8 +448,8 @@ impl Nodes {
                 .collect();
             self.happened.finished.push(Finished { batch_id, results });
         } else {
-            let rerun_slots: Vec<u16> = redirected.iter().map(|(_, key, _)| slot_of(key)).collect();
-            self.elsewhere.enter(&rerun_slots);
+            let slots = redirected.iter().map(|(_, key, _)| slot_of(key));
+            let counted = self.elsewhere.enter(slots.collect());
             let mut at = Vec::with_capacity(redirected.len());
             let mut items = Vec::with_capacity(redirected.len());
             for (index, key, op) in redirected {
@@ -428,7 +462,7 @@ impl Nodes {
                 results,
                 items,
                 at,
-                slots: rerun_slots,
+                _counted: counted,
             });
         }
         self.release_drained();
@@ -451,15 +485,6 @@ impl Nodes {
 fn part_index(gather: &Gather, node: usize, index: usize) -> Option<usize> {
     let (_, indices) = gather.parts.iter().find(|(n, _)| *n == node)?;
     indices.get(index).copied()
-}
-
-/// The session keys a call touches (a move touches two).
-fn keys_of<'a>(key: &'a str, op: &'a Op) -> impl Iterator<Item = &'a str> {
-    let to = match op {
-        Op::Rename { to } => Some(to.as_str()),
-        _ => None,
-    };
-    std::iter::once(key).chain(to)
 }
 
 fn unanswered() -> crate::error::SessionError {
@@ -596,8 +621,8 @@ mod tests {
         submit(&mut nodes, 1, vec![get(&a)]);
         connect(&mut nodes, 0);
         let rename = Item::Run(a.clone(), Op::Rename { to: b.clone() });
-        let (slots, wait) = nodes.elsewhere(&[rename]);
-        assert_eq!(slots, vec![slot_of(&a), slot_of(&b)]);
+        let (counted, wait) = nodes.elsewhere(&[rename]);
+        assert_eq!(counted.slots, vec![slot_of(&a), slot_of(&b)]);
         let mut wait = wait.expect("a call on its slot is in flight");
         // From now on, the slots' calls go to redis-rs behind it.
         assert!(nodes.route(&[get(&a)]).is_none());
@@ -613,12 +638,11 @@ mod tests {
             "released by the dispatcher, in its order"
         );
         // Once redis-rs answered it, the slots' calls go direct again.
-        nodes.elsewhere_counts().leave(&slots);
+        drop(counted);
         assert!(nodes.route(&[get(&a)]).is_some());
         // Nothing in flight on its slots: a batch for redis-rs waits for nothing.
-        let (slots, wait) = nodes.elsewhere(&[get(&b)]);
+        let (_counted, wait) = nodes.elsewhere(&[get(&b)]);
         assert!(wait.is_none());
-        nodes.elsewhere_counts().leave(&slots);
     }
 
     #[test]

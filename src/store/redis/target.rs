@@ -27,6 +27,15 @@ pub struct Target {
     pub password: Option<String>,
 }
 
+/// `AUTH` with these credentials, if there is a password.
+pub fn auth(username: Option<&str>, password: Option<&str>) -> Option<Cmd> {
+    let mut auth = redis::cmd("AUTH");
+    if let Some(username) = username {
+        auth.arg(username);
+    }
+    Some(with(auth, password?))
+}
+
 /// The URL (or host and port), with explicit credentials and database
 /// (`session.dbIndex`) taking precedence over the URL's.
 pub fn target(redis: &RedisOptions, db_index: Option<i64>) -> Result<Target> {
@@ -65,14 +74,7 @@ pub fn target(redis: &RedisOptions, db_index: Option<i64>) -> Result<Target> {
     let username = redis.username.as_deref().or(settings.username());
     let password = redis.password.as_deref().or(settings.password());
     let db = db_index.unwrap_or(settings.db());
-    let mut handshake = Vec::new();
-    if let Some(password) = password {
-        let mut auth = redis::cmd("AUTH");
-        if let Some(username) = username {
-            auth.arg(username);
-        }
-        handshake.push(with(auth, password));
-    }
+    let mut handshake: Vec<Cmd> = auth(username, password).into_iter().collect();
     if db != 0 {
         handshake.push(with(redis::cmd("SELECT"), db));
     }
