@@ -197,19 +197,8 @@ describe('Redis Cluster', () => {
           await delay(5);
         }
       })();
-      // The slot moves the way redis-cli --cluster reshard moves it: IMPORTING, MIGRATING, MIGRATE, NODE.
-      const src = cluster.admin(source.port);
-      const dst = cluster.admin(target.port);
-      await dst.command('CLUSTER', 'SETSLOT', slot, 'IMPORTING', source.id);
-      await src.command('CLUSTER', 'SETSLOT', slot, 'MIGRATING', target.id);
-      await delay(100);
-      for (const k of await src.command('CLUSTER', 'GETKEYSINSLOT', slot, 100)) {
-        await src.command('MIGRATE', '127.0.0.1', target.port, k, 0, 5000);
-      }
-      await delay(100);
-      for (const node of await cluster.topology()) {
-        if (node.primary) await cluster.admin(node.port).command('CLUSTER', 'SETSLOT', slot, 'NODE', target.id);
-      }
+      // The slot moves the way redis-cli --cluster reshard moves it.
+      await cluster.moveSlot(slot, source, target);
       await delay(300);
       stop = true;
       await load;
@@ -257,17 +246,7 @@ describe('Redis Cluster', () => {
       };
       const lanes = Array.from({ length: 8 }, lane);
       await delay(100);
-      const dst = cluster.admin(target.port);
-      await dst.command('CLUSTER', 'SETSLOT', slot, 'IMPORTING', source.id);
-      await src.command('CLUSTER', 'SETSLOT', slot, 'MIGRATING', target.id);
-      await delay(100);
-      for (const k of await src.command('CLUSTER', 'GETKEYSINSLOT', slot, 100)) {
-        await src.command('MIGRATE', '127.0.0.1', target.port, k, 0, 5000);
-      }
-      await delay(100);
-      for (const node of await cluster.topology()) {
-        if (node.primary) await cluster.admin(node.port).command('CLUSTER', 'SETSLOT', slot, 'NODE', target.id);
-      }
+      await cluster.moveSlot(slot, source, target);
       await delay(2500); // past the next reading of the slot map: calls go direct to the target
       stop = true;
       await Promise.all(lanes);

@@ -6,6 +6,7 @@
 
 const { execFile } = require('node:child_process');
 const { promisify } = require('node:util');
+const { setTimeout: delay } = require('node:timers/promises');
 const { startRedis, freePort } = require('./redis');
 const { connectRedis } = require('./redis-client');
 const { until } = require('./sentinel');
@@ -88,6 +89,24 @@ async function startCluster({ certificates } = {}) {
     async primaryOf(slot) {
       const nodes = await cluster.topology();
       return nodes.find((n) => n.primary && !n.failed && n.slots.some(([a, b]) => slot >= a && slot <= b));
+    },
+    /**
+     * Moves `slot` from the primary `source` to the primary `target` (nodes of
+     * `topology()`) the way `redis-cli --cluster reshard` does: IMPORTING,
+     * MIGRATING, each key MIGRATEd, then NODE on every primary.
+     */
+    async moveSlot(slot, source, target) {
+      const src = clients.get(source.port);
+      await clients.get(target.port).command('CLUSTER', 'SETSLOT', slot, 'IMPORTING', source.id);
+      await src.command('CLUSTER', 'SETSLOT', slot, 'MIGRATING', target.id);
+      await delay(100);
+      for (const key of await src.command('CLUSTER', 'GETKEYSINSLOT', slot, 100)) {
+        await src.command('MIGRATE', '127.0.0.1', target.port, key, 0, 5000);
+      }
+      await delay(100);
+      for (const node of await cluster.topology()) {
+        if (node.primary) await clients.get(node.port).command('CLUSTER', 'SETSLOT', slot, 'NODE', target.id);
+      }
     },
     async stop() {
       await Promise.all([...clients.values()].map((c) => c.quit()));
