@@ -12,8 +12,9 @@
  *
  * While calls are in flight the queue is sent from `setImmediate`, so the
  * operations of every request read in one turn share a batch (a `nextTick`
- * would send one per request); an idle queue sends at the end of the current
- * callback, as nothing could join it anyway.
+ * would send one per request), and, behind a batch sent less than a
+ * millisecond ago, once that batch is answered (see `holds()`); an idle
+ * queue sends at the end of the current callback, as nothing could join it.
  */
 
 const { tracing, traced } = require('./events');
@@ -36,8 +37,11 @@ class Batches {
      */
     this.record = null;
     this.startBatch();
+    this.lastSent = { id: 0, at: 0 }; // the batch sent last, and when
+    this.holdTimer = null; // the queue waits for its answer (see flush)
     this.flush = this.flush.bind(this);
     this.handle = this.handle.bind(this);
+    this.release = this.release.bind(this);
   }
 
   startBatch() {
@@ -73,14 +77,20 @@ class Batches {
     return promise;
   }
 
-  flush() {
+  /** Sends the queue as one batch; `now`: even while it would wait for an answer (see holds). */
+  flush(now) {
     if (this.words.length === 0) return;
+    if (now !== true && this.holds()) return;
+    clearTimeout(this.holdTimer);
+    this.holdTimer = null;
     const { words, strings, waiters, kinds } = this;
     this.startBatch();
     this.batchId = (this.batchId + 1) >>> 0;
     const batchId = this.batchId;
     waiters.sentAt = performance.now(); // see stalled() and record
     waiters.kinds = kinds;
+    this.lastSent.id = batchId;
+    this.lastSent.at = waiters.sentAt;
     this.inFlight.set(batchId, waiters);
     let outcome;
     try {
@@ -91,6 +101,25 @@ class Batches {
     // A cluster's batch runs on tokio, and its outcome comes on a Promise (never rejected).
     if (typeof outcome.then === 'function') outcome.then(this.handle);
     else this.handle(outcome);
+  }
+
+  /**
+   * Whether the queue waits for the answer to the batch sent last: one
+   * sent less than HOLD_MS ago is usually answered within a round trip, and
+   * the calls queued meanwhile (and those its answer leads to) then go out
+   * in one write instead of two. Never longer than HOLD_MS behind it, so
+   * that a stalled batch holds no one back.
+   */
+  holds() {
+    if (this.holdTimer) return true;
+    if (!this.inFlight.has(this.lastSent.id) || performance.now() - this.lastSent.at >= HOLD_MS) return false;
+    this.holdTimer = setTimeout(this.release, HOLD_MS);
+    return true;
+  }
+
+  /** Sends what waited (see holds), on the answer it waited for or at HOLD_MS. */
+  release() {
+    if (this.holdTimer) this.flush(true);
   }
 
   /** Every call of a batch that could not be submitted fails with `err`. */
@@ -114,6 +143,7 @@ class Batches {
       if (this.record) this.record(waiters.kinds, waiters.sentAt, (k) => outcome[first + k]);
       for (let k = 0; k < count; k++, i++) deliver(waiters[k], outcome[i]);
     }
+    if (this.holdTimer) setImmediate(this.release); // after this turn's other answers and requests
     this.settled();
   }
 
@@ -129,6 +159,9 @@ class Batches {
     return oldest !== undefined && performance.now() - oldest.sentAt > STALLED_MS;
   }
 }
+
+/** How long the queue may wait for the answer to the batch sent last (see `holds()`), in ms. */
+const HOLD_MS = 1;
 
 /** How long a batch may wait for its answer before the store counts as slow (see `stalled()`). */
 const STALLED_MS = 100;

@@ -306,7 +306,7 @@ class Store extends Batches {
   close() {
     if (this.closed) return this.closed;
     this.flushTouches();
-    this.flush();
+    this.flush(true);
     this.native.close();
     this.closed = new Promise((resolve) => {
       this.whenIdle = resolve;
