@@ -37,8 +37,7 @@ class Batches {
      */
     this.record = null;
     this.startBatch();
-    this.lastSent = { id: 0, at: 0 }; // the batch sent last, and when
-    this.holdTimer = null; // the queue waits for its answer (see flush)
+    this.holdTimer = null; // the queue waits for the answer to the batch sent last (see holds)
     this.flush = this.flush.bind(this);
     this.handle = this.handle.bind(this);
     this.release = this.release.bind(this);
@@ -89,8 +88,6 @@ class Batches {
     const batchId = this.batchId;
     waiters.sentAt = performance.now(); // see stalled() and record
     waiters.kinds = kinds;
-    this.lastSent.id = batchId;
-    this.lastSent.at = waiters.sentAt;
     this.inFlight.set(batchId, waiters);
     let outcome;
     try {
@@ -112,7 +109,8 @@ class Batches {
    */
   holds() {
     if (this.holdTimer) return true;
-    if (!this.inFlight.has(this.lastSent.id) || performance.now() - this.lastSent.at >= HOLD_MS) return false;
+    const last = this.inFlight.get(this.batchId); // the batch sent last, if it is not answered yet
+    if (!last || performance.now() - last.sentAt >= HOLD_MS) return false;
     this.holdTimer = setTimeout(this.release, HOLD_MS);
     return true;
   }

@@ -356,13 +356,11 @@ impl Engine {
                 napi::bindgen_prelude::spawn(dispatcher);
             })?;
             let nodes = Nodes::new(
-                LinkOptions {
-                    limits: sessions.limits,
-                    command_timeout: config.redis.command_timeout,
-                    check_role: false,
-                    durability: config.redis.durability,
-                    redirects: true,
-                },
+                LinkOptions::new(
+                    sessions.limits,
+                    config.redis.command_timeout,
+                    config.redis.durability,
+                ),
                 cluster.username.as_deref(),
                 cluster.password.as_deref(),
             );
@@ -405,11 +403,12 @@ impl Engine {
         let link = Link::new(
             &target.handshake,
             LinkOptions {
-                limits: sessions.limits,
-                command_timeout: config.redis.command_timeout,
                 check_role: sentinels.is_some(),
-                durability: config.redis.durability,
-                redirects: false,
+                ..LinkOptions::new(
+                    sessions.limits,
+                    config.redis.command_timeout,
+                    config.redis.durability,
+                )
             },
         );
         let socket = SocketOptions {
@@ -731,9 +730,7 @@ impl Engine {
                 let stats = self.stats.clone();
                 // Never rejected: a batch that cannot run fails call by call.
                 let outcome = env.spawn_future(async move {
-                    let results = results
-                        .await
-                        .unwrap_or_else(|_| vec![Err(task_ended()); count]);
+                    let results = answers(results, count).await;
                     drop(counted); // answered: the slots may go direct again
                     stats.finished(&submitted, &results);
                     Ok(Outcome {
@@ -1050,44 +1047,41 @@ impl Engine {
                 if let Some(node) = node {
                     cluster.nodes.on_node(node as usize, event);
                 }
-                return self.cluster_outcome();
+                return cluster.outcome(&mut self.in_flight, &self.stats);
             }
         };
-        self.count_finished(&outcome.finished);
+        count_finished(&mut self.in_flight, &self.stats, &outcome.finished);
         outcome
     }
+}
 
-    fn count_finished(&mut self, finished: &[Finished]) {
-        for finished in finished {
-            if let Some(submitted) = self.in_flight.remove(&finished.batch_id) {
-                self.stats.finished(&submitted, &finished.results);
-            }
+/// Counts the batches that finished (see `Engine::in_flight`).
+fn count_finished(in_flight: &mut HashMap<u32, Submitted>, stats: &Stats, finished: &[Finished]) {
+    for finished in finished {
+        if let Some(submitted) = in_flight.remove(&finished.batch_id) {
+            stats.finished(&submitted, &finished.results);
         }
     }
+}
 
+impl Cluster {
     /// What the cluster's direct path did: batches finished, calls to run
     /// again on redis-rs (before the batches released behind them), and what
     /// the primaries' sockets must do.
-    fn cluster_outcome(&mut self) -> Outcome {
-        let Backend::Cluster(cluster) = &mut self.backend else {
-            unreachable!("a cluster's outcome");
-        };
-        let happened = cluster.nodes.take_happened();
+    fn outcome(&mut self, in_flight: &mut HashMap<u32, Submitted>, stats: &Stats) -> Outcome {
+        let happened = self.nodes.take_happened();
         for mut rerun in happened.reruns {
-            let submitted = self.in_flight.remove(&rerun.batch_id);
+            let submitted = in_flight.remove(&rerun.batch_id);
             let items = std::mem::take(&mut rerun.items);
             let count = items.len();
-            let answers = match &cluster.store {
+            let answered = match &self.store {
                 Some(store) => store.rerun(items),
                 None => closed_receiver(),
             };
-            let stats = self.stats.clone();
-            cluster.later.push(
+            let stats = stats.clone();
+            self.later.push(
                 async move {
-                    let answers = answers
-                        .await
-                        .unwrap_or_else(|_| vec![Err(task_ended()); count]);
-                    let finished = rerun.finish(answers);
+                    let finished = rerun.finish(answers(answered, count).await);
                     if let Some(submitted) = submitted {
                         stats.finished(&submitted, &finished.results);
                     }
@@ -1096,7 +1090,7 @@ impl Engine {
                 .boxed(),
             );
         }
-        if let Some(store) = &cluster.store {
+        if let Some(store) = &self.store {
             for release in happened.released {
                 store.release(release);
             }
@@ -1105,13 +1099,13 @@ impl Engine {
             }
         }
         let mut flags = 0;
-        if cluster.nodes.has_actions() {
+        if self.nodes.has_actions() {
             flags |= LinkFlag::Nodes as u32;
         }
-        if !cluster.later.is_empty() {
+        if !self.later.is_empty() {
             flags |= LinkFlag::Later as u32;
         }
-        self.count_finished(&happened.finished);
+        count_finished(in_flight, stats, &happened.finished);
         Outcome {
             flags,
             finished: happened.finished,
@@ -1119,12 +1113,19 @@ impl Engine {
     }
 }
 
-/// The error of calls whose cluster task is gone (the store closed under them).
-fn task_ended() -> SessionError {
-    SessionError::new(
-        ErrorCode::Connection,
-        "redis cluster: the connection task ended",
-    )
+/// The `count` results redis-rs's dispatcher sends on `answered`; if it is
+/// gone (the store closed under them), each call fails.
+async fn answers(
+    answered: tokio::sync::oneshot::Receiver<Vec<Result<Reply>>>,
+    count: usize,
+) -> Vec<Result<Reply>> {
+    answered.await.unwrap_or_else(|_| {
+        let ended = SessionError::new(
+            ErrorCode::Connection,
+            "redis cluster: the connection task ended",
+        );
+        vec![Err(ended); count]
+    })
 }
 
 /// A receiver that reports its sender gone at once.

@@ -81,6 +81,23 @@ pub struct LinkOptions {
     pub redirects: bool,
 }
 
+impl LinkOptions {
+    /// A plain link's: no `ROLE` check, redirects are errors.
+    pub const fn new(
+        limits: Limits,
+        command_timeout: Duration,
+        durability: Option<Durability>,
+    ) -> LinkOptions {
+        LinkOptions {
+            limits,
+            command_timeout,
+            check_role: false,
+            durability,
+            redirects: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Down,
@@ -923,7 +940,7 @@ fn lost_track() -> SessionError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const LIMITS: Limits = Limits {
@@ -940,13 +957,8 @@ mod tests {
         sent
     }
 
-    const OPTIONS: LinkOptions = LinkOptions {
-        limits: LIMITS,
-        command_timeout: Duration::from_millis(100),
-        check_role: false,
-        durability: None,
-        redirects: false,
-    };
+    pub(crate) const OPTIONS: LinkOptions =
+        LinkOptions::new(LIMITS, Duration::from_millis(100), None);
 
     fn link(handshake: &[Cmd]) -> Link {
         Link::new(handshake, OPTIONS)
@@ -958,7 +970,7 @@ mod tests {
     }
 
     /// The replies to the handshake's `SCRIPT LOAD`s.
-    fn loaded() -> Vec<u8> {
+    pub(crate) fn loaded() -> Vec<u8> {
         "+sha\r\n".repeat(scripts()).into_bytes()
     }
 
@@ -987,7 +999,7 @@ mod tests {
         Item::Run("s:a".into(), Op::Get(field.into()))
     }
 
-    fn value(result: &Result<Reply>) -> Option<String> {
+    pub(crate) fn value(result: &Result<Reply>) -> Option<String> {
         match result {
             Ok(Reply::Value(value)) => value.clone(),
             other => panic!("not a value: {other:?}"),

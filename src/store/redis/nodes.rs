@@ -182,12 +182,13 @@ pub struct Nodes {
 }
 
 impl Nodes {
-    /// `username` and `password`: what every connection authenticates with.
+    /// `options` as for one server's link (each node's also hands back the
+    /// calls a node redirects); `username` and `password`: what every
+    /// connection authenticates with.
     pub fn new(options: LinkOptions, username: Option<&str>, password: Option<&str>) -> Nodes {
         Nodes {
             options: LinkOptions {
                 redirects: true,
-                check_role: false,
                 ..options
             },
             handshake: auth(username, password).into_iter().collect(),
@@ -287,7 +288,8 @@ impl Nodes {
             slots: Vec::with_capacity(routes.len()),
             redirected: Vec::new(),
         };
-        let mut per_node: Vec<(usize, Vec<Item>)> = Vec::new();
+        // Per node: the batch's indices of its part, and the part.
+        let mut parts: Vec<(usize, Vec<usize>, Vec<Item>)> = Vec::new();
         let mut routes = routes.into_iter();
         for (index, item) in items.into_iter().enumerate() {
             if let Item::Ready(result) = item {
@@ -300,23 +302,27 @@ impl Nodes {
             };
             self.direct[slot as usize] += 1;
             gather.slots.push(slot);
-            let at = match gather.parts.iter().position(|(n, _)| *n == node) {
+            let at = match parts.iter().position(|(n, ..)| *n == node) {
                 Some(at) => at,
                 None => {
-                    gather.parts.push((node, Vec::new()));
-                    per_node.push((node, Vec::new()));
-                    gather.parts.len() - 1
+                    parts.push((node, Vec::new(), Vec::new()));
+                    parts.len() - 1
                 }
             };
-            gather.parts[at].1.push(index);
-            per_node[at].1.push(item);
+            parts[at].1.push(index);
+            parts[at].2.push(item);
         }
-        gather.left = per_node.len();
+        gather.left = parts.len();
         if gather.left == 0 {
             return self.finish(batch_id, gather);
         }
+        let mut sends = Vec::with_capacity(parts.len());
+        for (node, indices, part) in parts {
+            gather.parts.push((node, indices));
+            sends.push((node, part));
+        }
         self.batches.insert(batch_id, gather);
-        for (node, part) in per_node {
+        for (node, part) in sends {
             self.nodes[node].link.submit(batch_id, part, now);
             self.collect(node);
         }
@@ -405,7 +411,7 @@ impl Nodes {
             self.happened.moved = true;
             self.owners[slot_of(&key) as usize] = UNKNOWN;
             if let Some(gather) = self.batches.get_mut(&batch_id) {
-                if let Some(at) = part_index(gather, node, index) {
+                if let Some(&at) = indices(&gather.parts, node).get(index) {
                     gather.redirected.push((at, key, op));
                 }
             }
@@ -414,9 +420,7 @@ impl Nodes {
             let Some(gather) = self.batches.get_mut(&batch_id) else {
                 continue;
             };
-            let part = gather.parts.iter().find(|(n, _)| *n == node);
-            let indices = part.map_or(&[][..], |(_, indices)| indices.as_slice());
-            for (&at, result) in indices.iter().zip(results) {
+            for (&at, result) in indices(&gather.parts, node).iter().zip(results) {
                 gather.results[at] = Some(result);
             }
             gather.left -= 1;
@@ -481,10 +485,10 @@ impl Nodes {
     }
 }
 
-/// The batch's index of a node's call at `index` in its part.
-fn part_index(gather: &Gather, node: usize, index: usize) -> Option<usize> {
-    let (_, indices) = gather.parts.iter().find(|(n, _)| *n == node)?;
-    indices.get(index).copied()
+/// The batch's indices of the calls of its part that went to `node`, in that part's order.
+fn indices(parts: &[(usize, Vec<usize>)], node: usize) -> &[usize] {
+    let part = parts.iter().find(|(n, _)| *n == node);
+    part.map_or(&[], |(_, indices)| indices)
 }
 
 fn unanswered() -> crate::error::SessionError {
@@ -497,22 +501,7 @@ fn unanswered() -> crate::error::SessionError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Limits;
-    use std::time::Duration;
-
-    const OPTIONS: LinkOptions = LinkOptions {
-        limits: Limits {
-            ttl_secs: 60,
-            max_fields: 10,
-            max_lifetime_secs: None,
-            max_sessions_per_user: 100,
-            persistent: false,
-        },
-        command_timeout: Duration::from_millis(100),
-        check_role: false,
-        durability: None,
-        redirects: true,
-    };
+    use crate::store::redis::link::tests::{loaded, value, OPTIONS};
 
     /// Two primaries: the lower half of the slots on node 0, the upper on node 1.
     fn two_primaries() -> Nodes {
@@ -551,15 +540,7 @@ mod tests {
     /// `node`'s socket connected and its scripts loaded.
     fn connect(nodes: &mut Nodes, node: usize) {
         nodes.on_node(node, Link::connected);
-        let loaded = "+sha\r\n".repeat(super::super::scripts::preload().len());
-        nodes.on_node(node, |link| link.received(loaded.as_bytes()));
-    }
-
-    fn value(result: &Result<Reply>) -> Option<String> {
-        match result {
-            Ok(Reply::Value(value)) => value.clone(),
-            other => panic!("not a value: {other:?}"),
-        }
+        nodes.on_node(node, |link| link.received(&loaded()));
     }
 
     #[test]

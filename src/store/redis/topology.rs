@@ -1,10 +1,12 @@
-//! What operators see of a cluster: its primaries, whether each answers, and
-//! when slots change primary (a replica took over from a failed primary, or
-//! slots were moved). redis-rs keeps its slot map to itself, so while the
-//! store has a connection this asks `CLUSTER SLOTS` every [`EVERY`] (as
-//! ioredis's `slotsRefreshInterval` does) and `PING`s each primary, on the
-//! same connection; what changed waits as [`ClusterNews`] and JavaScript is
-//! woken to take it (a threadsafe function, as for the sentinels' news).
+//! A cluster's slot map, and what operators see of it: its primaries,
+//! whether each answers, and when slots change primary (a replica took over
+//! from a failed primary, or slots were moved). redis-rs keeps its slot map
+//! to itself, so while the store has a connection this asks `CLUSTER SLOTS`
+//! every [`EVERY`] (as ioredis's `slotsRefreshInterval` does; sooner when a
+//! node redirected a call) and `PING`s each primary, on the same connection.
+//! The direct path routes by the map ([`SlotMap`], see [`super::nodes`]);
+//! what changed waits as [`ClusterNews`] and JavaScript is woken to take it
+//! (a threadsafe function, as for the sentinels' news).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
