@@ -13,6 +13,8 @@
 // and the express-session-style apps (express-session, ours-express) also
 //   GET /passport  reads `passport.user` (as passport's deserializeUser
 //                  would), changes one other property -> the user
+// and `ours-signed-in` GET /start, which its pooled sessions start with (signs
+// in, then stores n = 1).
 // `bare` has no session middleware at all: Express alone on this machine (the
 // reference every ratio to it is a share of; not always a ceiling, see README.md);
 // `bare-cookie-parser` is Express behind cookie-parser with a signed cookie, the
@@ -44,7 +46,7 @@ const CONFIGS = {
   // session.lazy: a new visitor that writes nothing costs no cookie and no Redis command (/new).
   'ours-lazy': (redisPort) => ours(redisPort, { lazy: true }),
   // Sessions per user on: every session signs in as it starts (one of 20 users).
-  'ours-signed-in': (redisPort) => ours(redisPort, {}, {}, signInNewSessions),
+  'ours-signed-in': (redisPort) => ours(redisPort, {}, {}, signedInStart),
   original,
   'express-session': expressSession,
   // alt-session/express-session: express-session's API on our engine, the options of the express-session config.
@@ -87,14 +89,14 @@ function bareCookieParser(app) {
  * alt-session (this package), default options apart from the secret and
  * `tti`; `cookieParser`: behind cookie-parser(secret), whose secret it signs with.
  */
-function ours(redisPort, extra, redisExtra = {}, before, { cookieParser = false } = {}) {
+function ours(redisPort, extra, redisExtra = {}, start, { cookieParser = false } = {}) {
   const altSession = require('..');
   return (app) => {
     const redis = { host: '127.0.0.1', port: redisPort, ...redisExtra };
     if (cookieParser) app.use(require('cookie-parser')(SECRET));
     app.use(altSession({ redis, session: { ...(cookieParser ? {} : { secret: SECRET }), tti: TTI, ...extra } }));
-    if (before) app.use(before);
     perKeyRoutes(app);
+    if (start) app.get('/start', start); // after the measured routes: they match before it
     // An atomic counter, for bench/soak.js to count every write (not measured here).
     app.get('/incr', (req, res, next) => req.session.incr('n').then((n) => res.send(String(n)), next));
   };
@@ -102,10 +104,16 @@ function ours(redisPort, extra, redisExtra = {}, before, { cookieParser = false 
 
 let signedIn = 0;
 
-/** Signs every new session in (the pool's are created by a /write without a cookie). */
-function signInNewSessions(req, res, next) {
-  if (!req.session.isNew) return next();
-  req.session.login(`user${signedIn++ % 20}`, { meta: { device: 'bench' } }).then(() => next(), next);
+/**
+ * GET /start: what a pooled session of `ours-signed-in` starts with, the
+ * first /write of a session that signs in (one of 20 users) first. A route
+ * of its own, so that the measured requests pass the same layers as `ours`'.
+ */
+function signedInStart(req, res, next) {
+  req.session
+    .login(`user${signedIn++ % 20}`, { meta: { device: 'bench' } })
+    .then(() => req.session.set('n', 1))
+    .then(() => res.send('1'), next);
 }
 
 /** alt-session@0.0.1 as its README says to mount it: cookie-parser(secret) first. */

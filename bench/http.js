@@ -41,6 +41,8 @@ const SETTINGS = {
   rounds: QUICK ? 1 : 5, // rounds of one configuration differ by up to 25% on a shared VM: median of 5
   warmupSeconds: 1, // per configuration x route, before the first round
   sessions: 200, // the pool of existing sessions each app gets requests for
+  pairRounds: QUICK ? 1 : 6, // of the own-cost pairs (see PAIRS)
+  pairSeconds: QUICK ? 1 : 2,
 };
 const ALL_CONFIGS = [
   'bare',
@@ -109,6 +111,19 @@ const SIGNED_IN_CONFIGS = new Set(['ours-signed-in']);
 const BASELINE_CONFIGS = new Set(['bare', 'bare-cookie-parser']);
 // OpenTelemetry metrics and a tracing subscriber on: /write only, beside `ours`.
 const OBSERVED_CONFIGS = new Set(['ours-observed']);
+
+/**
+ * The session's own cost, each measured against its baseline in adjacent
+ * runs: the rounds above put minutes between two configurations, over which
+ * a shared host's speed drifts by more than the few microseconds these
+ * figures are. Each pair round runs baseline, session, session, baseline (or
+ * the reverse) on one route, and the median round counts.
+ */
+const PAIRS = [
+  { config: 'ours', baseline: 'bare', routes: ['/none', '/read', '/write'] },
+  { config: 'ours-cookie-parser', baseline: 'bare-cookie-parser', routes: ['/none', '/read', '/write'] },
+  { config: 'ours-signed-in', baseline: 'ours', routes: ['/read', '/write'] },
+];
 
 /** The routes a configuration is measured on. */
 function routesOf(config) {
@@ -244,7 +259,8 @@ async function inParallel(count, width, task) {
 async function createPool(app) {
   if (app.config === 'bare') return; // no cookie to pool
   app.pool = await inParallel(SETTINGS.sessions, 10, async () => {
-    const response = await get(app.port, '/write');
+    // Signed in first (a route of its own, see http-app.js), then as /write.
+    const response = await get(app.port, SIGNED_IN_CONFIGS.has(app.config) ? '/start' : '/write');
     const cookie = cookieOf(response);
     if (response.status !== 200 || !cookie) {
       throw new Error(`${app.config}: /write without a cookie gave ${response.status}, cookie ${cookie}`);
@@ -329,14 +345,15 @@ async function measure(app, route, seconds) {
   const cpuAfter = cpuSeconds(app.child.pid);
   const ok = result['2xx'];
   if (route === '/write') app.writes += ok;
-  const appCpuUs = cpuBefore === null || cpuAfter === null || !ok ? null : Math.round(((cpuAfter - cpuBefore) * 1e6) / ok);
+  const cpuUs = cpuBefore === null || cpuAfter === null || !ok ? null : ((cpuAfter - cpuBefore) * 1e6) / ok;
   return {
     config: app.config,
     route,
     reqPerSec: Math.round(ok / result.duration),
     p50: result.latency.p50,
     p99: result.latency.p99,
-    appCpuUs,
+    appCpuUs: cpuUs === null ? null : Math.round(cpuUs),
+    cpuUs,
     ok,
     non2xx: result.non2xx,
     errors: result.errors,
@@ -353,6 +370,52 @@ function problemsOf(run) {
   if (!run.ok) problems.push('no successful response');
   return problems.map((p) => `${run.config} ${run.route}${run.round ? ` round ${run.round}` : ' warm-up'}: ${p}`);
 }
+
+/**
+ * Runs PAIRS on the apps started (see PAIRS): per pair and route, each
+ * round's difference and ratio of app CPU per request (the two runs of the
+ * session against the two of its baseline), and their medians.
+ */
+async function measurePairs(apps, problems) {
+  const appOf = (config) => apps.find((app) => app.config === config);
+  const pairs = [];
+  for (const { config, baseline, routes } of PAIRS) {
+    const mine = appOf(config);
+    const base = appOf(baseline);
+    if (!mine || !base) continue;
+    for (const route of routes.filter((r) => ROUTES.includes(r))) {
+      const rounds = [];
+      for (let round = 1; round <= SETTINGS.pairRounds; round++) {
+        const order = round % 2 ? [base, mine, mine, base] : [mine, base, base, mine];
+        const runs = [];
+        for (const app of order) {
+          const run = { round, pair: true, ...(await measure(app, route, SETTINGS.pairSeconds)) };
+          problems.push(...problemsOf(run));
+          runs.push(run);
+        }
+        const cpuOf = (app) => mean(runs.filter((r) => r.config === app.config).map((r) => r.cpuUs));
+        rounds.push({ overUs: cpuOf(mine) - cpuOf(base), ratio: cpuOf(mine) / cpuOf(base), baseUs: cpuOf(base) });
+      }
+      const pair = {
+        config,
+        baseline,
+        route,
+        overUs: median(rounds.map((r) => r.overUs)),
+        ratio: median(rounds.map((r) => r.ratio)),
+        baseUs: median(rounds.map((r) => r.baseUs)),
+        rounds,
+      };
+      pairs.push(pair);
+      console.log(
+        `pair ${config} over ${baseline} ${route}: ${pair.overUs.toFixed(1)} µs (${pair.ratio.toFixed(3)}x), ` +
+          `rounds ${rounds.map((r) => r.overUs.toFixed(1)).join(', ')}`
+      );
+    }
+  }
+  return pairs;
+}
+
+const mean = (values) => values.reduce((a, b) => a + b, 0) / values.length;
 
 function summarize(runs) {
   const summary = {};
@@ -500,6 +563,8 @@ async function main() {
     }
   }
 
+  const pairs = await measurePairs(apps, problems);
+
   const counters = {};
   // Only meaningful (and only quick: 0.0.1 hangs while Redis is away) after clean runs.
   for (const app of problems.length ? [] : apps) {
@@ -518,6 +583,7 @@ async function main() {
     configs: CONFIGS,
     routes: ROUTES,
     summary,
+    pairs,
     counters,
     problems,
     runs,
