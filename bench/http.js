@@ -18,7 +18,8 @@
 // beforehand, so each one is a returning visitor; but on `/new`, a new visitor
 // (GET /none without a cookie, each one starting a session). After a warm-up, rounds are
 // interleaved (every configuration x route once per round, starting the round
-// with a different configuration) and the median of the rounds counts.
+// with a different configuration) and the median of the rounds counts. Then
+// the session's own cost is measured again in adjacent pairs (see PAIRS).
 
 const { fork, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -260,10 +261,11 @@ async function createPool(app) {
   if (app.config === 'bare') return; // no cookie to pool
   app.pool = await inParallel(SETTINGS.sessions, 10, async () => {
     // Signed in first (a route of its own, see http-app.js), then as /write.
-    const response = await get(app.port, SIGNED_IN_CONFIGS.has(app.config) ? '/start' : '/write');
+    const start = SIGNED_IN_CONFIGS.has(app.config) ? '/start' : '/write';
+    const response = await get(app.port, start);
     const cookie = cookieOf(response);
     if (response.status !== 200 || !cookie) {
-      throw new Error(`${app.config}: /write without a cookie gave ${response.status}, cookie ${cookie}`);
+      throw new Error(`${app.config}: ${start} without a cookie gave ${response.status}, cookie ${cookie}`);
     }
     return cookie;
   });
@@ -368,7 +370,8 @@ function problemsOf(run) {
   if (run.errors) problems.push(`${run.errors} errors`);
   if (run.timeouts) problems.push(`${run.timeouts} timeouts`);
   if (!run.ok) problems.push('no successful response');
-  return problems.map((p) => `${run.config} ${run.route}${run.round ? ` round ${run.round}` : ' warm-up'}: ${p}`);
+  const when = run.round ? ` ${run.pair ? 'pair ' : ''}round ${run.round}` : ' warm-up';
+  return problems.map((p) => `${run.config} ${run.route}${when}: ${p}`);
 }
 
 /**
