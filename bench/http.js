@@ -397,7 +397,8 @@ async function measurePairs(apps, problems) {
           runs.push(run);
         }
         const cpuOf = (app) => mean(runs.filter((r) => r.config === app.config).map((r) => r.cpuUs));
-        rounds.push({ overUs: cpuOf(mine) - cpuOf(base), ratio: cpuOf(mine) / cpuOf(base), baseUs: cpuOf(base) });
+        const [mineUs, baseUs] = [cpuOf(mine), cpuOf(base)];
+        rounds.push({ overUs: mineUs - baseUs, ratio: mineUs / baseUs });
       }
       const pair = {
         config,
@@ -405,7 +406,6 @@ async function measurePairs(apps, problems) {
         route,
         overUs: median(rounds.map((r) => r.overUs)),
         ratio: median(rounds.map((r) => r.ratio)),
-        baseUs: median(rounds.map((r) => r.baseUs)),
         rounds,
       };
       pairs.push(pair);
