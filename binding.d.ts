@@ -188,6 +188,12 @@ export declare class Engine {
 }
 
 /**
+ * The length of a signed-in session's id: the engine takes any id of this
+ * length as one (`sid::is_bound`), and so does `open()`'s caller.
+ */
+export declare const BOUND_ID_LENGTH: number
+
+/**
  * A change in a cluster: `event` is `connect` (a primary answers),
  * `disconnect` (it stopped) or `failover` (`slots` slots moved from `node`
  * to `to`).

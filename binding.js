@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.Engine = nativeBinding.Engine
+module.exports.BOUND_ID_LENGTH = nativeBinding.BOUND_ID_LENGTH
 module.exports.ErrorCode = nativeBinding.ErrorCode
 module.exports.LinkFlag = nativeBinding.LinkFlag
 module.exports.OpKind = nativeBinding.OpKind

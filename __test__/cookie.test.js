@@ -51,7 +51,7 @@ test('a cookie signed by cookie-signature opens the session it names', () => {
   const id = crypto.randomBytes(32).toString('base64url');
   const header = `other=1; sid=${encodeURIComponent(`s:${signature.sign(id, 'k')}`)}`;
   const opened = engine({ secret: 'k' }).open(header, undefined, undefined, false);
-  assert.deepEqual(opened, { id, isNew: false, mayCreate: false });
+  assert.deepEqual(opened, { id, isNew: false, mayCreate: false, setCookie: null, bound: false });
 });
 
 test("an id of 0.0.1's shape (it stored nothing at issue) may be created by a write; ours may not", () => {
@@ -72,6 +72,16 @@ test('a new session cookie verifies with cookie-signature', () => {
   assert.equal(signature.unsign(value.slice(2), 'k'), opened.id);
 });
 
+test("a signed-in session's id opens as bound: its length says so (33 random bytes, 44 characters)", () => {
+  const e = engine({ secret: 'k' });
+  const open = (id) => e.open(`sid=${encodeURIComponent(`s:${signature.sign(id, 'k')}`)}`, undefined, undefined, false);
+  const bound = crypto.randomBytes(33).toString('base64url');
+  assert.deepEqual(open(bound), { id: bound, isNew: false, mayCreate: false, setCookie: null, bound: true });
+  const fresh = e.openFresh(true, false, undefined, false);
+  assert.equal(open(fresh.id).bound, true, 'the id login() issues');
+  assert.equal(open(crypto.randomBytes(32).toString('base64url')).bound, false);
+});
+
 test('cookies of a retired secret verify and are re-signed with the current one', () => {
   const id = crypto.randomBytes(32).toString('base64url');
   const header = `sid=${encodeURIComponent(`s:${signature.sign(id, 'old')}`)}`;
@@ -85,7 +95,7 @@ test('cookies of a retired secret verify and are re-signed with the current one'
 test('without session.secret the id comes from cookie-parser and is still shape-checked', () => {
   const e = engine({});
   const id = crypto.randomBytes(32).toString('base64url');
-  assert.deepEqual(e.open(undefined, id, 'k', false), { id, isNew: false, mayCreate: false });
+  assert.deepEqual(e.open(undefined, id, 'k', false), { id, isNew: false, mayCreate: false, setCookie: null, bound: false });
   const injected = e.open(undefined, 'evil:key{x}', 'k', false);
   assert.equal(injected.isNew, true);
   assert.notEqual(injected.id, 'evil:key{x}');

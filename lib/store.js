@@ -75,13 +75,15 @@ class Store extends Batches {
   }
 
   /**
-   * Resolves a request's session from its cookie: `{ id, isNew, mayCreate, setCookie }`
-   * (`mayCreate`: whether a write may create its hash, see src/sessions.rs).
+   * Resolves a request's session from its cookie: `{ id, isNew, mayCreate, setCookie, bound }`
+   * (`mayCreate`: whether a write may create its hash, see src/sessions.rs;
+   * `bound`: a signed-in session's).
    */
   open(cookieHeader, parserId, parserSecret, secure) {
     const opened = this.native.open(cookieHeader, parserId, parserSecret, secure);
     // The native side answers a returning visitor with the bare id (cheaper to cross).
-    return typeof opened === 'string' ? { id: opened, isNew: false, mayCreate: false } : opened;
+    if (typeof opened !== 'string') return opened;
+    return { id: opened, isNew: false, mayCreate: false, setCookie: null, bound: opened.length === native.BOUND_ID_LENGTH };
   }
 
   /** A fresh session for a request that moves to one; `bound` for one that signs in. */

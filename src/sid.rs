@@ -42,9 +42,12 @@ pub fn generate_bound() -> Result<String> {
     random_id::<BOUND_ID_BYTES>()
 }
 
+/// The length of a signed-in session's id: [`BOUND_ID_BYTES`] in base64, unpadded.
+pub const BOUND_ID_LEN: usize = (BOUND_ID_BYTES * 4).div_ceil(3);
+
 /// Whether `id` was issued to a signed-in session (see [`BOUND_ID_BYTES`]).
 pub fn is_bound(id: &str) -> bool {
-    id.len() == 44 && is_valid(id)
+    id.len() == BOUND_ID_LEN && is_valid(id)
 }
 
 /// Whether `id` has a shape this library (or the original) could have issued:
@@ -93,6 +96,15 @@ mod tests {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert!(is_valid(&id));
+    }
+
+    #[test]
+    fn a_signed_in_sessions_id_is_told_by_its_length() {
+        let bound = generate_bound().unwrap();
+        assert_eq!(bound.len(), BOUND_ID_LEN);
+        assert_eq!(BOUND_ID_LEN, 44);
+        assert!(is_bound(&bound));
+        assert!(!is_bound(&generate().unwrap()));
     }
 
     #[test]
