@@ -18,7 +18,9 @@
 // `bare` has no session middleware at all: Express alone on this machine (the
 // reference every ratio to it is a share of; not always a ceiling, see README.md);
 // `bare-cookie-parser` is Express behind cookie-parser with a signed cookie, the
-// baseline of the apps behind cookie-parser (0.0.1, ours-cookie-parser).
+// baseline of the apps behind cookie-parser (0.0.1, ours-cookie-parser);
+// `bare-redis` is Express awaiting a session's Redis commands on ioredis, with
+// no session logic: what waiting for Redis costs any session on it.
 //
 // This file lives in bench/ on purpose: `require('redis')` from here is
 // node-redis v5 (bench/node_modules, what connect-redis 9 needs), while
@@ -39,6 +41,8 @@ const CONFIGS = {
   bare: () => bare,
   // The baseline of every app behind cookie-parser (0.0.1's setup): Express, cookie-parser and a signed cookie.
   'bare-cookie-parser': () => bareCookieParser,
+  // Express awaiting the Redis commands a session's requests send (no session logic), on ioredis.
+  'bare-redis': bareRedis,
   ours: (redisPort) => ours(redisPort, {}),
   // alt-session as 0.0.1's users run it: behind cookie-parser(secret), without session.secret.
   'ours-cookie-parser': (redisPort) => ours(redisPort, {}, {}, undefined, { cookieParser: true }),
@@ -83,6 +87,37 @@ function bareCookieParser(app) {
     if (!req.signedCookies.sid) res.cookie('sid', require('node:crypto').randomUUID(), { signed: true, httpOnly: true });
     res.send('ok');
   });
+}
+
+/**
+ * The Redis work of a session without the session: before the route, an
+ * EXPIRE awaited (the idle refresh); /read an HGET, /write an HGET then an
+ * HSET, on ioredis (auto-pipelined, as a busy client would be), on one key
+ * per cookie as it arrived. What any session on Redis waits for and pays to
+ * wait for; everything ours costs beyond it is its own logic.
+ */
+async function bareRedis(redisPort) {
+  const Redis = require('ioredis');
+  const client = new Redis({ host: '127.0.0.1', port: redisPort, enableAutoPipelining: true });
+  await new Promise((resolve, reject) => {
+    client.once('ready', resolve);
+    client.once('error', reject);
+  });
+  const keyOf = (req) => `bare:${req.headers.cookie || ''}`;
+  return (app) => {
+    app.use((req, res, next) => client.expire(keyOf(req), TTI).then(() => next(), next));
+    app.get('/none', (req, res) => res.send('ok'));
+    app.get('/read', (req, res, next) => client.hget(keyOf(req), 'n').then((n) => res.send(String(n)), next));
+    app.get('/write', (req, res, next) =>
+      client
+        .hget(keyOf(req), 'n')
+        .then((n) => client.hset(keyOf(req), 'n', JSON.stringify(Number(n || 0) + 1)))
+        .then(() => {
+          if (!req.headers.cookie) res.cookie('sid', require('node:crypto').randomUUID()); // so the pool carries one
+          res.send('ok');
+        }, next)
+    );
+  };
 }
 
 /**

@@ -1,7 +1,8 @@
 'use strict';
 
 // Requests per second of an Express app with each session middleware, over
-// real HTTP: bare Express (no session middleware), alt-session (awaiting the idle refresh,
+// real HTTP: bare Express (no session middleware), bare Express awaiting the
+// Redis commands of a session on ioredis (`bare-redis`: no session logic), alt-session (awaiting the idle refresh,
 // and not), the original alt-session@0.0.1, and express-session + connect-redis;
 // over TLS to a second redis-server (throwaway certificates), and on a Redis
 // Cluster of 3 primaries (/write only): alt-session against express-session +
@@ -48,6 +49,7 @@ const SETTINGS = {
 const ALL_CONFIGS = [
   'bare',
   'bare-cookie-parser',
+  'bare-redis',
   'ours',
   'ours-cookie-parser',
   'ours-signed-in',
@@ -109,7 +111,7 @@ let cluster = null; // 3 primaries and 3 replicas, for the *-cluster configurati
 const SIGNED_IN_CONFIGS = new Set(['ours-signed-in']);
 
 // No session: nothing to pool but a signed cookie (bare-cookie-parser's), nothing to check.
-const BASELINE_CONFIGS = new Set(['bare', 'bare-cookie-parser']);
+const BASELINE_CONFIGS = new Set(['bare', 'bare-cookie-parser', 'bare-redis']);
 // OpenTelemetry metrics and a tracing subscriber on: /write only, beside `ours`.
 const OBSERVED_CONFIGS = new Set(['ours-observed']);
 
@@ -122,6 +124,7 @@ const OBSERVED_CONFIGS = new Set(['ours-observed']);
  */
 const PAIRS = [
   { config: 'ours', baseline: 'bare', routes: ['/none', '/read', '/write'] },
+  { config: 'ours', baseline: 'bare-redis', routes: ['/none', '/read', '/write'] },
   { config: 'ours-cookie-parser', baseline: 'bare-cookie-parser', routes: ['/none', '/read', '/write'] },
   { config: 'ours-signed-in', baseline: 'ours', routes: ['/read', '/write'] },
 ];

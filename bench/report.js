@@ -31,6 +31,9 @@ const ROUTE_NOTES = {
 const CONFIG_NOTES = {
   bare: 'bare Express, no session middleware (its /read and /write just respond): the reference, not always a ceiling',
   'bare-cookie-parser': 'bare Express behind `cookie-parser(secret)`, every request with a signed cookie: the reference of the apps behind cookie-parser',
+  'bare-redis':
+    'bare Express awaiting the Redis commands of a session, with no session logic: an `EXPIRE` before every route, an `HGET` on /read, ' +
+    'an `HGET` then an `HSET` on /write, on ioredis (auto-pipelined), one key per cookie: what any session on Redis waits for',
   'ours-cookie-parser': 'alt-session behind `cookie-parser(secret)` without `session.secret`, as 0.0.1 is mounted',
   ours: 'alt-session (this package), default options: `session: { secret, tti: 3600 }` (0.0.1 gets the same `tti`)',
   'ours-nonblocking': 'alt-session with `awaitTouch: false` (next() without waiting for the idle refresh)',
@@ -49,6 +52,7 @@ const CONFIG_NOTES = {
 const COLORS = {
   bare: '#a0a0a0',
   'bare-cookie-parser': '#c8c8c8',
+  'bare-redis': '#b4b4b4',
   'ours-cookie-parser': '#4f7fb8',
   ours: '#1f5fa8',
   'ours-nonblocking': '#6fa8dc',
@@ -191,6 +195,13 @@ function pairsLines(http) {
     '',
     table(['configuration', 'over', 'route', 'µs over', 'CPU ratio', 'each round, µs over'], rows, ['l', 'l', 'l', 'r', 'r', 'l']),
     '',
+    ...(http.pairs.some((p) => p.baseline === 'bare-redis')
+      ? [
+          'Over `bare-redis` (Express awaiting the same Redis commands on ioredis, with no session logic): what the session costs ' +
+            'beyond waiting for Redis as any session on it must; below zero, less than that client takes to send and read them.',
+          '',
+        ]
+      : []),
   ];
 }
 
