@@ -71,7 +71,7 @@ fn mac(value: &str, secret: &str) -> [u8; 32] {
 /// `Cookie` header, the one the `cookie` npm package (cookie-parser) would
 /// pick: names compared as sent, only that cookie's value decoded (a
 /// browser's header carries a site's other cookies too, analytics and
-/// consent: decoding them all cost 1.4 µs a request with seven of them).
+/// consent: decoding them all cost 0.8 µs more a request with seven of them).
 pub fn find(header: &str, name: &str) -> Option<String> {
     let cookie = Cookie::split_parse(header)
         .filter_map(Result::ok)
