@@ -108,15 +108,16 @@ async function bareRedis(redisPort) {
     app.use((req, res, next) => client.expire(keyOf(req), TTI).then(() => next(), next));
     app.get('/none', (req, res) => res.send('ok'));
     app.get('/read', (req, res, next) => client.hget(keyOf(req), 'n').then((n) => res.send(String(n)), next));
-    app.get('/write', (req, res, next) =>
+    app.get('/write', (req, res, next) => {
+      const key = keyOf(req);
       client
-        .hget(keyOf(req), 'n')
-        .then((n) => client.hset(keyOf(req), 'n', JSON.stringify(Number(n || 0) + 1)))
+        .hget(key, 'n')
+        .then((n) => client.hset(key, 'n', JSON.stringify(Number(n || 0) + 1)))
         .then(() => {
           if (!req.headers.cookie) res.cookie('sid', require('node:crypto').randomUUID()); // so the pool carries one
           res.send('ok');
-        }, next)
-    );
+        }, next);
+    });
   };
 }
 

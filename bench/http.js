@@ -110,7 +110,7 @@ let cluster = null; // 3 primaries and 3 replicas, for the *-cluster configurati
 // Every pooled session signed in (login()): /read and /write as `ours`, with sessions per user on.
 const SIGNED_IN_CONFIGS = new Set(['ours-signed-in']);
 
-// No session: nothing to pool but a signed cookie (bare-cookie-parser's), nothing to check.
+// No session: nothing to pool but a cookie (bare-cookie-parser's signed one, bare-redis's key), nothing to check.
 const BASELINE_CONFIGS = new Set(['bare', 'bare-cookie-parser', 'bare-redis']);
 // OpenTelemetry metrics and a tracing subscriber on: /write only, beside `ours`.
 const OBSERVED_CONFIGS = new Set(['ours-observed']);
